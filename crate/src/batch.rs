@@ -1,0 +1,122 @@
+//! A batch of rows in the model's input form: raw dense values and u32 sparse values.
+//!
+//! Sparse fields are stored column-wise in CSR form (offsets + values), so a categorical field
+//! and a bag field share one representation; a categorical has exactly one value per row.
+
+use crate::Error;
+use crate::config::{FieldKind, ModelConfig};
+
+/// The values of one sparse field for every row of a batch.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FieldValues {
+    /// `offsets[r]..offsets[r+1]` indexes row `r`'s values; `offsets.len() == rows + 1`.
+    pub offsets: Vec<u32>,
+    pub values: Vec<u32>,
+}
+
+impl FieldValues {
+    /// Values of row `r`.
+    #[inline]
+    pub fn row(&self, r: usize) -> &[u32] {
+        &self.values[self.offsets[r] as usize..self.offsets[r + 1] as usize]
+    }
+
+    /// One value per row.
+    pub fn single(values: Vec<u32>) -> Self {
+        FieldValues { offsets: (0..=values.len() as u32).collect(), values }
+    }
+}
+
+/// Rows to score or train on. Dense values are raw; the model applies its dense transform.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Batch {
+    pub rows: usize,
+    /// Row-major `rows × n_dense`.
+    pub dense: Vec<f32>,
+    /// One entry per sparse field, in config order.
+    pub fields: Vec<FieldValues>,
+    /// Click labels in {0, 1}; empty when scoring.
+    pub labels: Vec<f32>,
+}
+
+impl Batch {
+    /// An empty batch for a schema, to be filled with [`Batch::push_row`].
+    pub fn with_schema(n_fields: usize) -> Self {
+        Batch {
+            rows: 0,
+            dense: Vec::new(),
+            fields: vec![FieldValues { offsets: vec![0], values: Vec::new() }; n_fields],
+            labels: Vec::new(),
+        }
+    }
+
+    /// Appends a row: its dense values, then one slice of values per sparse field.
+    pub fn push_row<'a>(&mut self, dense: &[f32], sparse: impl IntoIterator<Item = &'a [u32]>, label: Option<f32>) {
+        self.dense.extend_from_slice(dense);
+        for (f, vals) in self.fields.iter_mut().zip(sparse) {
+            f.values.extend_from_slice(vals);
+            f.offsets.push(f.values.len() as u32);
+        }
+        if let Some(l) = label {
+            self.labels.push(l);
+        }
+        self.rows += 1;
+    }
+
+    /// Empties the batch, keeping its allocations.
+    pub fn clear(&mut self) {
+        self.rows = 0;
+        self.dense.clear();
+        self.labels.clear();
+        for f in &mut self.fields {
+            f.values.clear();
+            f.offsets.truncate(1);
+        }
+    }
+
+    /// Checks the batch against a model's schema: sizes, offsets, one value per categorical, finite
+    /// dense values and labels in {0, 1}.
+    pub fn validate(&self, cfg: &ModelConfig) -> Result<(), Error> {
+        let bad = |m: String| Err(Error::Batch(m));
+        if self.rows == 0 {
+            return bad("the batch is empty: give at least one row".into());
+        }
+        let nd = cfg.dense.len();
+        if self.dense.len() != self.rows * nd {
+            return bad(format!("expected {} dense values ({} rows × {nd}), got {}", self.rows * nd, self.rows, self.dense.len()));
+        }
+        if let Some(i) = self.dense.iter().position(|x| !x.is_finite()) {
+            return bad(format!(
+                "dense feature {:?} of row {} is not finite",
+                cfg.dense[i % nd],
+                i / nd
+            ));
+        }
+        if self.fields.len() != cfg.fields.len() {
+            return bad(format!("expected {} sparse fields, got {}", cfg.fields.len(), self.fields.len()));
+        }
+        for (f, (vals, spec)) in self.fields.iter().zip(&cfg.fields).enumerate() {
+            let o = &vals.offsets;
+            if o.len() != self.rows + 1 || o[0] != 0 || o[self.rows] as usize != vals.values.len() {
+                return bad(format!("field {:?} (#{f}) has malformed offsets", spec.name));
+            }
+            if o.windows(2).any(|w| w[0] > w[1]) {
+                return bad(format!("field {:?} (#{f}) has decreasing offsets", spec.name));
+            }
+            if spec.kind == FieldKind::Categorical {
+                if let Some(r) = o.windows(2).position(|w| w[1] - w[0] != 1) {
+                    return bad(format!("categorical field {:?} needs exactly one value in row {r}", spec.name));
+                }
+            }
+        }
+        if !self.labels.is_empty() {
+            if self.labels.len() != self.rows {
+                return bad(format!("expected {} labels, got {}", self.rows, self.labels.len()));
+            }
+            if let Some(r) = self.labels.iter().position(|&l| l != 0.0 && l != 1.0) {
+                return bad(format!("label of row {r} is {}, not 0 or 1", self.labels[r]));
+            }
+        }
+        Ok(())
+    }
+}

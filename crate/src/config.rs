@@ -1,0 +1,344 @@
+//! The model's configuration: the field schema, the DLRM shapes (DESIGN.md §4) and the embedding
+//! storage. It is stored as JSON in the model file, so it fully describes a model.
+
+use crate::Error;
+use crate::robe::{HashVariant, KeyMode, RobeHash};
+use serde::{Deserialize, Serialize};
+
+/// How a sparse field feeds the model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FieldKind {
+    /// One value per row.
+    Categorical,
+    /// Any number of values per row, pooled by sum.
+    BagSum,
+    /// Any number of values per row, pooled by mean (an empty bag is the zero vector).
+    BagMean,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Field {
+    pub name: String,
+    pub kind: FieldKind,
+}
+
+/// Transform applied to dense inputs inside the model, so raw values can be scored anywhere.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DenseTransform {
+    Identity,
+    /// Criteo's: negative values become 0, then `ln(1 + x)`.
+    Log1p,
+}
+
+impl DenseTransform {
+    #[inline]
+    pub fn apply(self, x: f32) -> f32 {
+        match self {
+            DenseTransform::Identity => x,
+            DenseTransform::Log1p => x.max(0.0).ln_1p(),
+        }
+    }
+}
+
+/// Where embeddings live. Every kind is one flat array read in blocks, so one code path serves all.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum EmbeddingConfig {
+    /// ROBE-Z: one shared array of `m` slots read in blocks of `z` (`z = d` is plain feature hashing).
+    Robe { m: u64, z: u32, hash: HashVariant },
+    /// Uncompressed reference: one table per field, `rows[f]` rows of `d`, the value hashed to a row.
+    Full { rows: Vec<u64> },
+}
+
+/// Named shape presets of DESIGN.md §4, plus a small one for tests and demos.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Preset {
+    Kaggle,
+    Terabyte,
+    Small,
+}
+
+impl Preset {
+    pub const ALL: [Preset; 3] = [Preset::Kaggle, Preset::Terabyte, Preset::Small];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Preset::Kaggle => "kaggle",
+            Preset::Terabyte => "terabyte",
+            Preset::Small => "small",
+        }
+    }
+
+    /// `(d, bottom hidden sizes ending in d, top hidden sizes ending in 1)`.
+    fn shapes(self) -> (usize, Vec<usize>, Vec<usize>) {
+        match self {
+            Preset::Kaggle => (16, vec![512, 256, 64, 16], vec![512, 256, 1]),
+            Preset::Terabyte => (128, vec![512, 256, 128], vec![1024, 1024, 512, 256, 1]),
+            Preset::Small => (8, vec![32, 8], vec![64, 32, 1]),
+        }
+    }
+}
+
+impl std::str::FromStr for Preset {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Preset::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| format!("unknown preset {s:?}: use kaggle, terabyte or small"))
+    }
+}
+
+/// The full description of a model. `bottom` and `top` list every layer width, input included:
+/// kaggle is `bottom = [13, 512, 256, 64, 16]`, `top = [367, 512, 256, 1]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelConfig {
+    pub dense: Vec<String>,
+    pub dense_transform: DenseTransform,
+    pub fields: Vec<Field>,
+    pub dim: usize,
+    pub bottom: Vec<usize>,
+    pub top: Vec<usize>,
+    pub embedding: EmbeddingConfig,
+    pub key_mode: KeyMode,
+}
+
+/// Criteo's schema: 13 integer features `I1..I13` and 26 categorical fields `C1..C26`.
+pub fn criteo_schema() -> (Vec<String>, Vec<Field>) {
+    let dense = (1..=13).map(|i| format!("I{i}")).collect();
+    let fields = (1..=26)
+        .map(|i| Field { name: format!("C{i}"), kind: FieldKind::Categorical })
+        .collect();
+    (dense, fields)
+}
+
+/// Size in bytes of one stored parameter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StoredDtype {
+    F32,
+    F16,
+}
+
+impl StoredDtype {
+    pub fn bytes(self) -> u64 {
+        match self {
+            StoredDtype::F32 => 4,
+            StoredDtype::F16 => 2,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            StoredDtype::F32 => "f32",
+            StoredDtype::F16 => "f16",
+        }
+    }
+}
+
+impl std::str::FromStr for StoredDtype {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "f32" => Ok(StoredDtype::F32),
+            "f16" => Ok(StoredDtype::F16),
+            _ => Err(format!("unknown dtype {s:?}: use f32 or f16")),
+        }
+    }
+}
+
+/// Parses a memory budget: `10MB` is 10^7 bytes, `10MiB` is 10·2^20; `KB`, `GB`, `KiB`, `GiB`
+/// and plain byte counts too.
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let scale: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KB" | "kB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        u => return Err(format!("unknown unit {u:?} in {s:?}: use B, KB, MB, GB, KiB, MiB or GiB")),
+    };
+    let n: f64 = num.parse().map_err(|_| format!("{s:?} is not a size such as 10MB or 10MiB"))?;
+    let bytes = n * scale as f64;
+    if !(bytes.is_finite() && bytes >= 1.0 && bytes < 1e18) {
+        return Err(format!("{s:?} is not a usable size"));
+    }
+    Ok(bytes.floor() as u64)
+}
+
+impl ModelConfig {
+    /// A preset's shapes on a schema, with the ROBE array sized to fill `budget_bytes` in `dtype`.
+    pub fn preset(
+        preset: Preset,
+        dense: Vec<String>,
+        fields: Vec<Field>,
+        budget_bytes: u64,
+        z: u32,
+        hash: HashVariant,
+        dtype: StoredDtype,
+    ) -> Result<Self, Error> {
+        let (dim, bottom_hidden, top_hidden) = preset.shapes();
+        let mut bottom = vec![dense.len()];
+        bottom.extend(bottom_hidden);
+        let n = fields.len() + 1;
+        let mut top = vec![dim + n * (n - 1) / 2];
+        top.extend(top_hidden);
+        let mut cfg = ModelConfig {
+            dense_transform: DenseTransform::Log1p,
+            dense,
+            fields,
+            dim,
+            bottom,
+            top,
+            embedding: EmbeddingConfig::Robe { m: 0, z, hash },
+            key_mode: KeyMode::Raw,
+        };
+        let mlp_bytes = cfg.mlp_params() as u64 * dtype.bytes();
+        let m = budget_bytes.saturating_sub(mlp_bytes) / dtype.bytes();
+        if m <= z as u64 {
+            return Err(Error::Config(format!(
+                "a budget of {budget_bytes} bytes leaves no room for embeddings: the MLPs alone take \
+                 {mlp_bytes} bytes in {}; raise --memory",
+                dtype.name()
+            )));
+        }
+        cfg.embedding = EmbeddingConfig::Robe { m, z, hash };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Number of parameters in the MLPs (weights and biases).
+    pub fn mlp_params(&self) -> usize {
+        let layer = |w: &[usize]| w[0] * w[1] + w[1];
+        self.bottom.windows(2).map(layer).sum::<usize>() + self.top.windows(2).map(layer).sum::<usize>()
+    }
+
+    /// Length of the embedding array `W`.
+    pub fn embedding_len(&self) -> u64 {
+        match &self.embedding {
+            EmbeddingConfig::Robe { m, .. } => *m,
+            EmbeddingConfig::Full { rows } => rows.iter().sum::<u64>() * self.dim as u64,
+        }
+    }
+
+    /// Number of sparse vectors that interact, the bottom output included.
+    pub fn interacting(&self) -> usize {
+        self.fields.len() + 1
+    }
+
+    /// Width of the top MLP's input: `d` plus the strict lower triangle of the interaction.
+    pub fn interaction_width(&self) -> usize {
+        let n = self.interacting();
+        self.dim + n * (n - 1) / 2
+    }
+
+    /// Checks every invariant the model code relies on; errors say what to change.
+    pub fn validate(&self) -> Result<(), Error> {
+        let bad = |m: String| Err(Error::Config(m));
+        if self.dense.is_empty() {
+            return bad("the model needs at least one dense feature for its bottom MLP".into());
+        }
+        if self.fields.is_empty() {
+            return bad("the model needs at least one sparse field".into());
+        }
+        if self.dim == 0 {
+            return bad("embedding dimension d must be at least 1".into());
+        }
+        if self.bottom.len() < 2 || self.bottom[0] != self.dense.len() {
+            return bad(format!(
+                "bottom MLP {:?} must start with the {} dense features and have at least one layer",
+                self.bottom,
+                self.dense.len()
+            ));
+        }
+        if *self.bottom.last().unwrap() != self.dim {
+            return bad(format!("bottom MLP {:?} must end with d = {}", self.bottom, self.dim));
+        }
+        if self.top.len() < 2 || self.top[0] != self.interaction_width() || *self.top.last().unwrap() != 1 {
+            return bad(format!(
+                "top MLP {:?} must start with d + n(n-1)/2 = {} and end with 1",
+                self.top,
+                self.interaction_width()
+            ));
+        }
+        if self.bottom.iter().chain(&self.top).any(|&w| w == 0 || w > 1 << 16) {
+            return bad("every layer width must be between 1 and 65536".into());
+        }
+        match &self.embedding {
+            EmbeddingConfig::Robe { m, z, hash } => {
+                if RobeHash::new(*m, *z, *hash).is_none() {
+                    return bad(format!("ROBE array needs Z >= 1 and Z < M < 2^32; got M = {m}, Z = {z}"));
+                }
+            }
+            EmbeddingConfig::Full { rows } => {
+                if rows.len() != self.fields.len() || rows.contains(&0) {
+                    return bad(format!("full embeddings need one non-zero row count per field ({})", self.fields.len()));
+                }
+                if self.embedding_len() >= 1 << 32 {
+                    return bad("full embedding tables must hold fewer than 2^32 floats".into());
+                }
+            }
+        }
+        if let KeyMode::Dictionary { table_sizes } = &self.key_mode {
+            if table_sizes.len() != self.fields.len() {
+                return bad(format!(
+                    "dictionary mode needs one table size per sparse field ({}), got {}",
+                    self.fields.len(),
+                    table_sizes.len()
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_sizes() {
+        assert_eq!(parse_bytes("10MB"), Ok(10_000_000));
+        assert_eq!(parse_bytes("10MiB"), Ok(10 << 20));
+        assert_eq!(parse_bytes("1.5KB"), Ok(1500));
+        assert_eq!(parse_bytes("4096"), Ok(4096));
+        assert!(parse_bytes("ten MB").is_err());
+        assert!(parse_bytes("10XB").is_err());
+        assert!(parse_bytes("0MB").is_err());
+    }
+
+    #[test]
+    fn kaggle_preset_matches_design_shapes() {
+        let (dense, fields) = criteo_schema();
+        let cfg = ModelConfig::preset(Preset::Kaggle, dense, fields, 10_000_000, 4, HashVariant::UmaV1, StoredDtype::F32)
+            .unwrap();
+        assert_eq!(cfg.bottom, vec![13, 512, 256, 64, 16]);
+        assert_eq!(cfg.top, vec![367, 512, 256, 1]);
+        let total = cfg.mlp_params() as u64 * 4 + cfg.embedding_len() * 4;
+        assert!(total <= 10_000_000 && total > 10_000_000 - 8, "{total}");
+    }
+
+    #[test]
+    fn terabyte_preset_matches_design_shapes() {
+        let (dense, fields) = criteo_schema();
+        let cfg = ModelConfig::preset(Preset::Terabyte, dense, fields, 100_000_000, 4, HashVariant::UmaV1, StoredDtype::F16)
+            .unwrap();
+        assert_eq!(cfg.bottom, vec![13, 512, 256, 128]);
+        assert_eq!(cfg.top, vec![479, 1024, 1024, 512, 256, 1]);
+    }
+
+    #[test]
+    fn tiny_budget_is_a_clear_error() {
+        let (dense, fields) = criteo_schema();
+        let err = ModelConfig::preset(Preset::Kaggle, dense, fields, 1000, 4, HashVariant::UmaV1, StoredDtype::F32)
+            .unwrap_err();
+        assert!(err.to_string().contains("raise --memory"), "{err}");
+    }
+}

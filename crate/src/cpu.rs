@@ -1,0 +1,319 @@
+//! The CPU forward and backward passes of the DLRM, on ndarray GEMMs.
+//!
+//! All activations live in a reusable [`Workspace`], so a training step allocates nothing once
+//! the batch size is stable. Per-row work (embedding gathers, the dot interaction) runs on rayon
+//! when the `parallel` feature is on; the GEMMs use matrixmultiply's own threads.
+
+use crate::batch::Batch;
+use crate::config::FieldKind;
+use crate::model::{Dlrm, Linear};
+use ndarray::linalg::general_mat_mul;
+use ndarray::{Array2, ArrayView2, Axis, s};
+
+/// Runs `f(row_index, row)` on every `width`-wide row of `data`, in parallel where enabled.
+fn for_each_row(data: &mut [f32], width: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
+    if width == 0 {
+        return;
+    }
+    #[cfg(feature = "parallel")]
+    {
+        use rayon::prelude::*;
+        data.par_chunks_mut(width).with_min_len(32).enumerate().for_each(|(r, row)| f(r, row));
+    }
+    #[cfg(not(feature = "parallel"))]
+    data.chunks_mut(width).enumerate().for_each(|(r, row)| f(r, row));
+}
+
+/// Activations of the last forward pass, kept for the backward pass, and backward scratch.
+#[derive(Default, Debug)]
+pub struct Workspace {
+    rows: usize,
+    /// `bottom[0]` is the transformed dense input, `bottom[k+1]` the output of layer `k`.
+    bottom: Vec<Array2<f32>>,
+    /// `top[0]` is the interaction, `top[k+1]` the output of layer `k`; the last holds logits.
+    top: Vec<Array2<f32>>,
+    /// The `F + 1` interacting vectors of each row: bottom output, then each field's embedding.
+    vectors: Array2<f32>,
+    d_bottom: Vec<Array2<f32>>,
+    d_top: Vec<Array2<f32>>,
+    d_vectors: Array2<f32>,
+}
+
+impl Workspace {
+    fn ensure(&mut self, model: &Dlrm, rows: usize) {
+        let cfg = &model.config;
+        if self.rows == rows && self.bottom.len() == cfg.bottom.len() && self.top.len() == cfg.top.len() {
+            return;
+        }
+        let acts = |w: &[usize]| w.iter().map(|&n| Array2::zeros((rows, n))).collect::<Vec<_>>();
+        self.rows = rows;
+        self.bottom = acts(&cfg.bottom);
+        self.top = acts(&cfg.top);
+        self.d_bottom = acts(&cfg.bottom);
+        self.d_top = acts(&cfg.top);
+        self.vectors = Array2::zeros((rows, cfg.interacting() * cfg.dim));
+        self.d_vectors = Array2::zeros((rows, cfg.interacting() * cfg.dim));
+    }
+
+    /// Logits of the last forward pass.
+    pub fn logits(&self) -> &[f32] {
+        self.top.last().and_then(|a| a.as_slice()).unwrap_or(&[])
+    }
+}
+
+/// Gradients of every parameter for one batch. The embedding gradient is sparse: only the slots
+/// that were read are touched, and only those are cleared between steps.
+#[derive(Debug)]
+pub struct Gradients {
+    pub bottom: Vec<Linear>,
+    pub top: Vec<Linear>,
+    pub embedding: SparseGrad,
+}
+
+impl Gradients {
+    pub fn zeros(model: &Dlrm) -> Self {
+        let layers = |w: &[usize]| w.windows(2).map(|w| Linear::zeros(w[0], w[1])).collect();
+        Gradients {
+            bottom: layers(&model.config.bottom),
+            top: layers(&model.config.top),
+            embedding: SparseGrad::new(model.embedding.len()),
+        }
+    }
+}
+
+/// Per-slot gradient of `W`: a dense buffer allocated once, plus the list of slots touched.
+#[derive(Debug, Clone)]
+pub struct SparseGrad {
+    values: Vec<f32>,
+    seen: Vec<u64>,
+    touched: Vec<u32>,
+}
+
+impl SparseGrad {
+    pub fn new(len: usize) -> Self {
+        SparseGrad { values: vec![0.0; len], seen: vec![0; len.div_ceil(64)], touched: Vec::new() }
+    }
+
+    #[inline]
+    pub fn add(&mut self, slot: usize, g: f32) {
+        let (w, b) = (slot / 64, 1u64 << (slot % 64));
+        if self.seen[w] & b == 0 {
+            self.seen[w] |= b;
+            self.touched.push(slot as u32);
+        }
+        self.values[slot] += g;
+    }
+
+    /// Slots with a gradient this step, in first-touch order.
+    pub fn touched(&self) -> &[u32] {
+        &self.touched
+    }
+
+    /// The gradient of every slot (zero where untouched).
+    pub fn values(&self) -> &[f32] {
+        &self.values
+    }
+
+    /// Zeroes the touched slots only.
+    pub fn clear(&mut self) {
+        for &s in &self.touched {
+            self.values[s as usize] = 0.0;
+            self.seen[s as usize / 64] = 0;
+        }
+        self.touched.clear();
+    }
+}
+
+/// `out = input · Wᵀ + b`, then ReLU if asked.
+fn linear_forward(layer: &Linear, input: ArrayView2<f32>, out: &mut Array2<f32>, relu: bool) {
+    let dim = out.raw_dim();
+    out.assign(&layer.bias.broadcast(dim).expect("bias width matches"));
+    general_mat_mul(1.0, &input, &layer.weight.t(), 1.0, out);
+    if relu {
+        out.mapv_inplace(|x| x.max(0.0));
+    }
+}
+
+/// Gradients of one layer from `dz` (the gradient at its pre-activation output) and its input;
+/// writes the gradient at the input into `d_in` unless it is `None`.
+fn linear_backward(layer: &Linear, input: ArrayView2<f32>, dz: ArrayView2<f32>, grad: &mut Linear, d_in: Option<&mut Array2<f32>>) {
+    general_mat_mul(1.0, &dz.t(), &input, 0.0, &mut grad.weight);
+    grad.bias.assign(&dz.sum_axis(Axis(0)));
+    if let Some(d_in) = d_in {
+        general_mat_mul(1.0, &dz, &layer.weight, 0.0, d_in);
+    }
+}
+
+/// Pools every sparse field of row `r` into `out[..F·d]`.
+fn gather_row(model: &Dlrm, batch: &Batch, r: usize, out: &mut [f32]) {
+    let lookup = model.lookup();
+    let d = model.config.dim;
+    for (f, (vals, spec)) in batch.fields.iter().zip(&model.config.fields).enumerate() {
+        let e = &mut out[f * d..(f + 1) * d];
+        e.fill(0.0);
+        let row = vals.row(r);
+        let scale = pooling_scale(spec.kind, row.len());
+        for &v in row {
+            lookup.accumulate(&model.embedding, f, v, scale, e);
+        }
+    }
+}
+
+#[inline]
+fn pooling_scale(kind: FieldKind, n: usize) -> f32 {
+    match kind {
+        FieldKind::BagMean if n > 0 => 1.0 / n as f32,
+        _ => 1.0,
+    }
+}
+
+/// Writes the bottom output and the strict lower triangle of pairwise dots of `vectors` (`n × d`).
+#[inline]
+fn interact_row(vectors: &[f32], d: usize, out: &mut [f32]) {
+    out[..d].copy_from_slice(&vectors[..d]);
+    let n = vectors.len() / d;
+    let mut k = d;
+    for i in 1..n {
+        let vi = &vectors[i * d..(i + 1) * d];
+        for j in 0..i {
+            let vj = &vectors[j * d..(j + 1) * d];
+            out[k] = vi.iter().zip(vj).map(|(a, b)| a * b).sum();
+            k += 1;
+        }
+    }
+}
+
+/// Backward of [`interact_row`]: `d_vectors = ∂L/∂vectors` from `d_out = ∂L/∂out`.
+#[inline]
+fn interact_row_backward(vectors: &[f32], d_out: &[f32], d: usize, d_vectors: &mut [f32]) {
+    d_vectors.fill(0.0);
+    d_vectors[..d].copy_from_slice(&d_out[..d]);
+    let n = vectors.len() / d;
+    let mut k = d;
+    for i in 1..n {
+        for j in 0..i {
+            let g = d_out[k];
+            k += 1;
+            if g == 0.0 {
+                continue;
+            }
+            for t in 0..d {
+                d_vectors[i * d + t] += g * vectors[j * d + t];
+                d_vectors[j * d + t] += g * vectors[i * d + t];
+            }
+        }
+    }
+}
+
+impl Dlrm {
+    /// Forward pass over a validated batch; returns the logits (also kept in `ws`).
+    pub fn forward<'w>(&self, batch: &Batch, ws: &'w mut Workspace) -> &'w [f32] {
+        let cfg = &self.config;
+        let (rows, d, nd) = (batch.rows, cfg.dim, cfg.dense.len());
+        ws.ensure(self, rows);
+
+        let x0 = ws.bottom[0].as_slice_mut().expect("standard layout");
+        for (x, &raw) in x0.iter_mut().zip(&batch.dense[..rows * nd]) {
+            *x = cfg.dense_transform.apply(raw);
+        }
+        for (k, layer) in self.bottom.iter().enumerate() {
+            let (inp, out) = ws.bottom.split_at_mut(k + 1);
+            linear_forward(layer, inp[k].view(), &mut out[0], true);
+        }
+
+        let width = cfg.interacting() * d;
+        let bottom_out = ws.bottom.last().expect("bottom has layers");
+        ws.vectors.slice_mut(s![.., ..d]).assign(bottom_out);
+        let vectors = ws.vectors.as_slice_mut().expect("standard layout");
+        for_each_row(vectors, width, |r, v| gather_row(self, batch, r, &mut v[d..]));
+
+        let vectors = ws.vectors.as_slice().expect("standard layout");
+        let top_in = ws.top[0].as_slice_mut().expect("standard layout");
+        for_each_row(top_in, cfg.top[0], |r, out| interact_row(&vectors[r * width..(r + 1) * width], d, out));
+
+        let last = self.top.len() - 1;
+        for (k, layer) in self.top.iter().enumerate() {
+            let (inp, out) = ws.top.split_at_mut(k + 1);
+            linear_forward(layer, inp[k].view(), &mut out[0], k < last);
+        }
+        ws.logits()
+    }
+
+    /// Backward pass after [`Dlrm::forward`] on the same batch. `d_logits[r]` is `∂L/∂logit_r`.
+    /// Overwrites the MLP gradients and adds into the (cleared) embedding gradient.
+    pub fn backward(&self, batch: &Batch, ws: &mut Workspace, d_logits: &[f32], grads: &mut Gradients) {
+        let cfg = &self.config;
+        let (rows, d) = (batch.rows, cfg.dim);
+        assert_eq!(ws.rows, rows, "backward needs the workspace of the forward pass on this batch");
+
+        let top_n = self.top.len();
+        ws.d_top[top_n].as_slice_mut().expect("standard layout").copy_from_slice(&d_logits[..rows]);
+        for k in (0..top_n).rev() {
+            let (lo, hi) = ws.d_top.split_at_mut(k + 1);
+            linear_backward(&self.top[k], ws.top[k].view(), hi[0].view(), &mut grads.top[k], Some(&mut lo[k]));
+            if k > 0 {
+                relu_mask(&mut lo[k], &ws.top[k]);
+            }
+        }
+
+        let width = cfg.interacting() * d;
+        let vectors = ws.vectors.as_slice().expect("standard layout");
+        let d_top_in = ws.d_top[0].as_slice().expect("standard layout");
+        let top_w = cfg.top[0];
+        for_each_row(ws.d_vectors.as_slice_mut().expect("standard layout"), width, |r, dv| {
+            interact_row_backward(&vectors[r * width..(r + 1) * width], &d_top_in[r * top_w..(r + 1) * top_w], d, dv)
+        });
+
+        let bottom_n = self.bottom.len();
+        ws.d_bottom[bottom_n].assign(&ws.d_vectors.slice(s![.., ..d]));
+        relu_mask(&mut ws.d_bottom[bottom_n], &ws.bottom[bottom_n]);
+        for k in (0..bottom_n).rev() {
+            let (lo, hi) = ws.d_bottom.split_at_mut(k + 1);
+            let d_in = (k > 0).then_some(&mut lo[k]);
+            linear_backward(&self.bottom[k], ws.bottom[k].view(), hi[0].view(), &mut grads.bottom[k], d_in);
+            if k > 0 {
+                relu_mask(&mut lo[k], &ws.bottom[k]);
+            }
+        }
+
+        let lookup = self.lookup();
+        let dv = ws.d_vectors.as_slice().expect("standard layout");
+        let eg = &mut grads.embedding;
+        for r in 0..rows {
+            for (f, (vals, spec)) in batch.fields.iter().zip(&cfg.fields).enumerate() {
+                let g = &dv[r * width + (f + 1) * d..r * width + (f + 2) * d];
+                let row = vals.row(r);
+                let scale = pooling_scale(spec.kind, row.len());
+                for &v in row {
+                    lookup.scatter(f, v, scale, g, |slot, x| eg.add(slot, x));
+                }
+            }
+        }
+    }
+}
+
+/// Zeroes gradients where the ReLU output was not positive.
+fn relu_mask(grad: &mut Array2<f32>, act: &Array2<f32>) {
+    grad.zip_mut_with(act, |g, &a| {
+        if a <= 0.0 {
+            *g = 0.0
+        }
+    });
+}
+
+/// Mean binary cross-entropy of `logits` against `labels`; writes `∂loss/∂logit` into `d_logits`.
+pub fn bce_with_logits(logits: &[f32], labels: &[f32], d_logits: &mut [f32]) -> f64 {
+    let n = logits.len() as f64;
+    let mut loss = 0.0f64;
+    for ((&z, &y), g) in logits.iter().zip(labels).zip(d_logits.iter_mut()) {
+        let z64 = z as f64;
+        loss += z64.max(0.0) - z64 * y as f64 + (-z64.abs()).exp().ln_1p();
+        *g = ((sigmoid(z) - y) as f64 / n) as f32;
+    }
+    loss / n
+}
+
+#[inline]
+pub fn sigmoid(z: f32) -> f32 {
+    1.0 / (1.0 + (-z).exp())
+}

@@ -1,0 +1,143 @@
+//! From (field, value) to the slots of `W` that hold its embedding.
+//!
+//! Every embedding kind is read the same way: `blocks` blocks of up to `block_len` contiguous
+//! slots, block `c` covering dimensions `c·Z .. min((c+1)·Z, d)`. ROBE-Z hashes each block
+//! separately; `full` has one block of `d` at a row of the field's own table.
+
+use crate::config::{EmbeddingConfig, ModelConfig};
+use crate::robe::{KeyMode, P, R1, R3, RobeHash};
+
+#[derive(Clone, Debug)]
+enum Slots {
+    Robe(RobeHash),
+    /// Per field: first slot of its table and its row count.
+    Full { base: Vec<u64>, rows: Vec<u64> },
+}
+
+/// The lookup of one model: key mode plus slot layout.
+#[derive(Clone, Debug)]
+pub struct EmbeddingLookup {
+    slots: Slots,
+    key_mode: KeyMode,
+    table_offsets: Vec<u64>,
+    dim: usize,
+    block_len: usize,
+    blocks: usize,
+    len: u64,
+}
+
+impl EmbeddingLookup {
+    /// Builds the lookup of a validated config.
+    pub fn new(cfg: &ModelConfig) -> Self {
+        let dim = cfg.dim;
+        let (slots, block_len) = match &cfg.embedding {
+            EmbeddingConfig::Robe { m, z, hash } => {
+                (Slots::Robe(RobeHash::new(*m, *z, *hash).expect("validated config")), *z as usize)
+            }
+            EmbeddingConfig::Full { rows } => {
+                let base = rows
+                    .iter()
+                    .scan(0u64, |acc, r| {
+                        let b = *acc;
+                        *acc += r * dim as u64;
+                        Some(b)
+                    })
+                    .collect();
+                (Slots::Full { base, rows: rows.clone() }, dim)
+            }
+        };
+        let block_len = block_len.min(dim);
+        EmbeddingLookup {
+            slots,
+            key_mode: cfg.key_mode.clone(),
+            table_offsets: cfg.key_mode.table_offsets(),
+            dim,
+            block_len,
+            blocks: dim.div_ceil(block_len),
+            len: cfg.embedding_len(),
+        }
+    }
+
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+    /// Slots per block (Z, or d for full tables).
+    pub fn block_len(&self) -> usize {
+        self.block_len
+    }
+    /// Blocks per embedding, `ceil(d / Z)`.
+    pub fn blocks(&self) -> usize {
+        self.blocks
+    }
+    /// Length of `W`.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    pub fn hash(&self) -> Option<&RobeHash> {
+        match &self.slots {
+            Slots::Robe(h) => Some(h),
+            Slots::Full { .. } => None,
+        }
+    }
+
+    /// Global key of value `v` of field `field`.
+    #[inline]
+    pub fn key(&self, field: usize, v: u32) -> u64 {
+        self.key_mode.global_key(&self.table_offsets, field, v)
+    }
+
+    /// First slot of block `c` of value `v` of field `field`.
+    #[inline]
+    pub fn block_offset(&self, field: usize, v: u32, c: usize) -> usize {
+        let x = self.key(field, v);
+        match &self.slots {
+            Slots::Robe(h) => h.block_offset(x, c as u32) as usize,
+            Slots::Full { base, rows } => {
+                let row = ((x % P) * R3 + R1) % P % rows[field];
+                (base[field] + row * self.dim as u64) as usize
+            }
+        }
+    }
+
+    /// Writes the first slot of every block of (field, v) into `out[..blocks]`.
+    #[inline]
+    pub fn block_offsets(&self, field: usize, v: u32, out: &mut [usize]) {
+        for (c, o) in out[..self.blocks].iter_mut().enumerate() {
+            *o = self.block_offset(field, v, c);
+        }
+    }
+
+    /// Slot read by dimension `i` of (field, v).
+    pub fn index(&self, field: usize, v: u32, i: usize) -> usize {
+        self.block_offset(field, v, i / self.block_len) + i % self.block_len
+    }
+
+    /// Adds (`scale` ×) the embedding of (field, v) into `out[..d]`.
+    #[inline]
+    pub fn accumulate(&self, w: &[f32], field: usize, v: u32, scale: f32, out: &mut [f32]) {
+        for c in 0..self.blocks {
+            let o = self.block_offset(field, v, c);
+            let lo = c * self.block_len;
+            let hi = (lo + self.block_len).min(self.dim);
+            for (e, &x) in out[lo..hi].iter_mut().zip(&w[o..o + hi - lo]) {
+                *e += scale * x;
+            }
+        }
+    }
+
+    /// Scatters `scale · grad[..d]` into the slots of (field, v), calling `add(slot, value)`.
+    #[inline]
+    pub fn scatter(&self, field: usize, v: u32, scale: f32, grad: &[f32], mut add: impl FnMut(usize, f32)) {
+        for c in 0..self.blocks {
+            let o = self.block_offset(field, v, c);
+            let lo = c * self.block_len;
+            let hi = (lo + self.block_len).min(self.dim);
+            for (j, &g) in grad[lo..hi].iter().enumerate() {
+                add(o + j, scale * g);
+            }
+        }
+    }
+}

@@ -1,0 +1,28 @@
+//! pocketrec: a DLRM whose embedding tables are compressed by ROBE-Z parameter sharing into one
+//! small array, so a ~10 MB model can be trained natively and scored in the browser.
+//!
+//! The core here has no I/O and no UI: the hash ([`robe`]), the configuration ([`config`]), the
+//! parameters ([`model`]), batches ([`batch`]) and the CPU forward and backward passes ([`cpu`]).
+//! The trainer and the browser bindings are thin layers over this API.
+
+pub mod batch;
+pub mod config;
+pub mod cpu;
+pub mod embedding;
+pub mod model;
+pub mod robe;
+
+pub use batch::{Batch, FieldValues};
+pub use config::{DenseTransform, EmbeddingConfig, Field, FieldKind, ModelConfig, Preset, StoredDtype};
+pub use cpu::{Gradients, Workspace};
+pub use model::{Dlrm, Linear};
+pub use robe::{HashVariant, KeyMode, RobeHash};
+
+/// Everything that can go wrong in the library. Each message says what to change.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid model config: {0}")]
+    Config(String),
+    #[error("invalid batch: {0}")]
+    Batch(String),
+}

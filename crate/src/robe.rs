@@ -1,0 +1,245 @@
+//! ROBE-Z: every sparse field hashed into one shared array `W` of `M` floats, read in blocks of `Z`.
+//!
+//! This is DESIGN.md §3, which is normative: the trainer, the CPU and GPU backends and the browser
+//! must compute the same slot for the same key, bit for bit. [`RobeHash::block_offset`] is the
+//! reference in exact u64 arithmetic; [`limbs`] is the same function written with 32-bit words
+//! only, exactly as the WGSL shader computes it, and is tested equal to the reference.
+
+use serde::{Deserialize, Serialize};
+
+/// The prime modulus of the authors' universal hash.
+pub const P: u64 = 2_038_074_743;
+/// The authors' hash constants (all fields share them).
+pub const R1: u64 = 634_329_019;
+pub const R2: u64 = 1_825_252_241;
+pub const R3: u64 = 871_205_356;
+
+/// Which published formula turns (key, block) into an offset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HashVariant {
+    /// `h = ((x mod P)·R3 + c·R2 + R1) mod P`, `idx = h mod (M − Z + 1) + j` (the papers' code).
+    UmaV1,
+    /// `h = ((x mod P)·R1 + (c+1)·R2 + R3) mod P`, `idx = h mod (M − Z) + j` (the 2023 branch).
+    NewRobez,
+}
+
+impl HashVariant {
+    pub const ALL: [HashVariant; 2] = [HashVariant::UmaV1, HashVariant::NewRobez];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            HashVariant::UmaV1 => "uma-v1",
+            HashVariant::NewRobez => "new-robez",
+        }
+    }
+
+    /// `(multiplier of x, multiplier of the block term, additive constant, block shift)`.
+    fn constants(self) -> (u64, u64, u64, u64) {
+        match self {
+            HashVariant::UmaV1 => (R3, R2, R1, 0),
+            HashVariant::NewRobez => (R1, R2, R3, 1),
+        }
+    }
+
+    /// Number of distinct block starts, `M − Z + 1` or `M − Z`.
+    fn range(self, m: u64, z: u64) -> u64 {
+        match self {
+            HashVariant::UmaV1 => m - z + 1,
+            HashVariant::NewRobez => m - z,
+        }
+    }
+}
+
+impl std::str::FromStr for HashVariant {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        HashVariant::ALL
+            .into_iter()
+            .find(|v| v.name() == s)
+            .ok_or_else(|| format!("unknown hash variant {s:?}: use uma-v1 or new-robez"))
+    }
+}
+
+impl std::fmt::Display for HashVariant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The ROBE-Z hash for one shared array: `M` slots read in blocks of `Z`.
+///
+/// Invariants (checked by [`RobeHash::new`]): `1 <= Z`, `M > Z` (so both variants have a non-empty
+/// range) and `M < 2^32` (slots are u32 everywhere, including on the GPU).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RobeHash {
+    m: u64,
+    z: u64,
+    variant: HashVariant,
+}
+
+impl RobeHash {
+    pub fn new(m: u64, z: u32, variant: HashVariant) -> Option<Self> {
+        let z = z as u64;
+        (z >= 1 && m > z && m < (1 << 32)).then_some(RobeHash { m, z, variant })
+    }
+
+    pub fn m(&self) -> u64 {
+        self.m
+    }
+    pub fn z(&self) -> u32 {
+        self.z as u32
+    }
+    pub fn variant(&self) -> HashVariant {
+        self.variant
+    }
+
+    /// First slot of block `c` of global key `x`; the block covers `Z` contiguous slots.
+    #[inline]
+    pub fn block_offset(&self, x: u64, c: u32) -> u32 {
+        let (mul, block_mul, add, shift) = self.variant.constants();
+        // Every term is below 2^62: (x mod P) < 2^31, the multipliers < 2^31, c < 2^32.
+        let h = ((x % P) * mul + ((c as u64 + shift) % P) * block_mul + add) % P;
+        (h % self.variant.range(self.m, self.z)) as u32
+    }
+
+    /// Slot read by dimension `i` of the embedding of global key `x`.
+    #[inline]
+    pub fn index(&self, x: u64, i: u32) -> u32 {
+        let z = self.z as u32;
+        self.block_offset(x, i / z) + i % z
+    }
+}
+
+/// The same hash using only 32-bit words, as the WGSL shader does (WGSL has no 64-bit integers).
+///
+/// The key arrives as two words `(lo, hi)`. Products modulo `P` use double-and-add: since
+/// `P < 2^31`, every intermediate `2r` or `r + a` stays below `2^32`.
+pub mod limbs {
+    use super::HashVariant;
+
+    pub const P: u32 = super::P as u32;
+    /// `2^32 mod P`, to fold the high word of the key.
+    pub const TWO32_MOD_P: u32 = ((1u64 << 32) % super::P) as u32;
+
+    /// `(a + b) mod P` for `a, b < P`.
+    #[inline]
+    pub fn add_mod(a: u32, b: u32) -> u32 {
+        let s = a.wrapping_add(b); // a + b < 2^32 since both < 2^31
+        if s >= P { s - P } else { s }
+    }
+
+    /// `(a · b) mod P` for `a, b < P`, by double-and-add over the 31 bits of `b`.
+    #[inline]
+    pub fn mul_mod(a: u32, b: u32) -> u32 {
+        let mut r = 0u32;
+        let mut bit = 31;
+        while bit > 0 {
+            bit -= 1;
+            r = add_mod(r, r);
+            if (b >> bit) & 1 == 1 {
+                r = add_mod(r, a);
+            }
+        }
+        r
+    }
+
+    /// `(hi · 2^32 + lo) mod P`.
+    #[inline]
+    pub fn key_mod_p(lo: u32, hi: u32) -> u32 {
+        add_mod(mul_mod(hi % P, TWO32_MOD_P), lo % P)
+    }
+
+    /// First slot of block `c`: the limb form of [`super::RobeHash::block_offset`].
+    /// `range` is `M − Z + 1` for uma-v1 and `M − Z` for new-robez.
+    #[inline]
+    pub fn block_offset(variant: HashVariant, range: u32, lo: u32, hi: u32, c: u32) -> u32 {
+        let (mul, block_mul, add, shift) = variant.constants();
+        let xm = key_mod_p(lo, hi);
+        let block = (c % P) as u64 + shift; // c + 1 may reach P only if c = P − 1
+        let block = if block >= super::P { block - super::P } else { block } as u32;
+        let h = add_mod(
+            add_mod(mul_mod(xm, mul as u32), mul_mod(block, block_mul as u32)),
+            add as u32,
+        );
+        h % range
+    }
+
+    /// The `range` argument of [`block_offset`] for a hash.
+    pub fn range(hash: &super::RobeHash) -> u32 {
+        hash.variant.range(hash.m, hash.z) as u32
+    }
+}
+
+/// How a (field, value) pair becomes the u64 global key that is hashed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "mode")]
+pub enum KeyMode {
+    /// `x = (field << 32) | v`: no vocabulary, raw values hashed directly (the default).
+    Raw,
+    /// `x = table_offset[field] + id`, the paper's dictionary-encoded indices.
+    Dictionary { table_sizes: Vec<u64> },
+}
+
+impl KeyMode {
+    /// Global key of value `v` of sparse field `field`.
+    #[inline]
+    pub fn global_key(&self, offsets: &[u64], field: usize, v: u32) -> u64 {
+        match self {
+            KeyMode::Raw => ((field as u64) << 32) | v as u64,
+            KeyMode::Dictionary { .. } => offsets[field] + v as u64,
+        }
+    }
+
+    /// Running sums of the table sizes (empty in raw mode).
+    pub fn table_offsets(&self) -> Vec<u64> {
+        match self {
+            KeyMode::Raw => Vec::new(),
+            KeyMode::Dictionary { table_sizes } => table_sizes
+                .iter()
+                .scan(0u64, |acc, &s| {
+                    let o = *acc;
+                    *acc += s;
+                    Some(o)
+                })
+                .collect(),
+        }
+    }
+}
+
+/// FNV-1a, 32 bit: the raw value of a categorical given as an arbitrary string.
+pub fn fnv1a32(bytes: &[u8]) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for &b in bytes {
+        h ^= b as u32;
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limb_constants() {
+        assert_eq!(limbs::TWO32_MOD_P as u64, (1u64 << 32) % P);
+        assert_eq!(limbs::mul_mod(P as u32 - 1, P as u32 - 1) as u64, ((P - 1) * (P - 1)) % P);
+    }
+
+    #[test]
+    fn fnv_reference_values() {
+        // Published FNV-1a 32 test vectors.
+        assert_eq!(fnv1a32(b""), 0x811c9dc5);
+        assert_eq!(fnv1a32(b"a"), 0xe40c292c);
+        assert_eq!(fnv1a32(b"foobar"), 0xbf9cf968);
+    }
+
+    #[test]
+    fn rejects_degenerate_shapes() {
+        assert!(RobeHash::new(4, 4, HashVariant::UmaV1).is_none());
+        assert!(RobeHash::new(10, 0, HashVariant::UmaV1).is_none());
+        assert!(RobeHash::new(1 << 32, 4, HashVariant::UmaV1).is_none());
+        assert!(RobeHash::new(5, 4, HashVariant::NewRobez).is_some());
+    }
+}

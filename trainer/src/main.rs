@@ -1,0 +1,31 @@
+//! The `pocketrec` command line. Each subcommand lives in `cli/`; errors end as one line on
+//! stderr and a non-zero exit status, never a panic.
+
+mod cli;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "pocketrec", version, about = "Train and run ROBE-Z compressed DLRM recommenders")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result: anyhow::Result<()> = match cli.command {
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pocketrec: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
