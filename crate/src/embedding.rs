@@ -96,7 +96,11 @@ impl EmbeddingLookup {
         match &self.slots {
             Slots::Robe(h) => h.block_offset(x, c as u32) as usize,
             Slots::Full { base, rows } => {
-                let row = ((x % P) * R3 + R1) % P % rows[field];
+                // Dictionary ids index their table directly; raw values are hashed to a row.
+                let row = match self.key_mode {
+                    KeyMode::Dictionary { .. } => v as u64 % rows[field],
+                    KeyMode::Raw => ((x % P) * R3 + R1) % P % rows[field],
+                };
                 (base[field] + row * self.dim as u64) as usize
             }
         }
