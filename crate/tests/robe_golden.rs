@@ -98,6 +98,15 @@ fn limbs_equal_u64_on_millions_of_random_keys() {
                 );
                 checked += 1;
             }
+            // The batched form (x mod P once, division-free range) agrees too.
+            let mut batched = [0u32; 40];
+            for _ in 0..2_000 {
+                let x: u64 = rng.random();
+                h.block_offsets(x, &mut batched);
+                for (c, &o) in batched.iter().enumerate() {
+                    assert_eq!(o, h.block_offset(x, c as u32), "x = {x}, c = {c}, M = {m}, Z = {z}, {variant}");
+                }
+            }
         }
     }
     assert!(checked >= 2_000_000, "{checked}");
