@@ -33,7 +33,7 @@ pub fn run(args: SynthArgs) -> anyhow::Result<()> {
             .expect("valid template")
             .progress_chars("=> "),
     );
-    synth::write_files(&args.out, args.rows, args.seed, args.with_probability, |n| bar.set_position(n))?;
+    let summary = synth::write_files(&args.out, args.rows, args.seed, args.with_probability, |n| bar.set_position(n))?;
     bar.finish_and_clear();
     if !args.quiet {
         let prob = if args.with_probability { format!(" (+ {}.prob)", args.out.display()) } else { String::new() };
@@ -43,6 +43,11 @@ pub fn run(args: SynthArgs) -> anyhow::Result<()> {
             args.out.display(),
             start.elapsed().as_secs_f64()
         );
+        let ctr = summary.clicks as f64 / summary.rows.max(1) as f64;
+        match summary.bayes_auc {
+            Some(auc) => eprintln!("click rate {:.2}%, Bayes-optimal AUC {auc:.4}", 100.0 * ctr),
+            None => eprintln!("click rate {:.2}%", 100.0 * ctr),
+        }
     }
     Ok(())
 }
