@@ -50,7 +50,8 @@ impl Schema {
 #[derive(Clone, Debug, PartialEq)]
 pub struct LoaderOptions {
     pub batch_size: usize,
-    /// Rows held for shuffling; 0 keeps file order.
+    /// Rows held for shuffling; 0 keeps file order. A Criteo row costs about 400 bytes here, so
+    /// 100,000 rows is about 40 MB.
     pub shuffle_buffer: usize,
     pub seed: u64,
     /// Make the first malformed line an error instead of a counted skip.

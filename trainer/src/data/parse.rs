@@ -360,7 +360,7 @@ mod tests {
         let p = RowParser::criteo();
         let mut row = Row::default();
         let good = criteo_line();
-        let cut = good.rsplitn(2, '\t').nth(1).unwrap();
+        let cut = good.rsplit_once('\t').unwrap().0;
         assert_eq!(p.parse(cut.as_bytes(), &mut row), Err(BadReason::Columns { expected: 40, got: 39 }));
         let extra = format!("{good}\t");
         assert_eq!(p.parse(extra.as_bytes(), &mut row), Err(BadReason::Columns { expected: 40, got: 41 }));

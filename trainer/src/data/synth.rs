@@ -178,8 +178,8 @@ impl Synth {
 
     fn categorical_logit(&self, values: &[u32; 26]) -> f64 {
         let mut logit = 0.0;
-        for f in 0..26 {
-            logit += self.effect_scale[f] * gauss(mix64(self.effect_key[f] ^ values[f] as u64));
+        for (f, &v) in values.iter().enumerate() {
+            logit += self.effect_scale[f] * gauss(mix64(self.effect_key[f] ^ v as u64));
         }
         for &(f, g, weight) in &PAIRS {
             let (uf, ug) = (self.latent(f, values[f]), self.latent(g, values[g]));
@@ -203,14 +203,19 @@ impl Synth {
 
     /// Rows `start..start + n` as Criteo TSV text, and their true probabilities.
     pub fn tsv(&self, start: u64, n: usize) -> (Vec<u8>, Vec<f32>) {
-        let mut text = Vec::with_capacity(n * 200);
-        let mut probs = Vec::with_capacity(n);
+        let chunk = self.chunk(start, n);
+        (chunk.text, chunk.probs)
+    }
+
+    fn chunk(&self, start: u64, n: usize) -> Chunk {
+        let mut chunk = Chunk { text: Vec::with_capacity(n * 250), probs: Vec::with_capacity(n), labels: Vec::with_capacity(n) };
         for i in start..start + n as u64 {
             let row = self.row(i);
-            write_line(&row, &mut text);
-            probs.push(row.prob);
+            write_line(&row, &mut chunk.text);
+            chunk.probs.push(row.prob);
+            chunk.labels.push(row.label);
         }
-        (text, probs)
+        chunk
     }
 
     /// Rows `start..start + n` as the loader would batch them (Criteo schema), and their true
@@ -259,7 +264,7 @@ fn dense_logit(l: &[f64; 13]) -> f64 {
         + 0.3 * (l[6] - 2.0).tanh() * (l[7] - 2.5).tanh()
         + 0.25 * (1.2 * l[8]).sin()
         + 0.4 * (l[9] - 0.5).tanh()
-        - 0.3 * (l[10] - 1.0).max(0.0).min(2.0)
+        - 0.3 * (l[10] - 1.0).clamp(0.0, 2.0)
         + 0.3 * (l[12] - 1.5).tanh() * (l[3] - 1.5).tanh()
 }
 
@@ -280,6 +285,13 @@ pub fn write_line(row: &SynthRow, out: &mut Vec<u8>) {
         }
     }
     out.push(b'\n');
+}
+
+/// Consecutive rows as TSV text, with their probabilities and labels.
+struct Chunk {
+    text: Vec<u8>,
+    probs: Vec<f32>,
+    labels: Vec<f32>,
 }
 
 /// What [`write_files`] wrote.
@@ -330,33 +342,32 @@ pub fn write_files(
     // Kept only with probabilities, to state the Bayes-optimal AUC (8 bytes a row).
     let (mut all_probs, mut all_labels) = (Vec::new(), Vec::new());
     for first in (0..chunks).step_by(wave as usize) {
-        let parts: Vec<(Vec<u8>, Vec<u8>, Vec<f32>, Vec<f32>)> = (first..(first + wave).min(chunks))
+        // Each chunk as (its file bytes, its .prob text, the chunk).
+        let parts: Vec<(Vec<u8>, Vec<u8>, Chunk)> = (first..(first + wave).min(chunks))
             .into_par_iter()
             .map(|c| {
                 let start = c * CHUNK_ROWS;
-                let n = CHUNK_ROWS.min(rows - start) as usize;
-                let (text, probs) = synth.tsv(start, n);
-                let labels: Vec<f32> = text.split(|&b| b == b'\n').filter(|l| !l.is_empty()).map(|l| (l[0] - b'0') as f32).collect();
-                let text = if gzip {
+                let mut chunk = synth.chunk(start, CHUNK_ROWS.min(rows - start) as usize);
+                let bytes = if gzip {
                     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-                    enc.write_all(&text).and_then(|_| enc.finish()).expect("writing to memory cannot fail")
+                    enc.write_all(&chunk.text).and_then(|_| enc.finish()).expect("writing to memory cannot fail")
                 } else {
-                    text
+                    std::mem::take(&mut chunk.text)
                 };
                 let mut prob_text = Vec::new();
                 if with_probability {
-                    for p in &probs {
+                    for p in &chunk.probs {
                         let _ = writeln!(prob_text, "{p}");
                     }
                 }
-                (text, prob_text, probs, labels)
+                (bytes, prob_text, chunk)
             })
             .collect();
-        for (c, (text, prob_text, probs, labels)) in (first..).zip(parts) {
-            clicks += labels.iter().filter(|&&l| l == 1.0).count() as u64;
+        for (c, (text, prob_text, chunk)) in (first..).zip(parts) {
+            clicks += chunk.labels.iter().filter(|&&l| l == 1.0).count() as u64;
             if with_probability {
-                all_probs.extend(probs);
-                all_labels.extend(labels);
+                all_probs.extend(chunk.probs);
+                all_labels.extend(chunk.labels);
             }
             out.write_all(&text).with_context(|| format!("cannot write {}", path.display()))?;
             if let Some(p) = prob_out.as_mut() {
