@@ -15,11 +15,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Write synthetic Criteo-format data with a planted ground truth.
+    Synth(cli::synth::SynthArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result: anyhow::Result<()> = match cli.command {
+        Command::Synth(args) => cli::synth::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
