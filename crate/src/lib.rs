@@ -9,12 +9,14 @@ pub mod batch;
 pub mod config;
 pub mod cpu;
 pub mod embedding;
+pub mod file;
 pub mod model;
 pub mod robe;
 
 pub use batch::{Batch, FieldValues};
 pub use config::{DenseTransform, EmbeddingConfig, Field, FieldKind, ModelConfig, Preset, StoredDtype};
 pub use cpu::{Gradients, Workspace};
+pub use file::{FileError, ModelFile};
 pub use model::{Dlrm, Linear};
 pub use robe::{HashVariant, KeyMode, RobeHash};
 
