@@ -15,11 +15,17 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Write a freshly initialised model sized by a memory budget.
+    Init(cli::init::InitArgs),
+    /// Describe a model file: config, M, Z, dtype, parameters and bytes per part.
+    Inspect(cli::inspect::InspectArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result: anyhow::Result<()> = match cli.command {
+        Command::Init(args) => cli::init::run(args),
+        Command::Inspect(args) => cli::inspect::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
