@@ -172,8 +172,9 @@ fn sort_metadata(bytes: Vec<u8>) -> Result<Vec<u8>, FileError> {
 /// Parses and validates a model file. Never panics, on any bytes.
 pub fn from_bytes(bytes: &[u8]) -> Result<ModelFile, FileError> {
     check_offsets(bytes)?;
-    let file = SafeTensors::deserialize(bytes).map_err(|e| FileError::Safetensors(e.to_string()))?;
-    let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| FileError::Safetensors(e.to_string()))?;
+    let (header_len, header) = SafeTensors::read_metadata(bytes).map_err(|e| FileError::Safetensors(e.to_string()))?;
+    // `read_metadata` checked that the offsets tile exactly the bytes after the header.
+    let data = bytes.get(8 + header_len..).unwrap_or_default();
     let empty = HashMap::new();
     let metadata = header.metadata().as_ref().unwrap_or(&empty);
     let get = |key: &'static str| metadata.get(key).ok_or(FileError::MissingMetadata { key });
@@ -196,19 +197,23 @@ pub fn from_bytes(bytes: &[u8]) -> Result<ModelFile, FileError> {
     let expected = expected_tensors(&config)
         .ok_or_else(|| FileError::Config("the embedding array is too large for this platform".into()))?;
     let names: HashSet<&str> = expected.iter().map(|(name, _)| name.as_str()).collect();
-    if let Some(extra) = file.names().into_iter().filter(|n| !names.contains(n)).min() {
-        return Err(FileError::UnexpectedTensor { name: extra.to_string() });
+    if let Some(extra) = header.tensors().into_keys().filter(|n| !names.contains(n.as_str())).min() {
+        return Err(FileError::UnexpectedTensor { name: extra });
     }
     let mut tensors = Vec::with_capacity(expected.len());
     for (name, shape) in expected {
-        let view = file.tensor(&name).map_err(|_| FileError::MissingTensor { name: name.clone() })?;
-        if view.dtype() != safetensors_dtype(dtype) {
-            return Err(FileError::TensorDtype { name, found: view.dtype().to_string(), expected: dtype.name() });
+        let Some(info) = header.info(&name) else { return Err(FileError::MissingTensor { name }) };
+        if info.dtype != safetensors_dtype(dtype) {
+            return Err(FileError::TensorDtype { name, found: info.dtype.to_string(), expected: dtype.name() });
         }
-        if view.shape() != shape.as_slice() {
-            return Err(FileError::Shape { name, found: view.shape().to_vec(), expected: shape });
+        if info.shape != shape {
+            return Err(FileError::Shape { name, found: info.shape.clone(), expected: shape });
         }
-        tensors.push(decode(&name, view.data(), dtype)?);
+        let (start, end) = info.data_offsets;
+        let Some(values) = data.get(start..end) else {
+            return Err(FileError::Safetensors(format!("tensor {name:?} lies past the end of the file")));
+        };
+        tensors.push(decode(&name, values, dtype)?);
     }
 
     let mut tensors = tensors.into_iter();
@@ -262,10 +267,10 @@ fn check_offsets(bytes: &[u8]) -> Result<(), FileError> {
         if name == "__metadata__" {
             continue;
         }
-        if let Ok(Entry { data_offsets: Some((start, end)) }) = serde_json::from_value::<Entry>(value) {
-            if start > data_len || end > data_len {
-                return Err(FileError::Safetensors(format!("tensor {name:?} lies past the end of the file")));
-            }
+        if let Ok(Entry { data_offsets: Some((start, end)) }) = serde_json::from_value::<Entry>(value)
+            && (start > data_len || end > data_len)
+        {
+            return Err(FileError::Safetensors(format!("tensor {name:?} lies past the end of the file")));
         }
     }
     Ok(())

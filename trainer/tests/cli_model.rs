@@ -2,7 +2,7 @@
 //! and broken files give one line of error and a non-zero exit.
 
 use serde_json::Value;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn pocketrec(args: &[&str]) -> Output {
@@ -15,7 +15,7 @@ fn scratch(name: &str) -> PathBuf {
     dir.join(name)
 }
 
-fn init(path: &PathBuf, extra: &[&str]) {
+fn init(path: &Path, extra: &[&str]) {
     let mut args = vec!["init", "-o", path.to_str().unwrap()];
     args.extend(extra);
     let out = pocketrec(&args);
@@ -23,7 +23,7 @@ fn init(path: &PathBuf, extra: &[&str]) {
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1, "init prints one summary line");
 }
 
-fn inspect_json(path: &PathBuf) -> Value {
+fn inspect_json(path: &Path) -> Value {
     let out = pocketrec(&["inspect", path.to_str().unwrap(), "--json"]);
     assert!(out.status.success(), "inspect failed: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).expect("inspect --json prints JSON")
