@@ -17,12 +17,18 @@ struct Cli {
 enum Command {
     /// Write synthetic Criteo-format data with a planted ground truth.
     Synth(cli::synth::SynthArgs),
+    /// Write a freshly initialised model sized by a memory budget.
+    Init(cli::init::InitArgs),
+    /// Describe a model file: config, M, Z, dtype, parameters and bytes per part.
+    Inspect(cli::inspect::InspectArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result: anyhow::Result<()> = match cli.command {
         Command::Synth(args) => cli::synth::run(args),
+        Command::Init(args) => cli::init::run(args),
+        Command::Inspect(args) => cli::inspect::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
