@@ -15,11 +15,21 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Train a model on streamed data, evaluate it and write the model file
+    Train(cli::train::Args),
+    /// AUC, logloss, calibration and speed of a model on labelled data
+    Eval(cli::eval::Args),
+    /// Benchmarks
+    #[command(subcommand)]
+    Bench(cli::bench::Bench),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result: anyhow::Result<()> = match cli.command {
+        Command::Train(args) => cli::train::run(args),
+        Command::Eval(args) => cli::eval::run(args),
+        Command::Bench(bench) => cli::bench::run(bench),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
