@@ -127,6 +127,17 @@ fn encode(part: &Part, dtype: StoredDtype) -> Result<Vec<u8>, FileError> {
 /// Serializes a model: its parameters in `dtype`, its config, and `provenance` (any JSON the
 /// caller wants to keep: data, steps, seed, eval AUC...).
 pub fn to_bytes(model: &Dlrm, dtype: StoredDtype, provenance: &serde_json::Value) -> Result<Vec<u8>, FileError> {
+    to_bytes_with(model, dtype, provenance, &[])
+}
+
+/// [`to_bytes`] plus extra 1-D tensors (a checkpoint's optimizer state), stored in `dtype` too.
+/// Read them back with [`from_bytes_with`].
+pub fn to_bytes_with(
+    model: &Dlrm,
+    dtype: StoredDtype,
+    provenance: &serde_json::Value,
+    extras: &[(String, &[f32])],
+) -> Result<Vec<u8>, FileError> {
     let config = serde_json::to_string(&model.config).map_err(|e| FileError::Write(e.to_string()))?;
     let metadata = HashMap::from([
         ("format".to_string(), FORMAT_TAG.to_string()),
@@ -135,7 +146,8 @@ pub fn to_bytes(model: &Dlrm, dtype: StoredDtype, provenance: &serde_json::Value
         ("dtype".to_string(), dtype.name().to_string()),
         ("provenance".to_string(), provenance.to_string()),
     ]);
-    let parts = parts(model);
+    let mut parts = parts(model);
+    parts.extend(extras.iter().map(|(name, v)| Part { name: name.clone(), values: ArrayView1::from(*v).into_dyn() }));
     let data = parts.iter().map(|p| encode(p, dtype)).collect::<Result<Vec<_>, _>>()?;
     let mut views = Vec::with_capacity(parts.len());
     for (part, bytes) in parts.iter().zip(&data) {
@@ -171,6 +183,12 @@ fn sort_metadata(bytes: Vec<u8>) -> Result<Vec<u8>, FileError> {
 
 /// Parses and validates a model file. Never panics, on any bytes.
 pub fn from_bytes(bytes: &[u8]) -> Result<ModelFile, FileError> {
+    from_bytes_with(bytes, None).map(|(file, _)| file)
+}
+
+/// [`from_bytes`] that also accepts and returns the 1-D tensors whose names start with
+/// `extra_prefix` (a checkpoint's optimizer state), by name.
+pub fn from_bytes_with(bytes: &[u8], extra_prefix: Option<&str>) -> Result<(ModelFile, BTreeMap<String, Vec<f32>>), FileError> {
     check_offsets(bytes)?;
     let (header_len, header) = SafeTensors::read_metadata(bytes).map_err(|e| FileError::Safetensors(e.to_string()))?;
     // `read_metadata` checked that the offsets tile exactly the bytes after the header.
@@ -197,8 +215,24 @@ pub fn from_bytes(bytes: &[u8]) -> Result<ModelFile, FileError> {
     let expected = expected_tensors(&config)
         .ok_or_else(|| FileError::Config("the embedding array is too large for this platform".into()))?;
     let names: HashSet<&str> = expected.iter().map(|(name, _)| name.as_str()).collect();
-    if let Some(extra) = header.tensors().into_keys().filter(|n| !names.contains(n.as_str())).min() {
+    let is_extra = |n: &str| extra_prefix.is_some_and(|p| n.starts_with(p));
+    if let Some(extra) = header.tensors().into_keys().filter(|n| !names.contains(n.as_str()) && !is_extra(n)).min() {
         return Err(FileError::UnexpectedTensor { name: extra });
+    }
+    let mut extras = BTreeMap::new();
+    for (name, info) in header.tensors() {
+        if !is_extra(&name) {
+            continue;
+        }
+        if info.dtype != safetensors_dtype(dtype) || info.shape.len() != 1 {
+            return Err(FileError::Shape { name, found: info.shape.clone(), expected: vec![] });
+        }
+        let (start, end) = info.data_offsets;
+        let Some(values) = data.get(start..end) else {
+            return Err(FileError::Safetensors(format!("tensor {name:?} lies past the end of the file")));
+        };
+        let values = decode(&name, values, dtype)?;
+        extras.insert(name, values);
     }
     let mut tensors = Vec::with_capacity(expected.len());
     for (name, shape) in expected {
@@ -230,7 +264,7 @@ pub fn from_bytes(bytes: &[u8]) -> Result<ModelFile, FileError> {
     let bottom = mlp(&config.bottom)?;
     let top = mlp(&config.top)?;
     let model = Dlrm::from_parts(config, embedding, bottom, top).map_err(|e| FileError::Config(e.to_string()))?;
-    Ok(ModelFile { model, dtype, provenance })
+    Ok((ModelFile { model, dtype, provenance }, extras))
 }
 
 /// Decodes little-endian `dtype` values (the length was checked against the shape), refusing

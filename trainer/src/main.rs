@@ -21,6 +21,13 @@ enum Command {
     Init(cli::init::InitArgs),
     /// Describe a model file: config, M, Z, dtype, parameters and bytes per part.
     Inspect(cli::inspect::InspectArgs),
+    /// Train a model on streamed data, evaluate it and write the model file
+    Train(cli::train::Args),
+    /// AUC, logloss, calibration and speed of a model on labelled data
+    Eval(cli::eval::Args),
+    /// Benchmarks
+    #[command(subcommand)]
+    Bench(cli::bench::Bench),
 }
 
 fn main() -> ExitCode {
@@ -29,6 +36,9 @@ fn main() -> ExitCode {
         Command::Synth(args) => cli::synth::run(args),
         Command::Init(args) => cli::init::run(args),
         Command::Inspect(args) => cli::inspect::run(args),
+        Command::Train(args) => cli::train::run(args),
+        Command::Eval(args) => cli::eval::run(args),
+        Command::Bench(bench) => cli::bench::run(bench),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -3,3 +3,7 @@
 pub mod synth;
 pub mod init;
 pub mod inspect;
+pub mod bench;
+pub mod common;
+pub mod eval;
+pub mod train;
