@@ -6,4 +6,5 @@ pub mod inspect;
 pub mod bench;
 pub mod common;
 pub mod eval;
+pub mod tradeoff;
 pub mod train;
