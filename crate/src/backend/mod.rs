@@ -59,10 +59,10 @@ impl Scorer {
     pub async fn new(model: Dlrm, choice: BackendChoice) -> Result<Scorer, Error> {
         match choice {
             BackendChoice::Cpu => Ok(Scorer::cpu(model)),
-            BackendChoice::WebGpu => Self::gpu(model).await,
-            BackendChoice::Auto => match Self::gpu(model.clone()).await {
+            BackendChoice::WebGpu => Self::gpu(model).await.map_err(|(e, _)| e),
+            BackendChoice::Auto => match Self::gpu(model).await {
                 Ok(s) => Ok(s),
-                Err(e) => {
+                Err((e, model)) => {
                     let mut s = Scorer::cpu(model);
                     s.reason = format!("fell back to the CPU: {e}");
                     Ok(s)
@@ -71,16 +71,20 @@ impl Scorer {
         }
     }
 
+    /// A wgpu scorer, or the error with the model handed back (no second copy of it is made).
     #[cfg(feature = "gpu")]
-    async fn gpu(model: Dlrm) -> Result<Scorer, Error> {
-        let backend = gpu::GpuBackend::new(&model).await?;
+    async fn gpu(model: Dlrm) -> Result<Scorer, (Error, Dlrm)> {
+        let backend = match gpu::GpuBackend::new(&model).await {
+            Ok(b) => b,
+            Err(e) => return Err((e, model)),
+        };
         let reason = format!("WebGPU adapter {:?}", backend.adapter_name());
         Ok(Scorer { model, backend: Backend::Gpu(Box::new(backend)), reason })
     }
 
     #[cfg(not(feature = "gpu"))]
-    async fn gpu(_model: Dlrm) -> Result<Scorer, Error> {
-        Err(Error::Unsupported("this build has no WebGPU backend (built without feature `gpu`)".into()))
+    async fn gpu(model: Dlrm) -> Result<Scorer, (Error, Dlrm)> {
+        Err((Error::Unsupported("this build has no WebGPU backend (built without feature `gpu`)".into()), model))
     }
 
     /// `"cpu"` or `"webgpu"`.
