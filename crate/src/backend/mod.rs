@@ -141,3 +141,31 @@ impl Scorer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ModelConfig, Preset, StoredDtype, criteo_schema};
+    use crate::robe::HashVariant;
+
+    #[test]
+    fn parses_backend_names() {
+        assert_eq!("auto".parse(), Ok(BackendChoice::Auto));
+        assert_eq!("cpu".parse(), Ok(BackendChoice::Cpu));
+        assert_eq!("webgpu".parse(), Ok(BackendChoice::WebGpu));
+        assert_eq!("gpu".parse(), Ok(BackendChoice::WebGpu));
+        assert!("tpu".parse::<BackendChoice>().unwrap_err().contains("auto, cpu or webgpu"));
+    }
+
+    #[test]
+    fn auto_says_which_backend_runs_and_why() {
+        let (dense, fields) = criteo_schema();
+        let cfg = ModelConfig::preset(Preset::Small, dense, fields, 100_000, 4, HashVariant::UmaV1, StoredDtype::F32).unwrap();
+        let scorer = pollster::block_on(Scorer::new(Dlrm::init(cfg, 1).unwrap(), BackendChoice::Auto)).unwrap();
+        match scorer.backend_name() {
+            "cpu" => assert!(scorer.backend_reason().starts_with("fell back to the CPU: "), "{}", scorer.backend_reason()),
+            name => assert_eq!(name, "webgpu"),
+        }
+        assert!(!scorer.backend_reason().is_empty());
+    }
+}
