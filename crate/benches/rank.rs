@@ -78,6 +78,8 @@ fn bench(c: &mut Criterion) {
             None
         }
     };
+    #[cfg(feature = "gpu")]
+    let software = gpu.as_mut().and_then(|s| s.gpu_backend()).is_some_and(|g| g.is_software());
     for rows in SIZES {
         let (ctx, cands) = request(rows);
         g.throughput(Throughput::Elements(rows as u64));
@@ -90,7 +92,15 @@ fn bench(c: &mut Criterion) {
             b.iter(|| rank::top_k(model.forward(&batch, &mut ws), K))
         });
         #[cfg(feature = "gpu")]
-        if let Some(s) = gpu.as_mut() {
+        if let Some(s) = gpu.as_mut().filter(|_| rows >= 100_000 && software) {
+            // A software adapter takes about a minute per call here: one timed call each.
+            let t = std::time::Instant::now();
+            pollster::block_on(s.rank(&ctx, &cands, K)).unwrap();
+            eprintln!("wgpu context-once/{rows}: one call {:.2} s (software adapter)", t.elapsed().as_secs_f64());
+            let t = std::time::Instant::now();
+            rank::top_k(&pollster::block_on(s.logits(&batch)).unwrap(), K);
+            eprintln!("wgpu full rows/{rows}: one call {:.2} s (software adapter)", t.elapsed().as_secs_f64());
+        } else if let Some(s) = gpu.as_mut() {
             g.bench_with_input(BenchmarkId::new("wgpu context-once", rows), &rows, |b, _| {
                 b.iter(|| pollster::block_on(s.rank(&ctx, &cands, K)).unwrap())
             });

@@ -29,10 +29,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let col0 = wg.x * TN;
     let tx = lid % 16u;
     let ty = lid / 16u;
-    var acc: array<f32, 16>;
-    for (var i = 0u; i < 16u; i += 1u) {
-        acc[i] = 0.0;
-    }
+    // acc_i holds rows ty + 16·i, columns tx + 16·j in lane j: fixed lanes, no dynamic indexing.
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
     for (var k0 = 0u; k0 < p.k; k0 += TK) {
         for (var i = 0u; i < 4u; i += 1u) {
             let idx = lid + i * 256u;
@@ -56,25 +57,34 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
                                a_tile[kk * TM + ty + 32u], a_tile[kk * TM + ty + 48u]);
             let wv = vec4<f32>(w_tile[kk * TN + tx], w_tile[kk * TN + tx + 16u],
                                w_tile[kk * TN + tx + 32u], w_tile[kk * TN + tx + 48u]);
-            for (var i = 0u; i < 4u; i += 1u) {
-                for (var j = 0u; j < 4u; j += 1u) {
-                    acc[i * 4u + j] = fma(av[i], wv[j], acc[i * 4u + j]);
-                }
-            }
+            acc0 = fma(vec4<f32>(av.x), wv, acc0);
+            acc1 = fma(vec4<f32>(av.y), wv, acc1);
+            acc2 = fma(vec4<f32>(av.z), wv, acc2);
+            acc3 = fma(vec4<f32>(av.w), wv, acc3);
         }
         workgroupBarrier();
     }
-    for (var i = 0u; i < 4u; i += 1u) {
-        let r = row0 + ty + 16u * i;
-        for (var j = 0u; j < 4u; j += 1u) {
-            let n = col0 + tx + 16u * j;
-            if (r < p.m && n < p.n) {
-                var v = acc[i * 4u + j] + bias[n];
-                if (p.relu == 1u) {
-                    v = max(v, 0.0);
-                }
-                c[p.c_off + r * p.ldc + n] = v;
+    store(row0 + ty, col0 + tx, acc0);
+    store(row0 + ty + 16u, col0 + tx, acc1);
+    store(row0 + ty + 32u, col0 + tx, acc2);
+    store(row0 + ty + 48u, col0 + tx, acc3);
+}
+
+// Writes act(v[j] + bias) at row r, columns n0 + 16·j, inside the output.
+fn store(r: u32, n0: u32, v: vec4<f32>) {
+    if (r >= p.m) {
+        return;
+    }
+    let row = p.c_off + r * p.ldc;
+    let lanes = array<f32, 4>(v.x, v.y, v.z, v.w);
+    for (var j = 0u; j < 4u; j += 1u) {
+        let n = n0 + 16u * j;
+        if (n < p.n) {
+            var x = lanes[j] + bias[n];
+            if (p.relu == 1u) {
+                x = max(x, 0.0);
             }
+            c[row + n] = x;
         }
     }
 }

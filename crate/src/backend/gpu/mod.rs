@@ -191,6 +191,7 @@ pub struct GpuBackend {
     device: wgpu::Device,
     queue: wgpu::Queue,
     adapter_name: String,
+    software: bool,
     kernels: Kernels,
     model: ModelBuffers,
     layout: Layout,
@@ -344,6 +345,7 @@ impl GpuBackend {
             device,
             queue,
             adapter_name: format!("{} ({:?})", info.name, info.backend),
+            software: info.device_type == wgpu::DeviceType::Cpu,
             kernels,
             model: model_buffers,
             layout,
@@ -355,6 +357,11 @@ impl GpuBackend {
     /// The adapter's name and API, e.g. `"llvmpipe (LLVM 19.1.7, 256 bits) (Vulkan)"`.
     pub fn adapter_name(&self) -> &str {
         &self.adapter_name
+    }
+
+    /// Whether the adapter is a software rasterizer on the CPU (lavapipe, SwiftShader).
+    pub fn is_software(&self) -> bool {
+        self.software
     }
 
     /// Rows per chunk of dispatches (each chunk's activations fit one binding).
