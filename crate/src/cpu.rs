@@ -135,7 +135,7 @@ impl SparseGrad {
 }
 
 /// `out = input · Wᵀ + b`, then ReLU if asked.
-fn linear_forward(layer: &Linear, input: ArrayView2<f32>, out: &mut Array2<f32>, relu: bool) {
+pub(crate) fn linear_forward(layer: &Linear, input: ArrayView2<f32>, out: &mut Array2<f32>, relu: bool) {
     let dim = out.raw_dim();
     out.assign(&layer.bias.broadcast(dim).expect("bias width matches"));
     matmul(input, layer.weight.t(), out.view_mut(), true);
@@ -199,7 +199,7 @@ fn gather_row(model: &Dlrm, batch: &Batch, slots: &[Vec<u32>], r: usize, out: &m
 }
 
 #[inline]
-fn pooling_scale(kind: FieldKind, n: usize) -> f32 {
+pub(crate) fn pooling_scale(kind: FieldKind, n: usize) -> f32 {
     match kind {
         FieldKind::BagMean if n > 0 => 1.0 / n as f32,
         _ => 1.0,
