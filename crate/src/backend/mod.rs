@@ -36,7 +36,7 @@ impl std::str::FromStr for BackendChoice {
 }
 
 enum Backend {
-    Cpu(cpu::CpuBackend),
+    Cpu(Box<cpu::CpuBackend>),
     #[cfg(feature = "gpu")]
     Gpu(Box<gpu::GpuBackend>),
 }
@@ -51,7 +51,7 @@ pub struct Scorer {
 impl Scorer {
     /// A CPU scorer (no GPU needed, never fails).
     pub fn cpu(model: Dlrm) -> Scorer {
-        Scorer { model, backend: Backend::Cpu(cpu::CpuBackend::default()), reason: "the CPU backend was asked for".into() }
+        Scorer { model, backend: Backend::Cpu(Box::default()), reason: "the CPU backend was asked for".into() }
     }
 
     /// A scorer on the chosen backend. `Auto` falls back to the CPU when no GPU is usable and
