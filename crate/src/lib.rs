@@ -39,7 +39,7 @@ pub enum Error {
     /// No GPU adapter could be found (the only reason GPU tests skip).
     #[error("no WebGPU adapter: {0}")]
     NoAdapter(String),
-    /// The GPU backend failed (no adapter, device lost, a shader or buffer error).
+    /// The GPU backend failed (device request, a shader, a submission or the read-back).
     #[error("GPU backend: {0}")]
     Backend(String),
     #[error("unsupported: {0}")]

@@ -74,10 +74,11 @@ pub fn validate(cfg: &ModelConfig, context: &Context, candidates: &Candidates) -
         ));
     }
     for (spec, vals) in cfg.fields.iter().zip(&context.fields) {
-        if let Some(v) = vals {
-            if spec.kind == FieldKind::Categorical && v.len() != 1 {
-                return bad(format!("categorical context field {:?} needs exactly one value, got {}", spec.name, v.len()));
-            }
+        if let Some(v) = vals
+            && spec.kind == FieldKind::Categorical
+            && v.len() != 1
+        {
+            return bad(format!("categorical context field {:?} needs exactly one value, got {}", spec.name, v.len()));
         }
     }
     let cand = candidate_fields(context);
@@ -104,10 +105,10 @@ pub fn validate(cfg: &ModelConfig, context: &Context, candidates: &Candidates) -
         if o.windows(2).any(|w| w[0] > w[1]) {
             return bad(format!("candidate field {:?} has decreasing offsets", spec.name));
         }
-        if spec.kind == FieldKind::Categorical {
-            if let Some(r) = o.windows(2).position(|w| w[1] - w[0] != 1) {
-                return bad(format!("categorical candidate field {:?} needs exactly one value in row {r}", spec.name));
-            }
+        if spec.kind == FieldKind::Categorical
+            && let Some(r) = o.windows(2).position(|w| w[1] - w[0] != 1)
+        {
+            return bad(format!("categorical candidate field {:?} needs exactly one value in row {r}", spec.name));
         }
     }
     Ok(())

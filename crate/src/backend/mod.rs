@@ -36,7 +36,7 @@ impl std::str::FromStr for BackendChoice {
 }
 
 enum Backend {
-    Cpu(cpu::CpuBackend),
+    Cpu(Box<cpu::CpuBackend>),
     #[cfg(feature = "gpu")]
     Gpu(Box<gpu::GpuBackend>),
 }
@@ -51,7 +51,7 @@ pub struct Scorer {
 impl Scorer {
     /// A CPU scorer (no GPU needed, never fails).
     pub fn cpu(model: Dlrm) -> Scorer {
-        Scorer { model, backend: Backend::Cpu(cpu::CpuBackend::default()), reason: "the CPU backend was asked for".into() }
+        Scorer { model, backend: Backend::Cpu(Box::default()), reason: "the CPU backend was asked for".into() }
     }
 
     /// A scorer on the chosen backend. `Auto` falls back to the CPU when no GPU is usable and
@@ -160,7 +160,7 @@ mod tests {
     #[test]
     fn auto_says_which_backend_runs_and_why() {
         let (dense, fields) = criteo_schema();
-        let cfg = ModelConfig::preset(Preset::Small, dense, fields, 100_000, 4, HashVariant::UmaV1, StoredDtype::F32).unwrap();
+        let cfg = ModelConfig::preset(Preset::Small, dense, fields, 1_000_000, 4, HashVariant::UmaV1, StoredDtype::F32).unwrap();
         let scorer = pollster::block_on(Scorer::new(Dlrm::init(cfg, 1).unwrap(), BackendChoice::Auto)).unwrap();
         match scorer.backend_name() {
             "cpu" => assert!(scorer.backend_reason().starts_with("fell back to the CPU: "), "{}", scorer.backend_reason()),
