@@ -45,7 +45,8 @@ impl Reporter {
     }
 
     /// Prints the final summary on stderr.
-    pub fn finish(&mut self, pos: &Position, eval: Option<&EvalResult>, path: &Path, bytes: usize) {
+    /// `bayes_auc` is the AUC of the data's true probabilities, when known (synthetic data).
+    pub fn finish(&mut self, pos: &Position, eval: Option<&EvalResult>, bayes_auc: Option<f64>, path: &Path, bytes: usize) {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
@@ -57,8 +58,9 @@ impl Reporter {
             self.samples_per_sec(pos)
         );
         if let Some(e) = eval {
+            let bayes = bayes_auc.map_or(String::new(), |b| format!(" (Bayes-optimal {b:.4})"));
             eprintln!(
-                "eval: AUC {:.4}, logloss {:.4}, mean prediction {:.4} vs click rate {:.4} ({} rows)",
+                "eval: AUC {:.4}{bayes}, logloss {:.4}, mean prediction {:.4} vs click rate {:.4} ({} rows)",
                 e.auc, e.logloss, e.mean_prediction, e.click_rate, e.rows
             );
         }

@@ -36,6 +36,19 @@ pub fn run(args: Args) -> Result<()> {
     train_and_write(&args).map(|_| ())
 }
 
+/// The AUC of the true click probabilities that `pocketrec synth --with-probability` wrote beside
+/// `path` (as `path.prob`), over the same rows: the best any model can do on this data.
+fn bayes_auc(path: &str, skip: usize, max: Option<usize>) -> Option<f64> {
+    let text = std::fs::read_to_string(format!("{path}.prob")).ok()?;
+    let probs: Vec<f32> = text.lines().skip(skip).take(max.unwrap_or(usize::MAX)).map(|l| l.parse().ok()).collect::<Option<_>>()?;
+    let mut stream = open_stream(path, skip, max, 8192, 0, 0, true, None).ok()?;
+    let mut labels = Vec::with_capacity(probs.len());
+    while let Some(batch) = stream.next_batch().ok()? {
+        labels.extend_from_slice(&batch.labels);
+    }
+    (labels.len() == probs.len()).then(|| pocketrec_trainer::metrics::auc(&probs, &labels))
+}
+
 /// What one training run produced.
 pub struct Outcome {
     pub eval: Option<EvalResult>,
@@ -107,7 +120,8 @@ pub fn train_and_write(args: &Args) -> Result<Outcome> {
     });
     let bytes = pocketrec::file::to_bytes(&model, args.model.dtype, &provenance)?;
     pocketrec_trainer::io::write_atomic(&args.output, &bytes).with_context(|| format!("writing {}", args.output.display()))?;
-    reporter.finish(&pos, eval.as_ref(), &args.output, bytes.len());
+    let bayes = data.eval.as_deref().and_then(|p| bayes_auc(p, data.eval_skip_rows, data.eval_max_rows));
+    reporter.finish(&pos, eval.as_ref(), bayes, &args.output, bytes.len());
     let param_bytes = model.param_count() as u64 * args.model.dtype.bytes();
     Ok(Outcome { eval, param_bytes })
 }

@@ -41,7 +41,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     for (var i = beg; i < end; i += 1u) {
         let key = global_key(p.key_mode, field, fields[fb + 4u], fields[fb + 5u], vals[vbase + i]);
         for (var c = 0u; c < p.blocks; c += 1u) {
-            let o = block_start(p.kind, p.range, p.d, fields[fb + 6u], fields[fb + 7u], key, c);
+            let o = block_start(p.kind, p.range, p.d, fields[fb + 6u], fields[fb + 7u], p.key_mode, vals[vbase + i], key, c);
             let lo = c * p.block_len;
             let hi = min(lo + p.block_len, p.d);
             for (var t = lo; t < hi; t += 1u) {

@@ -48,11 +48,15 @@ fn global_key(key_mode: u32, field: u32, toff_lo: u32, toff_hi: u32, v: u32) -> 
     return vec2<u32>(lo, toff_hi + select(0u, 1u, lo < v));
 }
 
-// First slot of block c of key (lo, hi): ROBE-Z per variant, or the row of a full table.
-fn block_start(kind: u32, range: u32, d: u32, full_base: u32, full_rows: u32, key: vec2<u32>, c: u32) -> u32 {
+// First slot of block c of value v with key (lo, hi): ROBE-Z per variant, or the row of a full
+// table (dictionary ids index it directly; raw values are hashed to a row), as EmbeddingLookup.
+fn block_start(kind: u32, range: u32, d: u32, full_base: u32, full_rows: u32, key_mode: u32, v: u32, key: vec2<u32>, c: u32) -> u32 {
     let xm = key_mod_p(key.x, key.y);
     if (kind == KIND_FULL) {
-        let row = add_mod(mul_mod(xm, R3), R1) % full_rows;
+        var row = v % full_rows;
+        if (key_mode == KEY_RAW) {
+            row = add_mod(mul_mod(xm, R3), R1) % full_rows;
+        }
         return full_base + row * d;
     }
     var mul = R3;
