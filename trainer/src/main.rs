@@ -15,11 +15,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Write the web demo's world: catalog.json plus train.tsv / eval.tsv (synthetic or MovieLens).
+    DemoData(cli::demo_data::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result: anyhow::Result<()> = match cli.command {
+        Command::DemoData(a) => cli::demo_data::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

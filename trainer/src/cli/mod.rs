@@ -1,1 +1,2 @@
 //! One module per subcommand: argument struct plus `run`.
+pub mod demo_data;
