@@ -2,3 +2,4 @@
 //! and benchmarks, over the `pocketrec` model library. The `pocketrec` binary (`main.rs`, `cli/`)
 //! is a thin command-line layer over these modules.
 pub mod demo;
+pub mod serve;

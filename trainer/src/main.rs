@@ -17,12 +17,15 @@ struct Cli {
 enum Command {
     /// Write the web demo's world: catalog.json plus train.tsv / eval.tsv (synthetic or MovieLens).
     DemoData(cli::demo_data::Args),
+    /// Serve the web demo on 127.0.0.1 (static files, right MIME types).
+    Serve(cli::serve::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result: anyhow::Result<()> = match cli.command {
         Command::DemoData(a) => cli::demo_data::run(a),
+        Command::Serve(a) => cli::serve::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

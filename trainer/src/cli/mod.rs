@@ -1,2 +1,3 @@
 //! One module per subcommand: argument struct plus `run`.
 pub mod demo_data;
+pub mod serve;
