@@ -220,6 +220,23 @@ impl ModelConfig {
         self.bottom.windows(2).map(layer).sum::<usize>() + self.top.windows(2).map(layer).sum::<usize>()
     }
 
+    /// Floating-point operations of one row's forward pass: the MLP multiply-adds and the dot
+    /// interaction, two FLOPs each. Gathers and activations are not counted.
+    pub fn forward_flops_per_row(&self) -> u64 {
+        let n = self.interacting() as u64;
+        let mlp: u64 = self.bottom.windows(2).chain(self.top.windows(2)).map(|w| (w[0] * w[1]) as u64).sum();
+        2 * mlp + 2 * self.dim as u64 * n * (n - 1) / 2
+    }
+
+    /// FLOPs of one row's training step: the forward pass, then per layer the weight gradient and
+    /// (except for the first bottom layer) the input gradient, and the interaction backward.
+    pub fn train_flops_per_row(&self) -> u64 {
+        let n = self.interacting() as u64;
+        let first = (self.bottom[0] * self.bottom[1]) as u64;
+        let mlp: u64 = self.bottom.windows(2).chain(self.top.windows(2)).map(|w| (w[0] * w[1]) as u64).sum();
+        self.forward_flops_per_row() + 2 * (2 * mlp - first) + 4 * self.dim as u64 * n * (n - 1) / 2
+    }
+
     /// Length of the embedding array `W`.
     pub fn embedding_len(&self) -> u64 {
         match &self.embedding {

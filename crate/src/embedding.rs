@@ -7,6 +7,9 @@
 use crate::config::{EmbeddingConfig, ModelConfig};
 use crate::robe::{KeyMode, P, R1, R3, RobeHash};
 
+/// Embeddings of up to this many blocks compute their offsets into a stack array.
+const MAX_BLOCKS_ON_STACK: usize = 64;
+
 #[derive(Clone, Debug)]
 enum Slots {
     Robe(RobeHash),
@@ -96,7 +99,11 @@ impl EmbeddingLookup {
         match &self.slots {
             Slots::Robe(h) => h.block_offset(x, c as u32) as usize,
             Slots::Full { base, rows } => {
-                let row = ((x % P) * R3 + R1) % P % rows[field];
+                // Dictionary ids index their table directly; raw values are hashed to a row.
+                let row = match self.key_mode {
+                    KeyMode::Dictionary { .. } => v as u64 % rows[field],
+                    KeyMode::Raw => ((x % P) * R3 + R1) % P % rows[field],
+                };
                 (base[field] + row * self.dim as u64) as usize
             }
         }
@@ -104,9 +111,11 @@ impl EmbeddingLookup {
 
     /// Writes the first slot of every block of (field, v) into `out[..blocks]`.
     #[inline]
-    pub fn block_offsets(&self, field: usize, v: u32, out: &mut [usize]) {
-        for (c, o) in out[..self.blocks].iter_mut().enumerate() {
-            *o = self.block_offset(field, v, c);
+    pub fn block_offsets(&self, field: usize, v: u32, out: &mut [u32]) {
+        let out = &mut out[..self.blocks];
+        match &self.slots {
+            Slots::Robe(h) => h.block_offsets(self.key(field, v), out),
+            Slots::Full { .. } => out[0] = self.block_offset(field, v, 0) as u32,
         }
     }
 
@@ -118,6 +127,22 @@ impl EmbeddingLookup {
     /// Adds (`scale` ×) the embedding of (field, v) into `out[..d]`.
     #[inline]
     pub fn accumulate(&self, w: &[f32], field: usize, v: u32, scale: f32, out: &mut [f32]) {
+        let mut offsets = [0u32; MAX_BLOCKS_ON_STACK];
+        if self.blocks > MAX_BLOCKS_ON_STACK {
+            return self.accumulate_slow(w, field, v, scale, out);
+        }
+        self.block_offsets(field, v, &mut offsets);
+        for (c, &o) in offsets[..self.blocks].iter().enumerate() {
+            let o = o as usize;
+            let lo = c * self.block_len;
+            let hi = (lo + self.block_len).min(self.dim);
+            for (e, &x) in out[lo..hi].iter_mut().zip(&w[o..o + hi - lo]) {
+                *e += scale * x;
+            }
+        }
+    }
+
+    fn accumulate_slow(&self, w: &[f32], field: usize, v: u32, scale: f32, out: &mut [f32]) {
         for c in 0..self.blocks {
             let o = self.block_offset(field, v, c);
             let lo = c * self.block_len;
@@ -131,8 +156,13 @@ impl EmbeddingLookup {
     /// Scatters `scale · grad[..d]` into the slots of (field, v), calling `add(slot, value)`.
     #[inline]
     pub fn scatter(&self, field: usize, v: u32, scale: f32, grad: &[f32], mut add: impl FnMut(usize, f32)) {
+        let mut offsets = [0u32; MAX_BLOCKS_ON_STACK];
+        let fast = self.blocks <= MAX_BLOCKS_ON_STACK;
+        if fast {
+            self.block_offsets(field, v, &mut offsets);
+        }
         for c in 0..self.blocks {
-            let o = self.block_offset(field, v, c);
+            let o = if fast { offsets[c] as usize } else { self.block_offset(field, v, c) };
             let lo = c * self.block_len;
             let hi = (lo + self.block_len).min(self.dim);
             for (j, &g) in grad[lo..hi].iter().enumerate() {

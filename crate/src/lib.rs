@@ -10,12 +10,14 @@ pub mod config;
 pub mod cpu;
 pub mod embedding;
 pub mod model;
+pub mod optim;
 pub mod robe;
 
 pub use batch::{Batch, FieldValues};
 pub use config::{DenseTransform, EmbeddingConfig, Field, FieldKind, ModelConfig, Preset, StoredDtype};
 pub use cpu::{Gradients, Workspace};
 pub use model::{Dlrm, Linear};
+pub use optim::{Optimizer, OptimizerKind};
 pub use robe::{HashVariant, KeyMode, RobeHash};
 
 /// Everything that can go wrong in the library. Each message says what to change.

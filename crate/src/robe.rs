@@ -76,12 +76,19 @@ pub struct RobeHash {
     m: u64,
     z: u64,
     variant: HashVariant,
+    /// `range` and Lemire's fastmod multiplier for it: `h mod range` without a division.
+    range: u64,
+    range_inv: u64,
 }
 
 impl RobeHash {
     pub fn new(m: u64, z: u32, variant: HashVariant) -> Option<Self> {
         let z = z as u64;
-        (z >= 1 && m > z && m < (1 << 32)).then_some(RobeHash { m, z, variant })
+        if !(z >= 1 && m > z && m < (1 << 32)) {
+            return None;
+        }
+        let range = variant.range(m, z);
+        Some(RobeHash { m, z, variant, range, range_inv: (u64::MAX / range).wrapping_add(1) })
     }
 
     pub fn m(&self) -> u64 {
@@ -100,7 +107,27 @@ impl RobeHash {
         let (mul, block_mul, add, shift) = self.variant.constants();
         // Every term is below 2^62: (x mod P) < 2^31, the multipliers < 2^31, c < 2^32.
         let h = ((x % P) * mul + ((c as u64 + shift) % P) * block_mul + add) % P;
-        (h % self.variant.range(self.m, self.z)) as u32
+        (h % self.range) as u32
+    }
+
+    /// First slots of blocks `0..out.len()` of key `x`: the same values as
+    /// [`RobeHash::block_offset`], with `x mod P` reduced once and no division.
+    #[inline]
+    pub fn block_offsets(&self, x: u64, out: &mut [u32]) {
+        let (mul, block_mul, add, shift) = self.variant.constants();
+        let base = (x % P) * mul + add + shift * block_mul;
+        for (c, o) in out.iter_mut().enumerate() {
+            let h = (base + c as u64 * block_mul) % P; // c < 2^31 keeps this below 2^63
+            *o = self.fast_mod(h) as u32;
+        }
+    }
+
+    /// `h mod range` for `h < 2^32` (Lemire, Kaser and Kurz 2019, "Faster remainder by direct
+    /// computation"), exact for every 32-bit `h` and divisor.
+    #[inline]
+    fn fast_mod(&self, h: u64) -> u64 {
+        let low = self.range_inv.wrapping_mul(h);
+        ((low as u128 * self.range as u128) >> 64) as u64
     }
 
     /// Slot read by dimension `i` of the embedding of global key `x`.
@@ -167,7 +194,7 @@ pub mod limbs {
 
     /// The `range` argument of [`block_offset`] for a hash.
     pub fn range(hash: &super::RobeHash) -> u32 {
-        hash.variant.range(hash.m, hash.z) as u32
+        hash.range as u32
     }
 }
 

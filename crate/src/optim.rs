@@ -1,0 +1,154 @@
+//! Optimizers. The shared array `W` is updated sparsely: only the slots read in this step. For
+//! SGD and Adagrad that is exactly the dense update (an untouched slot has gradient 0 and does not
+//! move); Adam on `W` is the lazy variant (moments of untouched slots are not decayed), as
+//! PyTorch's SparseAdam. The MLPs are updated densely.
+//!
+//! SGD without momentum at a constant rate is the authors' setting; Adagrad and Adam are offered
+//! because they converge in fewer steps on hashed embeddings, and are measured against it.
+
+use crate::cpu::Gradients;
+use crate::model::Dlrm;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OptimizerKind {
+    Sgd,
+    Adagrad,
+    Adam,
+}
+
+impl std::str::FromStr for OptimizerKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "sgd" => Ok(OptimizerKind::Sgd),
+            "adagrad" => Ok(OptimizerKind::Adagrad),
+            "adam" => Ok(OptimizerKind::Adam),
+            _ => Err(format!("unknown optimizer {s:?}: use sgd, adagrad or adam")),
+        }
+    }
+}
+
+const ADAGRAD_EPS: f32 = 1e-8;
+const ADAM_BETAS: (f32, f32) = (0.9, 0.999);
+const ADAM_EPS: f32 = 1e-8;
+
+/// An optimizer with its state: one buffer per parameter tensor for Adagrad (sum of squares),
+/// two for Adam (first and second moments). Tensor order: `W`, then each layer's weight and bias,
+/// bottom first.
+#[derive(Clone, Debug)]
+pub struct Optimizer {
+    pub kind: OptimizerKind,
+    pub lr: f32,
+    /// Steps taken (Adam's bias correction, and the checkpoint position).
+    pub step: u64,
+    pub state: Vec<Vec<f32>>,
+}
+
+impl Optimizer {
+    pub fn new(kind: OptimizerKind, lr: f32, model: &Dlrm) -> Self {
+        let sizes: Vec<usize> = std::iter::once(model.embedding.len())
+            .chain(model.layers().flat_map(|l| [l.weight.len(), l.bias.len()]))
+            .collect();
+        let copies = match kind {
+            OptimizerKind::Sgd => 0,
+            OptimizerKind::Adagrad => 1,
+            OptimizerKind::Adam => 2,
+        };
+        let state = (0..copies).flat_map(|_| sizes.iter().map(|&n| vec![0.0; n])).collect();
+        Optimizer { kind, lr, step: 0, state }
+    }
+
+    /// Names of the state buffers, in order (for checkpoints).
+    pub fn state_names(&self, model: &Dlrm) -> Vec<String> {
+        let tensors = tensor_names(model);
+        let prefixes: &[&str] = match self.kind {
+            OptimizerKind::Sgd => &[],
+            OptimizerKind::Adagrad => &["sum_sq"],
+            OptimizerKind::Adam => &["m", "v"],
+        };
+        prefixes.iter().flat_map(|p| tensors.iter().map(move |t| format!("{p}.{t}"))).collect()
+    }
+
+    /// Applies one step of `grads` to `model`.
+    pub fn apply(&mut self, model: &mut Dlrm, grads: &Gradients) {
+        self.step += 1;
+        let n_tensors = 1 + 2 * (model.bottom.len() + model.top.len());
+        let (b1, b2) = ADAM_BETAS;
+        let t = self.step as i32;
+        let lr = self.lr;
+        let adam_lr = lr * (1.0 - b2.powi(t)).sqrt() / (1.0 - b1.powi(t));
+        let kind = self.kind;
+        let split = n_tensors.min(self.state.len());
+        let (first, second) = self.state.split_at_mut(split);
+
+        // Sparse W update, touched slots only.
+        let w = &mut model.embedding;
+        let g = grads.embedding.values();
+        let touched = grads.embedding.touched();
+        match kind {
+            OptimizerKind::Sgd => touched.iter().for_each(|&s| w[s as usize] -= lr * g[s as usize]),
+            OptimizerKind::Adagrad => {
+                let acc = &mut first[0];
+                for &s in touched {
+                    let s = s as usize;
+                    acc[s] += g[s] * g[s];
+                    w[s] -= lr * g[s] / (acc[s].sqrt() + ADAGRAD_EPS);
+                }
+            }
+            OptimizerKind::Adam => {
+                let (m, v) = (&mut first[0], &mut second[0]);
+                for &s in touched {
+                    let s = s as usize;
+                    adam_update(&mut w[s], g[s], &mut m[s], &mut v[s], adam_lr);
+                }
+            }
+        }
+
+        // Dense MLP updates.
+        let params = model.bottom.iter_mut().chain(model.top.iter_mut()).flat_map(|l| {
+            [l.weight.as_slice_mut().expect("standard layout"), l.bias.as_slice_mut().expect("standard layout")]
+        });
+        let gs = grads.bottom.iter().chain(&grads.top).flat_map(|l| {
+            [l.weight.as_slice().expect("standard layout"), l.bias.as_slice().expect("standard layout")]
+        });
+        for (i, (p, g)) in params.zip(gs).enumerate() {
+            match kind {
+                OptimizerKind::Sgd => p.iter_mut().zip(g).for_each(|(p, g)| *p -= lr * g),
+                OptimizerKind::Adagrad => {
+                    for ((p, g), a) in p.iter_mut().zip(g).zip(first[i + 1].iter_mut()) {
+                        *a += g * g;
+                        *p -= lr * g / (a.sqrt() + ADAGRAD_EPS);
+                    }
+                }
+                OptimizerKind::Adam => {
+                    let (m, v) = (&mut first[i + 1], &mut second[i + 1]);
+                    for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+                        adam_update(p, g, m, v, adam_lr);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[inline]
+fn adam_update(p: &mut f32, g: f32, m: &mut f32, v: &mut f32, lr_t: f32) {
+    let (b1, b2) = ADAM_BETAS;
+    *m = b1 * *m + (1.0 - b1) * g;
+    *v = b2 * *v + (1.0 - b2) * g * g;
+    *p -= lr_t * *m / (v.sqrt() + ADAM_EPS);
+}
+
+/// Names of the model's tensors in the model file, in optimizer order.
+pub fn tensor_names(model: &Dlrm) -> Vec<String> {
+    let mut names = vec!["robe.weight".to_string()];
+    for (part, n) in [("bottom", model.bottom.len()), ("top", model.top.len())] {
+        for k in 0..n {
+            names.push(format!("{part}.{k}.weight"));
+            names.push(format!("{part}.{k}.bias"));
+        }
+    }
+    names
+}
