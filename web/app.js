@@ -121,21 +121,21 @@ function context() {
   };
 }
 
-function rerank() {
+function rerank(startedAt = performance.now()) {
   if (!api.ready) return;
   rankId += 1;
-  rankSentAt = performance.now();
+  rankSentAt = startedAt;
   worker.postMessage({ type: "rank", id: rankId, context: context(), k: SHOWN + state.likes.length });
 }
 
 function showRanking({ id, ranked, ms }) {
   if (id !== rankId) return; // a newer request is on its way
-  const roundTrip = performance.now() - rankSentAt;
   const liked = new Set(state.likes);
   const top = ranked.map((r) => ({ ...r, item: catalog.items[r.index] })).filter((r) => !liked.has(r.item.id)).slice(0, SHOWN);
   $("recs").replaceChildren(...top.map((r) => card(r.item, r)));
+  const roundTrip = performance.now() - rankSentAt; // input event (or request) -> new list in the DOM
   $("latency").textContent = `${ms.toFixed(1)} ms · ${catalog.items.length.toLocaleString("en")} items`;
-  $("latency").title = `ranking in the worker ${ms.toFixed(2)} ms; with the message round trip ${roundTrip.toFixed(2)} ms`;
+  $("latency").title = `ranking in the worker ${ms.toFixed(2)} ms; from the click to the new list ${roundTrip.toFixed(2)} ms`;
   api.rankCount += 1;
   api.last = {
     context: context(),
@@ -155,6 +155,7 @@ function showRanking({ id, ranked, ms }) {
 }
 
 function toggleLike(id) {
+  const clickedAt = performance.now();
   const i = state.likes.indexOf(id);
   if (i >= 0) {
     state.likes.splice(i, 1);
@@ -163,9 +164,14 @@ function toggleLike(id) {
     sessionLikes += 1;
   }
   saveState();
+  rerank(clickedAt); // first, so the worker ranks while this thread updates the page
   renderLikes();
-  renderCatalog();
-  rerank();
+  const liked = state.likes.includes(id);
+  for (const b of document.querySelectorAll(`.card[data-id="${CSS.escape(id)}"] .like`)) {
+    b.setAttribute("aria-pressed", String(liked));
+    b.setAttribute("aria-label", `${liked ? "Unlike" : "Like"} ${byId.get(id).name}`);
+    b.textContent = liked ? "♥" : "♡";
+  }
 }
 
 function renderLikes() {

@@ -24,7 +24,7 @@ fn bad<T>(m: String) -> Result<T, Error> {
 
 fn kind_of(v: &Value) -> &'static str {
     match v {
-        Value::Null => "null",
+        Value::Null => "null (null, undefined or NaN in JS)",
         Value::Bool(_) => "a boolean",
         Value::Number(_) => "a number",
         Value::String(_) => "a string",
@@ -102,7 +102,7 @@ pub fn batch_from_objects(cfg: &ModelConfig, rows: &[Value]) -> Result<Batch, Er
         let dense = dense_of(cfg, obj, &what)?;
         let mut sparse = Vec::with_capacity(cfg.fields.len());
         for spec in &cfg.fields {
-            let Some(v) = obj.get(&spec.name) else {
+            let Some(v) = obj.get(&spec.name).filter(|v| !v.is_null()) else {
                 return bad(format!("{what} is missing field {:?}", spec.name));
             };
             sparse.push(field_values(spec.kind, v, &|| format!("field {:?} of {what}", spec.name))?);
@@ -158,7 +158,7 @@ pub fn candidates_from_objects(cfg: &ModelConfig, context: &Context, rows: &[Val
             });
         }
         for (out, &(f, name)) in fields.iter_mut().zip(&open) {
-            let Some(v) = obj.get(name) else {
+            let Some(v) = obj.get(name).filter(|v| !v.is_null()) else {
                 return bad(format!("{what} is missing field {name:?}"));
             };
             out.values.extend(field_values(cfg.fields[f].kind, v, &|| format!("field {name:?} of {what}"))?);
