@@ -2,13 +2,13 @@
 //!
 //! All activations live in a reusable [`Workspace`], so a training step allocates nothing once
 //! the batch size is stable. Per-row work (embedding gathers, the dot interaction) runs on rayon
-//! when the `parallel` feature is on; the GEMMs use matrixmultiply's own threads.
+//! when the `parallel` feature is on, as do large GEMMs ([`crate::gemm`]).
 
 use crate::batch::Batch;
 use crate::config::FieldKind;
 use crate::model::{Dlrm, Linear};
-use ndarray::linalg::general_mat_mul;
-use ndarray::{Array2, ArrayView2, Axis, s};
+use crate::gemm::matmul;
+use ndarray::{Array2, ArrayView2, s};
 
 /// Runs `f(row_index, row)` on every `width`-wide row of `data`, in parallel where enabled.
 fn for_each_row(data: &mut [f32], width: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
@@ -125,10 +125,10 @@ impl SparseGrad {
 }
 
 /// `out = input · Wᵀ + b`, then ReLU if asked.
-fn linear_forward(layer: &Linear, input: ArrayView2<f32>, out: &mut Array2<f32>, relu: bool) {
+pub(crate) fn linear_forward(layer: &Linear, input: ArrayView2<f32>, out: &mut Array2<f32>, relu: bool) {
     let dim = out.raw_dim();
     out.assign(&layer.bias.broadcast(dim).expect("bias width matches"));
-    general_mat_mul(1.0, &input, &layer.weight.t(), 1.0, out);
+    matmul(input, layer.weight.t(), out.view_mut(), true);
     if relu {
         out.mapv_inplace(|x| x.max(0.0));
     }
@@ -137,10 +137,13 @@ fn linear_forward(layer: &Linear, input: ArrayView2<f32>, out: &mut Array2<f32>,
 /// Gradients of one layer from `dz` (the gradient at its pre-activation output) and its input;
 /// writes the gradient at the input into `d_in` unless it is `None`.
 fn linear_backward(layer: &Linear, input: ArrayView2<f32>, dz: ArrayView2<f32>, grad: &mut Linear, d_in: Option<&mut Array2<f32>>) {
-    general_mat_mul(1.0, &dz.t(), &input, 0.0, &mut grad.weight);
-    grad.bias.assign(&dz.sum_axis(Axis(0)));
+    matmul(dz.t(), input, grad.weight.view_mut(), false);
+    grad.bias.fill(0.0);
+    for row in dz.rows() {
+        grad.bias.zip_mut_with(&row, |b, &g| *b += g);
+    }
     if let Some(d_in) = d_in {
-        general_mat_mul(1.0, &dz, &layer.weight, 0.0, d_in);
+        matmul(dz, layer.weight.view(), d_in.view_mut(), false);
     }
 }
 
@@ -160,7 +163,7 @@ fn gather_row(model: &Dlrm, batch: &Batch, r: usize, out: &mut [f32]) {
 }
 
 #[inline]
-fn pooling_scale(kind: FieldKind, n: usize) -> f32 {
+pub(crate) fn pooling_scale(kind: FieldKind, n: usize) -> f32 {
     match kind {
         FieldKind::BagMean if n > 0 => 1.0 / n as f32,
         _ => 1.0,

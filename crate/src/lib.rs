@@ -9,6 +9,7 @@ pub mod batch;
 pub mod config;
 pub mod cpu;
 pub mod embedding;
+pub mod gemm;
 pub mod model;
 pub mod optim;
 pub mod robe;
