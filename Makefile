@@ -19,3 +19,32 @@ test-rust:
 
 test-wasm-build:
 	$(CARGO) build -p pocketrec --target wasm32-unknown-unknown --no-default-features
+
+# --- web demo (helper "web") ----------------------------------------------------------------------
+# DEMO_DIR holds catalog.json, train.tsv, eval.tsv and model.safetensors; the page reads
+# out/demo/{catalog.json,model.safetensors} by default (index.html?model=...&catalog=... overrides).
+DEMO_DIR ?= out/demo
+PORT ?= 8080
+# WASM_FLAGS=--gpu builds the WebGPU backend into the wasm package (cargo feature `gpu`).
+WASM_FLAGS ?=
+DEMO_EPOCHS ?= 2
+
+.PHONY: wasm demo-model serve test-browser
+
+wasm:
+	scripts/build-wasm.sh $(WASM_FLAGS)
+
+demo-model: build
+	$(BIN) demo-data --out $(DEMO_DIR)
+	$(BIN) train --train $(DEMO_DIR)/train.tsv --eval $(DEMO_DIR)/eval.tsv --preset small --memory 1MB \
+	  --epochs $(DEMO_EPOCHS) --batch 256 --lr 0.05 --optimizer adagrad --seed 7 -o $(DEMO_DIR)/model.safetensors
+
+serve: build
+	$(BIN) serve --dir . --port $(PORT)
+
+# Headless Chromium (Debian's, via playwright-core): engine parity and bad input, then the demo page,
+# each with WebGPU (SwiftShader) and with the CPU fallback. Screenshots and timings go to tests/out/.
+test-browser: setup build wasm
+	@[ -f $(DEMO_DIR)/model.safetensors ] || $(MAKE) demo-model
+	cd tests/browser && POCKETREC_BIN=$(CURDIR)/$(BIN) POCKETREC_DEMO=$(CURDIR)/$(DEMO_DIR) \
+	  POCKETREC_EXPECT_WEBGPU=$(if $(findstring --gpu,$(WASM_FLAGS)),1,0) node --test

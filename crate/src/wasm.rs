@@ -34,6 +34,20 @@ export type Column = Uint32Array | { offsets: Uint32Array; values: Uint32Array }
 /** Rows as columns: `dense` is row-major rows × n_dense; one column per field. */
 export interface Columns { rows: number; dense?: Float32Array; fields: Record<string, Column>; }
 export interface Ranked { index: number; logit: number; score: number; }
+export interface EngineInfo {
+  /** The full model config: dense names, fields (name, kind), dim, bottom/top widths, embedding. */
+  config: { dense: string[]; fields: { name: string; kind: "categorical" | "bag-sum" | "bag-mean" }[]; [k: string]: unknown };
+  dtype: "f32" | "f16";
+  provenance: unknown;
+  params: number;
+  embedding_len: number;
+  mlp_params: number;
+  model_bytes: number;
+  backend: "webgpu" | "cpu";
+  backend_reason: string;
+  simd128: boolean;
+  version: string;
+}
 "#;
 
 /// A JS `Error` with `msg`.
@@ -157,6 +171,7 @@ impl Engine {
     }
 
     /// The model's config, dtype, provenance and sizes, and the backend with the reason it was chosen.
+    #[wasm_bindgen(unchecked_return_type = "EngineInfo")]
     pub fn info(&self) -> Result<JsValue, JsValue> {
         to_js(&self.info)
     }
