@@ -60,8 +60,7 @@ fn bench(c: &mut Criterion) {
                 let logits = model.forward(&batch, &mut ws);
                 bce_with_logits(logits, &batch.labels, &mut d);
                 model.backward(&batch, &mut ws, &d, &mut grads);
-                opt.apply(&mut model, &grads);
-                grads.embedding.clear();
+                opt.apply(&mut model, &mut grads);
             })
         });
     }

@@ -34,6 +34,8 @@ pub struct Workspace {
     top: Vec<Array2<f32>>,
     /// The `F + 1` interacting vectors of each row: bottom output, then each field's embedding.
     vectors: Array2<f32>,
+    /// Per field, the first slot of every block of every value of the batch (CSR order).
+    slots: Vec<Vec<u32>>,
     d_bottom: Vec<Array2<f32>>,
     d_top: Vec<Array2<f32>>,
     d_vectors: Array2<f32>,
@@ -76,51 +78,59 @@ impl Gradients {
         Gradients {
             bottom: layers(&model.config.bottom),
             top: layers(&model.config.top),
-            embedding: SparseGrad::new(model.embedding.len()),
+            embedding: SparseGrad::new(model.embedding.len(), model.lookup().block_len()),
         }
     }
 }
 
-/// Per-slot gradient of `W`: a dense buffer allocated once, plus the list of slots touched.
+/// Per-slot gradient of `W`: a dense buffer allocated once, plus the start of every block that was
+/// written (with repeats). [`SparseGrad::drain`] visits each slot with a non-zero gradient exactly
+/// once and zeroes it, so a step costs the slots read, never `M`.
 #[derive(Debug, Clone)]
 pub struct SparseGrad {
     values: Vec<f32>,
-    seen: Vec<u64>,
-    touched: Vec<u32>,
+    blocks: Vec<u32>,
+    block_len: usize,
 }
 
 impl SparseGrad {
-    pub fn new(len: usize) -> Self {
-        SparseGrad { values: vec![0.0; len], seen: vec![0; len.div_ceil(64)], touched: Vec::new() }
+    pub fn new(len: usize, block_len: usize) -> Self {
+        SparseGrad { values: vec![0.0; len], blocks: Vec::new(), block_len }
     }
 
+    /// Adds `scale · grad` to the block of slots starting at `start`.
     #[inline]
-    pub fn add(&mut self, slot: usize, g: f32) {
-        let (w, b) = (slot / 64, 1u64 << (slot % 64));
-        if self.seen[w] & b == 0 {
-            self.seen[w] |= b;
-            self.touched.push(slot as u32);
+    pub fn add_block(&mut self, start: usize, scale: f32, grad: &[f32]) {
+        for (v, &g) in self.values[start..start + grad.len()].iter_mut().zip(grad) {
+            *v += scale * g;
         }
-        self.values[slot] += g;
+        self.blocks.push(start as u32);
     }
 
-    /// Slots with a gradient this step, in first-touch order.
-    pub fn touched(&self) -> &[u32] {
-        &self.touched
-    }
-
-    /// The gradient of every slot (zero where untouched).
+    /// The gradient of every slot (zero where nothing was read).
     pub fn values(&self) -> &[f32] {
         &self.values
     }
 
-    /// Zeroes the touched slots only.
-    pub fn clear(&mut self) {
-        for &s in &self.touched {
-            self.values[s as usize] = 0.0;
-            self.seen[s as usize / 64] = 0;
+    /// Calls `f(slot, gradient)` once for every slot with a non-zero gradient, in first-touch
+    /// order, and leaves the buffer all zero.
+    pub fn drain(&mut self, mut f: impl FnMut(usize, f32)) {
+        let z = self.block_len;
+        for &b in &self.blocks {
+            let b = b as usize;
+            for (j, v) in self.values[b..b + z].iter_mut().enumerate() {
+                if *v != 0.0 {
+                    f(b + j, *v);
+                    *v = 0.0;
+                }
+            }
         }
-        self.touched.clear();
+        self.blocks.clear();
+    }
+
+    /// Zeroes the gradient.
+    pub fn clear(&mut self) {
+        self.drain(|_, _| {});
     }
 }
 
@@ -147,17 +157,43 @@ fn linear_backward(layer: &Linear, input: ArrayView2<f32>, dz: ArrayView2<f32>, 
     }
 }
 
-/// Pools every sparse field of row `r` into `out[..F·d]`.
-fn gather_row(model: &Dlrm, batch: &Batch, r: usize, out: &mut [f32]) {
+/// Hashes every value of every field of the batch to its block offsets, in parallel over fields.
+fn hash_batch(model: &Dlrm, batch: &Batch, slots: &mut Vec<Vec<u32>>) {
     let lookup = model.lookup();
-    let d = model.config.dim;
+    let blocks = lookup.blocks();
+    slots.resize_with(batch.fields.len(), Vec::new);
+    let work = |(f, (vals, out)): (usize, (&crate::batch::FieldValues, &mut Vec<u32>))| {
+        out.resize(vals.values.len() * blocks, 0);
+        for (&v, o) in vals.values.iter().zip(out.chunks_exact_mut(blocks)) {
+            lookup.block_offsets(f, v, o);
+        }
+    };
+    #[cfg(feature = "parallel")]
+    {
+        use rayon::prelude::*;
+        batch.fields.par_iter().zip(slots.par_iter_mut()).enumerate().for_each(work);
+    }
+    #[cfg(not(feature = "parallel"))]
+    batch.fields.iter().zip(slots.iter_mut()).enumerate().for_each(work);
+}
+
+/// Pools every sparse field of row `r` into `out[..F·d]` from the hashed block offsets.
+fn gather_row(model: &Dlrm, batch: &Batch, slots: &[Vec<u32>], r: usize, out: &mut [f32]) {
+    let lookup = model.lookup();
+    let (d, z, blocks) = (model.config.dim, lookup.block_len(), lookup.blocks());
+    let w = &model.embedding;
     for (f, (vals, spec)) in batch.fields.iter().zip(&model.config.fields).enumerate() {
         let e = &mut out[f * d..(f + 1) * d];
         e.fill(0.0);
-        let row = vals.row(r);
-        let scale = pooling_scale(spec.kind, row.len());
-        for &v in row {
-            lookup.accumulate(&model.embedding, f, v, scale, e);
+        let (lo, hi) = (vals.offsets[r] as usize, vals.offsets[r + 1] as usize);
+        let scale = pooling_scale(spec.kind, hi - lo);
+        for starts in slots[f][lo * blocks..hi * blocks].chunks_exact(blocks) {
+            for (part, &start) in e.chunks_mut(z).zip(starts) {
+                let (start, len) = (start as usize, part.len());
+                for (x, &y) in part.iter_mut().zip(&w[start..start + len]) {
+                    *x += scale * y;
+                }
+            }
         }
     }
 }
@@ -208,15 +244,17 @@ fn interact_row_backward(vectors: &[f32], d_out: &[f32], d: usize, d_vectors: &m
     let n = vectors.len() / d;
     let mut k = d;
     for i in 1..n {
+        let (before, from_i) = d_vectors.split_at_mut(i * d);
+        let dvi = &mut from_i[..d];
+        let vi = &vectors[i * d..(i + 1) * d];
         for j in 0..i {
             let g = d_out[k];
             k += 1;
-            if g == 0.0 {
-                continue;
-            }
+            let vj = &vectors[j * d..(j + 1) * d];
+            let dvj = &mut before[j * d..(j + 1) * d];
             for t in 0..d {
-                d_vectors[i * d + t] += g * vectors[j * d + t];
-                d_vectors[j * d + t] += g * vectors[i * d + t];
+                dvi[t] += g * vj[t];
+                dvj[t] += g * vi[t];
             }
         }
     }
@@ -241,8 +279,10 @@ impl Dlrm {
         let width = cfg.interacting() * d;
         let bottom_out = ws.bottom.last().expect("bottom has layers");
         ws.vectors.slice_mut(s![.., ..d]).assign(bottom_out);
+        hash_batch(self, batch, &mut ws.slots);
+        let slots = &ws.slots;
         let vectors = ws.vectors.as_slice_mut().expect("standard layout");
-        for_each_row(vectors, width, |r, v| gather_row(self, batch, r, &mut v[d..]));
+        for_each_row(vectors, width, |r, v| gather_row(self, batch, slots, r, &mut v[d..]));
 
         let vectors = ws.vectors.as_slice().expect("standard layout");
         let top_in = ws.top[0].as_slice_mut().expect("standard layout");
@@ -293,16 +333,18 @@ impl Dlrm {
             }
         }
 
-        let lookup = self.lookup();
+        let (z, blocks) = (self.lookup().block_len(), self.lookup().blocks());
         let dv = ws.d_vectors.as_slice().expect("standard layout");
         let eg = &mut grads.embedding;
         for r in 0..rows {
             for (f, (vals, spec)) in batch.fields.iter().zip(&cfg.fields).enumerate() {
                 let g = &dv[r * width + (f + 1) * d..r * width + (f + 2) * d];
-                let row = vals.row(r);
-                let scale = pooling_scale(spec.kind, row.len());
-                for &v in row {
-                    lookup.scatter(f, v, scale, g, |slot, x| eg.add(slot, x));
+                let (lo, hi) = (vals.offsets[r] as usize, vals.offsets[r + 1] as usize);
+                let scale = pooling_scale(spec.kind, hi - lo);
+                for starts in ws.slots[f][lo * blocks..hi * blocks].chunks_exact(blocks) {
+                    for (part, &start) in g.chunks(z).zip(starts) {
+                        eg.add_block(start as usize, scale, part);
+                    }
                 }
             }
         }

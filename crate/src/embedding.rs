@@ -7,9 +7,6 @@
 use crate::config::{EmbeddingConfig, ModelConfig};
 use crate::robe::{KeyMode, P, R1, R3, RobeHash};
 
-/// Embeddings of up to this many blocks compute their offsets into a stack array.
-const MAX_BLOCKS_ON_STACK: usize = 64;
-
 #[derive(Clone, Debug)]
 enum Slots {
     Robe(RobeHash),
@@ -122,52 +119,5 @@ impl EmbeddingLookup {
     /// Slot read by dimension `i` of (field, v).
     pub fn index(&self, field: usize, v: u32, i: usize) -> usize {
         self.block_offset(field, v, i / self.block_len) + i % self.block_len
-    }
-
-    /// Adds (`scale` ×) the embedding of (field, v) into `out[..d]`.
-    #[inline]
-    pub fn accumulate(&self, w: &[f32], field: usize, v: u32, scale: f32, out: &mut [f32]) {
-        let mut offsets = [0u32; MAX_BLOCKS_ON_STACK];
-        if self.blocks > MAX_BLOCKS_ON_STACK {
-            return self.accumulate_slow(w, field, v, scale, out);
-        }
-        self.block_offsets(field, v, &mut offsets);
-        for (c, &o) in offsets[..self.blocks].iter().enumerate() {
-            let o = o as usize;
-            let lo = c * self.block_len;
-            let hi = (lo + self.block_len).min(self.dim);
-            for (e, &x) in out[lo..hi].iter_mut().zip(&w[o..o + hi - lo]) {
-                *e += scale * x;
-            }
-        }
-    }
-
-    fn accumulate_slow(&self, w: &[f32], field: usize, v: u32, scale: f32, out: &mut [f32]) {
-        for c in 0..self.blocks {
-            let o = self.block_offset(field, v, c);
-            let lo = c * self.block_len;
-            let hi = (lo + self.block_len).min(self.dim);
-            for (e, &x) in out[lo..hi].iter_mut().zip(&w[o..o + hi - lo]) {
-                *e += scale * x;
-            }
-        }
-    }
-
-    /// Scatters `scale · grad[..d]` into the slots of (field, v), calling `add(slot, value)`.
-    #[inline]
-    pub fn scatter(&self, field: usize, v: u32, scale: f32, grad: &[f32], mut add: impl FnMut(usize, f32)) {
-        let mut offsets = [0u32; MAX_BLOCKS_ON_STACK];
-        let fast = self.blocks <= MAX_BLOCKS_ON_STACK;
-        if fast {
-            self.block_offsets(field, v, &mut offsets);
-        }
-        for c in 0..self.blocks {
-            let o = if fast { offsets[c] as usize } else { self.block_offset(field, v, c) };
-            let lo = c * self.block_len;
-            let hi = (lo + self.block_len).min(self.dim);
-            for (j, &g) in grad[lo..hi].iter().enumerate() {
-                add(o + j, scale * g);
-            }
-        }
     }
 }

@@ -1,7 +1,7 @@
-//! Optimizers. The shared array `W` is updated sparsely: only the slots read in this step. For
-//! SGD and Adagrad that is exactly the dense update (an untouched slot has gradient 0 and does not
-//! move); Adam on `W` is the lazy variant (moments of untouched slots are not decayed), as
-//! PyTorch's SparseAdam. The MLPs are updated densely.
+//! Optimizers. The shared array `W` is updated sparsely: only the slots with a non-zero gradient
+//! this step. For SGD and Adagrad that is exactly the dense update (a slot with gradient 0 does not
+//! move); Adam on `W` is the lazy variant (moments of other slots are not decayed), as PyTorch's
+//! SparseAdam. The MLPs are updated densely.
 //!
 //! SGD without momentum at a constant rate is the authors' setting; Adagrad and Adam are offered
 //! because they converge in fewer steps on hashed embeddings, and are measured against it.
@@ -71,8 +71,8 @@ impl Optimizer {
         prefixes.iter().flat_map(|p| tensors.iter().map(move |t| format!("{p}.{t}"))).collect()
     }
 
-    /// Applies one step of `grads` to `model`.
-    pub fn apply(&mut self, model: &mut Dlrm, grads: &Gradients) {
+    /// Applies one step of `grads` to `model`; leaves the embedding gradient cleared.
+    pub fn apply(&mut self, model: &mut Dlrm, grads: &mut Gradients) {
         self.step += 1;
         let n_tensors = 1 + 2 * (model.bottom.len() + model.top.len());
         let (b1, b2) = ADAM_BETAS;
@@ -83,26 +83,20 @@ impl Optimizer {
         let split = n_tensors.min(self.state.len());
         let (first, second) = self.state.split_at_mut(split);
 
-        // Sparse W update, touched slots only.
+        // Sparse W update: each slot with a gradient, once.
         let w = &mut model.embedding;
-        let g = grads.embedding.values();
-        let touched = grads.embedding.touched();
         match kind {
-            OptimizerKind::Sgd => touched.iter().for_each(|&s| w[s as usize] -= lr * g[s as usize]),
+            OptimizerKind::Sgd => grads.embedding.drain(|s, g| w[s] -= lr * g),
             OptimizerKind::Adagrad => {
                 let acc = &mut first[0];
-                for &s in touched {
-                    let s = s as usize;
-                    acc[s] += g[s] * g[s];
-                    w[s] -= lr * g[s] / (acc[s].sqrt() + ADAGRAD_EPS);
-                }
+                grads.embedding.drain(|s, g| {
+                    acc[s] += g * g;
+                    w[s] -= lr * g / (acc[s].sqrt() + ADAGRAD_EPS);
+                });
             }
             OptimizerKind::Adam => {
                 let (m, v) = (&mut first[0], &mut second[0]);
-                for &s in touched {
-                    let s = s as usize;
-                    adam_update(&mut w[s], g[s], &mut m[s], &mut v[s], adam_lr);
-                }
+                grads.embedding.drain(|s, g| adam_update(&mut w[s], g, &mut m[s], &mut v[s], adam_lr));
             }
         }
 

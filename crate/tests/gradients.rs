@@ -200,7 +200,7 @@ fn gradients_match_finite_differences_full_tables() {
 }
 
 #[test]
-fn sparse_gradient_touches_only_read_slots_and_clears() {
+fn sparse_gradient_touches_only_read_slots_and_drains_each_once() {
     let mut rng = StdRng::seed_from_u64(3);
     let model = random_model(&mut rng, false);
     let batch = random_batch(&mut rng, &model.config, 5);
@@ -210,15 +210,20 @@ fn sparse_gradient_touches_only_read_slots_and_clears() {
     bce_with_logits(&logits, &batch.labels, &mut d);
     let mut grads = Gradients::zeros(&model);
     model.backward(&batch, &mut ws, &d, &mut grads);
-    let touched: std::collections::HashSet<u32> = grads.embedding.touched().iter().copied().collect();
-    for (s, &g) in grads.embedding.values().iter().enumerate() {
-        if !touched.contains(&(s as u32)) {
-            assert_eq!(g, 0.0);
+    let mut read = std::collections::HashSet::new();
+    for (f, vals) in batch.fields.iter().enumerate() {
+        for &v in &vals.values {
+            read.extend((0..model.config.dim).map(|i| model.lookup().index(f, v, i)));
         }
     }
-    grads.embedding.clear();
+    let expected: Vec<(usize, f32)> =
+        grads.embedding.values().iter().copied().enumerate().filter(|&(_, g)| g != 0.0).collect();
+    assert!(expected.iter().all(|(s, _)| read.contains(s)), "a slot that was not read has a gradient");
+    let mut drained = Vec::new();
+    grads.embedding.drain(|s, g| drained.push((s, g)));
+    drained.sort_by_key(|&(s, _)| s);
+    assert_eq!(drained, expected);
     assert!(grads.embedding.values().iter().all(|&g| g == 0.0));
-    assert!(grads.embedding.touched().is_empty());
 }
 
 #[test]

@@ -15,6 +15,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Write synthetic Criteo-format data with a planted ground truth.
+    Synth(cli::synth::SynthArgs),
     /// Write the web demo's world: catalog.json plus train.tsv / eval.tsv (synthetic or MovieLens).
     DemoData(cli::demo_data::Args),
     /// Serve the web demo on 127.0.0.1 (static files, right MIME types).
@@ -24,6 +26,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result: anyhow::Result<()> = match cli.command {
+        Command::Synth(args) => cli::synth::run(args),
         Command::DemoData(a) => cli::demo_data::run(a),
         Command::Serve(a) => cli::serve::run(a),
     };

@@ -1,0 +1,395 @@
+//! Line parsers: one Criteo or schema TSV line into a [`Row`], byte by byte.
+//!
+//! Parsing is the loader's hot loop (it must do >= 150 MB/s per core), so it works on raw bytes,
+//! reuses the row's buffers and allocates nothing per field. A bad line gives a [`BadLine`] reason
+//! and the row's contents are then unspecified.
+
+use super::Schema;
+use pocketrec::FieldKind;
+use pocketrec::robe::fnv1a32;
+
+/// One parsed row: label, raw dense values and the sparse values of every field, flattened.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Row {
+    pub label: f32,
+    pub dense: Vec<f32>,
+    /// All sparse values, field after field.
+    pub values: Vec<u32>,
+    /// `ends[f]` is where field `f`'s values end in `values` (it starts at `ends[f - 1]` or 0).
+    pub ends: Vec<u32>,
+}
+
+impl Row {
+    /// Values of sparse field `f`.
+    #[inline]
+    pub fn field(&self, f: usize) -> &[u32] {
+        let start = if f == 0 { 0 } else { self.ends[f - 1] as usize };
+        &self.values[start..self.ends[f] as usize]
+    }
+
+    /// Appends this row to a batch.
+    pub fn push_to(&self, batch: &mut pocketrec::Batch) {
+        batch.push_row(&self.dense, (0..self.ends.len()).map(|f| self.field(f)), Some(self.label));
+    }
+}
+
+/// Why a line was skipped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BadReason {
+    Columns { expected: usize, got: usize },
+    Label(String),
+    Integer { column: usize, text: String },
+    Hex { column: usize, text: String },
+    Float { column: usize, text: String },
+    TooLong { limit: usize },
+    Blank,
+}
+
+impl std::fmt::Display for BadReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BadReason::Columns { expected, got } => write!(f, "expected {expected} tab-separated columns, got {got}"),
+            BadReason::Label(t) => write!(f, "label {t:?} is not 0 or 1"),
+            BadReason::Integer { column, text } => write!(f, "column {column}: {text:?} is not an integer"),
+            BadReason::Hex { column, text } => write!(f, "column {column}: {text:?} is not 8 hex digits"),
+            BadReason::Float { column, text } => write!(f, "column {column}: {text:?} is not a finite number"),
+            BadReason::TooLong { limit } => write!(f, "line is longer than {limit} bytes"),
+            BadReason::Blank => write!(f, "blank line"),
+        }
+    }
+}
+
+/// Cuts a cell for an error message (cells can be up to a line long).
+fn excerpt(cell: &[u8]) -> String {
+    let s = String::from_utf8_lossy(&cell[..cell.len().min(40)]).into_owned();
+    if cell.len() > 40 { s + "…" } else { s }
+}
+
+/// 0..=15 for a hex digit (either case), 0xff otherwise.
+const HEX: [u8; 256] = {
+    let mut t = [0xffu8; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        t[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
+
+/// Criteo categorical: empty -> 0, else exactly 8 hex digits.
+#[inline]
+fn parse_hex8(cell: &[u8]) -> Option<u32> {
+    if cell.is_empty() {
+        return Some(0);
+    }
+    if cell.len() != 8 {
+        return None;
+    }
+    let mut v: u32 = 0;
+    let mut bad: u8 = 0;
+    for &b in cell {
+        let d = HEX[b as usize];
+        bad |= d;
+        v = (v << 4) | (d & 0xf) as u32;
+    }
+    // A valid digit is <= 15, so any high bit set means a non-hex byte.
+    if bad & 0xf0 != 0 { None } else { Some(v) }
+}
+
+/// Criteo integer: empty -> 0, optional '-', up to 18 digits.
+#[inline]
+fn parse_int(cell: &[u8]) -> Option<f32> {
+    let (neg, digits) = match cell.first() {
+        None => return Some(0.0),
+        Some(b'-') => (true, &cell[1..]),
+        Some(_) => (false, cell),
+    };
+    if digits.is_empty() || digits.len() > 18 {
+        return None;
+    }
+    let mut v: i64 = 0;
+    for &b in digits {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        v = v * 10 + d as i64;
+    }
+    Some(if neg { -v } else { v } as f32)
+}
+
+#[inline]
+fn parse_label(cell: &[u8]) -> Option<f32> {
+    match cell {
+        b"0" => Some(0.0),
+        b"1" => Some(1.0),
+        _ => match std::str::from_utf8(cell).ok()?.trim().parse::<f32>().ok()? {
+            x if x == 0.0 || x == 1.0 => Some(x),
+            _ => None,
+        },
+    }
+}
+
+/// Splits on tabs without allocating; `next` gives the cells in order.
+struct Cells<'a> {
+    rest: &'a [u8],
+    done: bool,
+}
+
+impl<'a> Cells<'a> {
+    fn new(line: &'a [u8]) -> Self {
+        Cells { rest: line, done: false }
+    }
+    /// Cells left, this one included (for the column-count message).
+    fn count_rest(&self) -> usize {
+        if self.done { 0 } else { 1 + self.rest.iter().filter(|&&b| b == b'\t').count() }
+    }
+}
+
+impl<'a> Iterator for Cells<'a> {
+    type Item = &'a [u8];
+    #[inline]
+    fn next(&mut self) -> Option<&'a [u8]> {
+        if self.done {
+            return None;
+        }
+        match self.rest.iter().position(|&b| b == b'\t') {
+            Some(i) => {
+                let cell = &self.rest[..i];
+                self.rest = &self.rest[i + 1..];
+                Some(cell)
+            }
+            None => {
+                self.done = true;
+                Some(self.rest)
+            }
+        }
+    }
+}
+
+/// The column kinds of a schema TSV, in file order after the label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Column {
+    Dense,
+    Cat,
+    Bag,
+}
+
+/// Parses lines of one format into rows.
+#[derive(Clone, Debug)]
+pub struct RowParser {
+    format: Format,
+}
+
+#[derive(Clone, Debug)]
+enum Format {
+    /// label, 13 integers, 26 hex categoricals.
+    Criteo,
+    /// Columns after the label, in file order; dense and sparse outputs follow that order.
+    Schema(Vec<Column>),
+}
+
+/// Criteo's column count: label + 13 + 26.
+pub const CRITEO_COLUMNS: usize = 40;
+
+impl RowParser {
+    pub fn criteo() -> Self {
+        RowParser { format: Format::Criteo }
+    }
+
+    /// A parser for the schema TSV whose header is `header` (the first line, without its newline).
+    /// Returns the schema and the parser, or a message saying what is wrong with the header.
+    pub fn from_header(header: &[u8]) -> Result<(Schema, RowParser), String> {
+        let header = std::str::from_utf8(header).map_err(|_| "the header is not UTF-8".to_string())?;
+        let header = header.strip_suffix('\r').unwrap_or(header);
+        let mut tokens = header.split('\t');
+        if tokens.next() != Some("label") {
+            return Err("a schema header must start with `label`".into());
+        }
+        let mut schema = Schema { dense: Vec::new(), fields: Vec::new() };
+        let mut columns = Vec::new();
+        for (i, token) in tokens.enumerate() {
+            let (kind, name) = token.split_once(':').ok_or_else(|| {
+                format!("header column {}: {token:?} must be dense:NAME, cat:NAME, bag:NAME or bagsum:NAME", i + 2)
+            })?;
+            if name.is_empty() {
+                return Err(format!("header column {}: {token:?} has an empty name", i + 2));
+            }
+            let (column, field_kind) = match kind {
+                "dense" => (Column::Dense, None),
+                "cat" => (Column::Cat, Some(FieldKind::Categorical)),
+                "bag" => (Column::Bag, Some(FieldKind::BagMean)),
+                "bagsum" => (Column::Bag, Some(FieldKind::BagSum)),
+                _ => return Err(format!("header column {}: unknown kind {kind:?}: use dense, cat, bag or bagsum", i + 2)),
+            };
+            match field_kind {
+                None => schema.dense.push(name.to_string()),
+                Some(kind) => schema.fields.push(pocketrec::Field { name: name.to_string(), kind }),
+            }
+            columns.push(column);
+        }
+        if columns.is_empty() {
+            return Err("the header names no feature columns".into());
+        }
+        Ok((schema, RowParser { format: Format::Schema(columns) }))
+    }
+
+    /// Parses one line (without its `\n`; a trailing `\r` is ignored) into `row`.
+    pub fn parse(&self, line: &[u8], row: &mut Row) -> Result<(), BadReason> {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            return Err(BadReason::Blank);
+        }
+        match &self.format {
+            Format::Criteo => parse_criteo(line, row),
+            Format::Schema(columns) => parse_schema(columns, line, row),
+        }
+    }
+}
+
+fn parse_criteo(line: &[u8], row: &mut Row) -> Result<(), BadReason> {
+    row.dense.resize(13, 0.0);
+    row.values.resize(26, 0);
+    if row.ends.len() != 26 {
+        row.ends.clear();
+        row.ends.extend(1..=26);
+    }
+    let mut cells = Cells::new(line);
+    let columns = |cells: &Cells, seen: usize| BadReason::Columns { expected: CRITEO_COLUMNS, got: seen + cells.count_rest() };
+    let label = cells.next().unwrap_or_default();
+    row.label = parse_label(label).ok_or_else(|| BadReason::Label(excerpt(label)))?;
+    for i in 0..13 {
+        let cell = cells.next().ok_or_else(|| columns(&cells, 1 + i))?;
+        row.dense[i] = parse_int(cell).ok_or_else(|| BadReason::Integer { column: 2 + i, text: excerpt(cell) })?;
+    }
+    for i in 0..26 {
+        let cell = cells.next().ok_or_else(|| columns(&cells, 14 + i))?;
+        row.values[i] = parse_hex8(cell).ok_or_else(|| BadReason::Hex { column: 15 + i, text: excerpt(cell) })?;
+    }
+    if !cells.done {
+        return Err(columns(&cells, CRITEO_COLUMNS));
+    }
+    Ok(())
+}
+
+fn parse_schema(columns: &[Column], line: &[u8], row: &mut Row) -> Result<(), BadReason> {
+    row.dense.clear();
+    row.values.clear();
+    row.ends.clear();
+    let expected = columns.len() + 1;
+    let mut cells = Cells::new(line);
+    let label = cells.next().unwrap_or_default();
+    row.label = parse_label(label).ok_or_else(|| BadReason::Label(excerpt(label)))?;
+    for (i, column) in columns.iter().enumerate() {
+        let got = 1 + i + cells.count_rest();
+        let cell = cells.next().ok_or(BadReason::Columns { expected, got })?;
+        match column {
+            Column::Dense => {
+                let x = if cell.is_empty() {
+                    0.0
+                } else {
+                    std::str::from_utf8(cell).ok().and_then(|s| s.trim().parse::<f32>().ok()).filter(|x| x.is_finite())
+                        .ok_or_else(|| BadReason::Float { column: 2 + i, text: excerpt(cell) })?
+                };
+                row.dense.push(x);
+            }
+            Column::Cat => row.values.push(if cell.is_empty() { 0 } else { fnv1a32(cell) }),
+            Column::Bag => row.values.extend(cell.split(|&b| b == b',').filter(|t| !t.is_empty()).map(fnv1a32)),
+        }
+        if *column != Column::Dense {
+            row.ends.push(row.values.len() as u32);
+        }
+    }
+    if !cells.done {
+        return Err(BadReason::Columns { expected, got: expected + cells.count_rest() });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn criteo_line() -> String {
+        let mut cells = vec!["1".to_string()];
+        cells.extend((0..13).map(|i| if i == 3 { String::new() } else { format!("{}", i as i64 * 7 - 2) }));
+        cells.extend((0..26).map(|i| if i == 5 { String::new() } else { format!("{:08x}", 0x1234_5678u32.wrapping_mul(i + 1)) }));
+        cells.join("\t")
+    }
+
+    #[test]
+    fn parses_a_criteo_line() {
+        let mut row = Row::default();
+        RowParser::criteo().parse(criteo_line().as_bytes(), &mut row).unwrap();
+        assert_eq!(row.label, 1.0);
+        assert_eq!(row.dense[0], -2.0);
+        assert_eq!(row.dense[3], 0.0);
+        assert_eq!(row.dense[12], 82.0);
+        assert_eq!(row.field(0), &[0x1234_5678]);
+        assert_eq!(row.field(5), &[0]);
+        assert_eq!(row.field(25), &[0x1234_5678u32.wrapping_mul(26)]);
+    }
+
+    #[test]
+    fn hex_accepts_both_cases_and_rejects_the_rest() {
+        assert_eq!(parse_hex8(b"ffFF0a9B"), Some(0xffff_0a9b));
+        assert_eq!(parse_hex8(b""), Some(0));
+        for bad in [&b"zz"[..], b"0000000g", b"1234567", b"123456789", b"-1234567", b"1234 567"] {
+            assert_eq!(parse_hex8(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn integers() {
+        assert_eq!(parse_int(b""), Some(0.0));
+        assert_eq!(parse_int(b"-3"), Some(-3.0));
+        assert_eq!(parse_int(b"1382"), Some(1382.0));
+        for bad in [&b"-"[..], b"1.5", b"x", b"12a", b"1234567890123456789"] {
+            assert_eq!(parse_int(bad), None);
+        }
+    }
+
+    #[test]
+    fn bad_criteo_lines_say_why() {
+        let p = RowParser::criteo();
+        let mut row = Row::default();
+        let good = criteo_line();
+        let cut = good.rsplit_once('\t').unwrap().0;
+        assert_eq!(p.parse(cut.as_bytes(), &mut row), Err(BadReason::Columns { expected: 40, got: 39 }));
+        let extra = format!("{good}\t");
+        assert_eq!(p.parse(extra.as_bytes(), &mut row), Err(BadReason::Columns { expected: 40, got: 41 }));
+        let zz = good.replacen("12345678", "zz", 1);
+        assert!(matches!(p.parse(zz.as_bytes(), &mut row), Err(BadReason::Hex { column: 15, .. })));
+        let label = format!("2{}", &good[1..]);
+        assert!(matches!(p.parse(label.as_bytes(), &mut row), Err(BadReason::Label(_))));
+        assert_eq!(p.parse(b"", &mut row), Err(BadReason::Blank));
+        assert_eq!(p.parse(b"\r", &mut row), Err(BadReason::Blank));
+        let crlf = format!("{good}\r");
+        assert_eq!(p.parse(crlf.as_bytes(), &mut row), Ok(()));
+    }
+
+    #[test]
+    fn schema_header_and_rows() {
+        let (schema, p) = RowParser::from_header(b"label\tdense:age\tcat:user\tbag:genres\tbagsum:tags\tdense:x").unwrap();
+        assert_eq!(schema.dense, ["age", "x"]);
+        let kinds: Vec<_> = schema.fields.iter().map(|f| f.kind).collect();
+        assert_eq!(kinds, [FieldKind::Categorical, FieldKind::BagMean, FieldKind::BagSum]);
+        let mut row = Row::default();
+        p.parse(b"1\t3.5\tu42\tdrama,comedy\t\t-1e2", &mut row).unwrap();
+        assert_eq!(row.dense, [3.5, -100.0]);
+        assert_eq!(row.field(0), &[fnv1a32(b"u42")]);
+        assert_eq!(row.field(1), &[fnv1a32(b"drama"), fnv1a32(b"comedy")]);
+        assert_eq!(row.field(2), &[] as &[u32]);
+        assert!(matches!(p.parse(b"0\tabc\tu\t\t\t1", &mut row), Err(BadReason::Float { column: 2, .. })));
+        assert!(matches!(p.parse(b"0\tnan\tu\t\t\t1", &mut row), Err(BadReason::Float { .. })));
+        assert!(matches!(p.parse(b"0\t1\tu", &mut row), Err(BadReason::Columns { expected: 6, got: 3 })));
+        assert!(RowParser::from_header(b"label\tfoo:x").is_err());
+        assert!(RowParser::from_header(b"label").is_err());
+    }
+}
