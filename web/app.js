@@ -63,7 +63,11 @@ function categoryName(id) {
 }
 
 function attributeText(item) {
-  return item.attributes.filter((a) => !a.startsWith("color:")).map((a) => a.split(":").pop().replace(/_/g, " ")).join(" · ");
+  return item.attributes
+    .map((a) => a.split(":"))
+    .filter(([kind, value]) => kind !== "color" && value !== item.category)
+    .map(([, value]) => value.replace(/_/g, " "))
+    .join(" · ");
 }
 
 /** One item card; `score` is shown when given. */
@@ -240,6 +244,12 @@ function setupControls() {
   const cap = (s) => s.charAt(0).toUpperCase() + s.slice(1);
   fill($("time"), catalog.times.map((t) => [t.id, cap(t.id)]), state.time);
   fill($("device"), catalog.devices.map((d) => [d, cap(d)]), state.device);
+  $("engine").value = ["auto", "webgpu", "cpu"].includes(BACKEND) ? BACKEND : "auto";
+  $("engine").addEventListener("change", (e) => {
+    const url = new URL(location.href);
+    url.searchParams.set("backend", e.target.value);
+    location.assign(url); // the engine is chosen at load; the page reloads from the offline cache if needed
+  });
   $("time").addEventListener("change", (e) => { state.time = e.target.value; saveState(); rerank(); });
   $("device").addEventListener("change", (e) => { state.device = e.target.value; saveState(); rerank(); });
   $("forget").addEventListener("click", () => {
