@@ -25,8 +25,9 @@ test-wasm-build:
 # out/demo/{catalog.json,model.safetensors} by default (index.html?model=...&catalog=... overrides).
 DEMO_DIR ?= out/demo
 PORT ?= 8080
-# WASM_FLAGS=--gpu builds the WebGPU backend into the wasm package (cargo feature `gpu`).
-WASM_FLAGS ?=
+# WASM_FLAGS=--gpu builds the WebGPU backend into the wasm package (cargo feature `gpu`); the
+# default turns it on whenever the crate has that feature.
+WASM_FLAGS ?= $(if $(shell grep -qs '^gpu = ' crate/Cargo.toml && echo y),--gpu)
 DEMO_EPOCHS ?= 2
 
 .PHONY: wasm demo-model serve test-browser
