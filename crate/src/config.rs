@@ -241,7 +241,10 @@ impl ModelConfig {
     pub fn embedding_len(&self) -> u64 {
         match &self.embedding {
             EmbeddingConfig::Robe { m, .. } => *m,
-            EmbeddingConfig::Full { rows } => rows.iter().sum::<u64>() * self.dim as u64,
+            // Saturating, so a corrupt config read from a file fails `validate` instead of overflowing.
+            EmbeddingConfig::Full { rows } => {
+                rows.iter().fold(0u64, |sum, &r| sum.saturating_add(r)).saturating_mul(self.dim as u64)
+            }
         }
     }
 
@@ -304,6 +307,10 @@ impl ModelConfig {
             }
         }
         if let KeyMode::Dictionary { table_sizes } = &self.key_mode {
+            // Keeps `table_offset + id` below 2^64 for every u32 id.
+            if table_sizes.iter().try_fold(0u64, |sum, &s| sum.checked_add(s)).is_none_or(|sum| sum >= 1 << 63) {
+                return bad("dictionary table sizes must sum to less than 2^63".into());
+            }
             if table_sizes.len() != self.fields.len() {
                 return bad(format!(
                     "dictionary mode needs one table size per sparse field ({}), got {}",

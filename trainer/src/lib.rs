@@ -3,5 +3,10 @@
 //! is a thin command-line layer over these modules.
 pub mod data;
 pub mod metrics;
+pub mod io;
+pub mod checkpoint;
+pub mod progress;
+pub mod train;
+pub mod vocab;
 pub mod demo;
 pub mod serve;

@@ -147,8 +147,7 @@ pub fn train(
                 );
             }
             model.backward(&batch, &mut ws, &d_logits, &mut grads);
-            opt.apply(model, &grads);
-            grads.embedding.clear();
+            opt.apply(model, &mut grads);
             pos.step += 1;
             pos.batch_in_epoch += 1;
             pos.samples += batch.rows as u64;

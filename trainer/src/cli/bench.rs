@@ -1,0 +1,104 @@
+//! `pocketrec bench train`: training throughput on synthetic data, set against this machine's
+//! GEMM rate measured in the same run.
+
+use crate::cli::common::set_threads;
+use anyhow::Result;
+use clap::{Args as ClapArgs, Subcommand};
+use ndarray::Array2;
+use ndarray::linalg::general_mat_mul;
+use pocketrec::config::criteo_schema;
+use pocketrec::{Dlrm, HashVariant, ModelConfig, Optimizer, OptimizerKind, Preset, StoredDtype};
+use pocketrec_trainer::train::{BatchStream, LoopOptions, Observer, Position, train};
+use std::time::Instant;
+
+#[derive(Subcommand)]
+pub enum Bench {
+    /// Training samples/s and GFLOP/s of the kaggle preset against a same-run GEMM
+    Train(TrainBench),
+}
+
+#[derive(ClapArgs)]
+pub struct TrainBench {
+    #[arg(long, default_value = "kaggle")]
+    pub preset: Preset,
+    #[arg(long, default_value = "10MB", value_parser = pocketrec::config::parse_bytes)]
+    pub memory: u64,
+    #[arg(long, default_value_t = 2048)]
+    pub batch: usize,
+    /// Timed steps (after 3 warm-up steps)
+    #[arg(long, default_value_t = 30)]
+    pub steps: u64,
+    #[arg(long, default_value = "sgd")]
+    pub optimizer: OptimizerKind,
+    #[arg(long)]
+    pub threads: Option<usize>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(bench: Bench) -> Result<()> {
+    match bench {
+        Bench::Train(b) => train_bench(b),
+    }
+}
+
+/// FLOP/s of an ndarray (matrixmultiply) GEMM of 2048x512x256, the best of a few runs.
+fn gemm_rate() -> f64 {
+    let (m, k, n) = (2048, 512, 256);
+    let a = Array2::from_shape_fn((m, k), |(i, j)| ((i * 7 + j * 3) % 13) as f32 * 0.1);
+    let b = Array2::from_shape_fn((k, n), |(i, j)| ((i * 5 + j) % 11) as f32 * 0.1);
+    let mut c = Array2::<f32>::zeros((m, n));
+    let mut best = f64::INFINITY;
+    for _ in 0..20 {
+        let t = Instant::now();
+        general_mat_mul(1.0, &a, &b, 0.0, &mut c);
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    2.0 * (m * k * n) as f64 / best
+}
+
+struct Quiet;
+impl Observer for Quiet {}
+
+fn train_bench(b: TrainBench) -> Result<()> {
+    set_threads(b.threads)?;
+    let (dense, fields) = criteo_schema();
+    let cfg = ModelConfig::preset(b.preset, dense, fields, b.memory, 4, HashVariant::UmaV1, StoredDtype::F32)?;
+    let flops_per_row = cfg.train_flops_per_row();
+    let mut model = Dlrm::init(cfg, 1)?;
+    let mut opt = Optimizer::new(b.optimizer, 0.01, &model);
+    let synth = pocketrec_trainer::data::synth::Synth::new(1);
+    let batches: Vec<_> = (0..b.steps + 3).map(|i| synth.batch(i * b.batch as u64, b.batch).0).collect();
+
+    let gemm_before = gemm_rate();
+    let mut run = |batches: Vec<pocketrec::Batch>, steps: u64| -> Result<f64> {
+        let mut iter = Some(batches.into_iter());
+        let mut open = |_| -> Result<Box<dyn BatchStream>> { Ok(Box::new(iter.take().expect("one epoch"))) };
+        let mut no_eval = || -> Result<Option<Box<dyn BatchStream>>> { Ok(None) };
+        let opts = LoopOptions { epochs: 1, eval_every: 0, checkpoint_every: 0, max_steps: Some(steps) };
+        let t = Instant::now();
+        train(&mut model, &mut opt, Position::default(), &opts, &mut open, &mut no_eval, &mut Quiet)?;
+        Ok(t.elapsed().as_secs_f64())
+    };
+    let (warm, timed) = batches.split_at(3);
+    run(warm.to_vec(), 3)?;
+    let secs = run(timed.to_vec(), b.steps)?;
+    let gemm = gemm_before.max(gemm_rate());
+
+    let samples_per_s = (b.steps as f64 * b.batch as f64) / secs;
+    let achieved = samples_per_s * flops_per_row as f64;
+    if b.json {
+        println!(
+            "{}",
+            serde_json::json!({"batch": b.batch, "steps": b.steps, "samples_per_s": samples_per_s,
+                "train_flops_per_row": flops_per_row, "gflops": achieved / 1e9, "gemm_gflops": gemm / 1e9,
+                "ratio_to_gemm": achieved / gemm})
+        );
+    } else {
+        println!("preset {:?}, batch {}, {} steps, {} threads", b.preset, b.batch, b.steps, rayon::current_num_threads());
+        println!("training   {samples_per_s:.0} samples/s = {:.1} GFLOP/s ({flops_per_row} FLOP per sample)", achieved / 1e9);
+        println!("GEMM       {:.1} GFLOP/s (ndarray 2048x512x256, same run)", gemm / 1e9);
+        println!("ratio      {:.0}% of the GEMM rate", 100.0 * achieved / gemm);
+    }
+    Ok(())
+}

@@ -1,0 +1,219 @@
+//! Arguments shared by the data-consuming subcommands (train, eval, bench) and their glue.
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Args, ValueEnum};
+use pocketrec::config::{EmbeddingConfig, parse_bytes};
+use pocketrec::{HashVariant, KeyMode, ModelConfig, OptimizerKind, Preset, StoredDtype};
+use pocketrec_trainer::data::{Loader, LoaderOptions};
+use pocketrec_trainer::train::BatchStream;
+use pocketrec_trainer::vocab::Vocabulary;
+use std::sync::Arc;
+
+#[derive(Args, Clone, Debug)]
+pub struct DataArgs {
+    /// Training data: Criteo TSV or schema TSV, plain or gzip; "-" reads stdin
+    #[arg(long)]
+    pub train: String,
+    /// Evaluation data (same formats)
+    #[arg(long)]
+    pub eval: Option<String>,
+    /// Skip this many data rows of the training file
+    #[arg(long, default_value_t = 0)]
+    pub skip_rows: usize,
+    /// Use at most this many data rows of the training file
+    #[arg(long)]
+    pub max_rows: Option<usize>,
+    /// Skip this many data rows of the evaluation file
+    #[arg(long, default_value_t = 0)]
+    pub eval_skip_rows: usize,
+    /// Use at most this many data rows of the evaluation file
+    #[arg(long)]
+    pub eval_max_rows: Option<usize>,
+    /// Rows held in the seeded shuffle buffer (0: no shuffling)
+    #[arg(long, default_value_t = 100_000)]
+    pub shuffle_buffer: usize,
+    /// Stop at the first malformed line instead of counting and skipping it
+    #[arg(long)]
+    pub strict: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum EmbeddingKind {
+    /// ROBE-Z: one shared array read in blocks of Z
+    Robe,
+    /// Feature hashing into one shared array (ROBE-Z with Z = d)
+    Hashed,
+    /// One uncompressed table per field from a vocabulary pass over the training data
+    Full,
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct ModelArgs {
+    /// DLRM shapes: kaggle, terabyte or small
+    #[arg(long, default_value = "kaggle")]
+    pub preset: Preset,
+    /// Budget for the whole stored model, e.g. 10MB (10^7 bytes) or 10MiB
+    #[arg(long, default_value = "10MB", value_parser = parse_bytes)]
+    pub memory: u64,
+    /// ROBE block size Z
+    #[arg(long, default_value_t = 4)]
+    pub z: u32,
+    /// ROBE hash variant: uma-v1 or new-robez
+    #[arg(long, default_value = "uma-v1")]
+    pub hash: HashVariant,
+    /// Embedding storage: robe, or the hashed / full baselines
+    #[arg(long, value_enum, default_value = "robe")]
+    pub embedding: EmbeddingKind,
+    /// Stored dtype of the model file: f32 or f16
+    #[arg(long, default_value = "f32")]
+    pub dtype: StoredDtype,
+}
+
+#[derive(Args, Clone, Debug, serde::Serialize)]
+pub struct TrainArgs {
+    /// sgd (the paper's), adagrad or adam
+    #[arg(long, default_value = "adagrad")]
+    pub optimizer: OptimizerKind,
+    /// Learning rate (default: 0.1 for sgd, 0.05 for adagrad, 0.001 for adam)
+    #[arg(long)]
+    pub lr: Option<f32>,
+    #[arg(long, default_value_t = 2048)]
+    pub batch: usize,
+    #[arg(long, default_value_t = 1)]
+    pub epochs: u64,
+    /// Worker threads for the GEMMs and the per-row work (default: all cores)
+    #[arg(long)]
+    pub threads: Option<usize>,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Evaluate every this many training samples (0: only at the end)
+    #[arg(long, default_value_t = 0)]
+    pub eval_every: u64,
+    /// Write a checkpoint every this many steps (0: only at the end)
+    #[arg(long, default_value_t = 1000)]
+    pub checkpoint_every: u64,
+    /// Stop after this many steps
+    #[arg(long)]
+    pub max_steps: Option<u64>,
+}
+
+impl TrainArgs {
+    pub fn learning_rate(&self) -> f32 {
+        self.lr.unwrap_or(match self.optimizer {
+            OptimizerKind::Sgd => 0.1,
+            OptimizerKind::Adagrad => 0.05,
+            OptimizerKind::Adam => 0.001,
+        })
+    }
+}
+
+impl ModelArgs {
+    /// The model config for the schema of the training data.
+    pub fn config(&self, data: &DataArgs, vocab: Option<&Vocabulary>) -> Result<ModelConfig> {
+        let loader = Loader::open(&data.train, LoaderOptions { batch_size: 1, shuffle_buffer: 0, seed: 0, strict: data.strict, skip_rows: 0, max_rows: Some(1) })?;
+        let schema = loader.schema().clone();
+        let z = match self.embedding {
+            EmbeddingKind::Hashed => self.preset_dim(),
+            _ => self.z,
+        };
+        let mut cfg = ModelConfig::preset(self.preset, schema.dense, schema.fields, self.memory, z, self.hash, self.dtype)?;
+        if let (EmbeddingKind::Full, Some(vocab)) = (self.embedding, vocab) {
+            let sizes = vocab.table_sizes();
+            cfg.embedding = EmbeddingConfig::Full { rows: sizes.clone() };
+            cfg.key_mode = KeyMode::Dictionary { table_sizes: sizes };
+            cfg.validate()?;
+        }
+        Ok(cfg)
+    }
+
+    fn preset_dim(&self) -> u32 {
+        match self.preset {
+            Preset::Kaggle => 16,
+            Preset::Terabyte => 128,
+            Preset::Small => 8,
+        }
+    }
+
+    /// The vocabulary of the `full` baseline (a pass over the training rows), else `None`.
+    pub fn vocabulary(&self, data: &DataArgs) -> Result<Option<Arc<Vocabulary>>> {
+        if self.embedding != EmbeddingKind::Full {
+            return Ok(None);
+        }
+        let mut stream = open_stream(&data.train, data.skip_rows, data.max_rows, 8192, 0, 0, data.strict, None)?;
+        let mut vocab = Vocabulary::default();
+        while let Some(batch) = stream.next_batch()? {
+            vocab.add(&batch);
+        }
+        if vocab.is_empty() {
+            bail!("the training data has no rows to build a vocabulary from");
+        }
+        Ok(Some(Arc::new(vocab)))
+    }
+}
+
+/// Sets the worker threads of rayon and of the GEMMs; call before any parallel work.
+pub fn set_threads(threads: Option<usize>) -> Result<()> {
+    let n = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if n == 0 {
+        bail!("--threads must be at least 1");
+    }
+    // SAFETY: called at startup, before any other thread exists.
+    unsafe { std::env::set_var("MATMUL_NUM_THREADS", n.to_string()) };
+    rayon::ThreadPoolBuilder::new().num_threads(n).build_global().context("starting the worker threads")?;
+    Ok(())
+}
+
+/// A loader as a batch stream, remapping keys through a vocabulary when given; reports skipped
+/// lines on stderr when the data ends.
+struct LoaderStream {
+    loader: Loader,
+    path: String,
+    vocab: Option<Arc<Vocabulary>>,
+    /// Plain-file size, or the row limit, to tell how far the pass is.
+    total_bytes: Option<u64>,
+    max_rows: Option<usize>,
+}
+
+impl BatchStream for LoaderStream {
+    fn next_batch(&mut self) -> Result<Option<pocketrec::Batch>> {
+        let mut batch = self.loader.next_batch()?;
+        match batch.as_mut() {
+            Some(b) => {
+                if let Some(v) = &self.vocab {
+                    v.remap(b);
+                }
+            }
+            None => {
+                let stats = self.loader.stats();
+                if stats.bad_lines > 0 {
+                    eprintln!("pocketrec: skipped malformed lines of {}: {stats}", self.path);
+                }
+            }
+        }
+        Ok(batch)
+    }
+
+    fn progress(&self) -> Option<f64> {
+        let stats = self.loader.stats();
+        let by_rows = self.max_rows.map(|m| stats.rows as f64 / m.max(1) as f64);
+        let by_bytes = self.total_bytes.map(|t| stats.bytes as f64 / t.max(1) as f64);
+        by_rows.or(by_bytes).map(|p| p.min(1.0))
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn open_stream(
+    path: &str,
+    skip_rows: usize,
+    max_rows: Option<usize>,
+    batch_size: usize,
+    shuffle_buffer: usize,
+    seed: u64,
+    strict: bool,
+    vocab: Option<Arc<Vocabulary>>,
+) -> Result<Box<dyn BatchStream>> {
+    let loader = Loader::open(path, LoaderOptions { batch_size, shuffle_buffer, seed, strict, skip_rows, max_rows })?;
+    let plain = path != "-" && !path.ends_with(".gz");
+    let total_bytes = if plain { std::fs::metadata(path).ok().map(|m| m.len()) } else { None };
+    Ok(Box::new(LoaderStream { loader, path: path.to_string(), vocab, total_bytes, max_rows }))
+}

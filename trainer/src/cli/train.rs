@@ -1,0 +1,99 @@
+//! `pocketrec train`: stream data, train a ROBE-Z DLRM (or a baseline), evaluate, export.
+
+use crate::cli::common::{DataArgs, ModelArgs, TrainArgs, open_stream, set_threads};
+use anyhow::{Context as _, Result};
+use clap::Args as ClapArgs;
+use pocketrec::{Dlrm, Optimizer};
+use pocketrec_trainer::checkpoint;
+use pocketrec_trainer::progress::Reporter;
+use pocketrec_trainer::train::{BatchStream, LoopOptions, Position, train};
+use std::path::PathBuf;
+
+#[derive(ClapArgs)]
+pub struct Args {
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub train: TrainArgs,
+    /// Where to write the trained model (safetensors)
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Checkpoint file (default: OUTPUT.ckpt)
+    #[arg(long)]
+    pub checkpoint: Option<PathBuf>,
+    /// Continue from the checkpoint, bit-identically (same data, seed and options)
+    #[arg(long)]
+    pub resume: bool,
+    /// No progress bar; one JSON line per evaluation still goes to stdout
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    set_threads(args.train.threads)?;
+    let ckpt_path = args.checkpoint.clone().unwrap_or_else(|| {
+        let mut p = args.output.clone().into_os_string();
+        p.push(".ckpt");
+        PathBuf::from(p)
+    });
+    let vocab = args.model.vocabulary(&args.data)?;
+    let (mut model, mut opt, start) = if args.resume {
+        let ck = checkpoint::load(&ckpt_path)?;
+        eprintln!(
+            "resuming from {} at step {} (epoch {}, {} samples)",
+            ckpt_path.display(),
+            ck.position.step,
+            ck.position.epoch + 1,
+            ck.position.samples
+        );
+        (ck.model, ck.optimizer, ck.position)
+    } else {
+        let config = args.model.config(&args.data, vocab.as_deref())?;
+        let model = Dlrm::init(config, args.train.seed)?;
+        let opt = Optimizer::new(args.train.optimizer, args.train.learning_rate(), &model);
+        (model, opt, Position::default())
+    };
+    let mut reporter = Reporter::new(args.quiet, args.train.epochs);
+    let opts = LoopOptions {
+        epochs: args.train.epochs,
+        eval_every: args.train.eval_every,
+        checkpoint_every: args.train.checkpoint_every,
+        max_steps: args.train.max_steps,
+    };
+    let mut saver = |pos: &Position, model: &Dlrm, opt: &Optimizer| checkpoint::save(&ckpt_path, model, opt, pos, &args.train);
+    let data = &args.data;
+    let seed = args.train.seed;
+    let batch = args.train.batch;
+    let mut open = |epoch: u64| -> Result<Box<dyn BatchStream>> {
+        open_stream(&data.train, data.skip_rows, data.max_rows, batch, data.shuffle_buffer, seed ^ epoch, data.strict, vocab.clone())
+    };
+    let mut open_eval = || -> Result<Option<Box<dyn BatchStream>>> {
+        data.eval
+            .as_ref()
+            .map(|p| open_stream(p, data.eval_skip_rows, data.eval_max_rows, 4096, 0, 0, data.strict, vocab.clone()))
+            .transpose()
+    };
+    let mut observer = reporter.observer(&mut saver);
+    let (pos, eval) = train(&mut model, &mut opt, start, &opts, &mut open, &mut open_eval, &mut observer)?;
+    drop(observer);
+
+    let provenance = serde_json::json!({
+        "data": data.train,
+        "eval_data": data.eval,
+        "steps": pos.step,
+        "samples": pos.samples,
+        "epochs": opts.epochs,
+        "seed": seed,
+        "optimizer": opt.kind,
+        "lr": opt.lr,
+        "batch": batch,
+        "eval": eval,
+        "vocabulary": if vocab.is_some() { "built from the training data; not stored: score remapped ids only" } else { "none (raw keys)" },
+    });
+    let bytes = pocketrec::file::to_bytes(&model, args.model.dtype, &provenance)?;
+    pocketrec_trainer::io::write_atomic(&args.output, &bytes).with_context(|| format!("writing {}", args.output.display()))?;
+    reporter.finish(&pos, eval.as_ref(), &args.output, bytes.len());
+    Ok(())
+}
