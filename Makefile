@@ -28,7 +28,7 @@ PORT ?= 8080
 # WASM_FLAGS=--gpu builds the WebGPU backend into the wasm package (cargo feature `gpu`); the
 # default turns it on whenever the crate has that feature.
 WASM_FLAGS ?= $(if $(shell grep -qs '^gpu = ' crate/Cargo.toml && echo y),--gpu)
-DEMO_EPOCHS ?= 2
+DEMO_EPOCHS ?= 1
 
 .PHONY: wasm demo-model serve test-browser
 
