@@ -313,6 +313,16 @@ async function main() {
   if ("serviceWorker" in navigator) {
     navigator.serviceWorker.register("sw.js").catch((e) => console.warn("no offline cache:", e));
   }
+  // The worker loads the wasm module and the model while this thread fetches the catalog.
+  worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
+  worker.onmessage = ({ data }) => {
+    if (data.type === "ready") onReady(data.info, data.loadMs);
+    else if (data.type === "ranked") showRanking(data);
+    else if (data.type === "requests") { requestsWorker = data.count; showRequests(); }
+    else if (data.type === "error") fail(`Scoring failed: ${data.message}`);
+  };
+  worker.onerror = (e) => fail(`The scoring worker failed: ${e.message || "see the console"}`);
+  worker.postMessage({ type: "init", modelUrl: new URL(MODEL, location.href).href, backend: BACKEND });
   try {
     const res = await fetch(CATALOG);
     if (!res.ok) throw new Error(`HTTP ${res.status}`);
@@ -321,6 +331,7 @@ async function main() {
     fail(`Cannot load the catalog ${CATALOG} (${e.message}). Run "make demo-model", then reload.`);
     return;
   }
+  worker.postMessage({ type: "catalog", catalog });
   byId = new Map(catalog.items.map((it) => [it.id, it]));
   $("source").textContent = catalog.source === "synthetic"
     ? "The catalog and its shoppers are synthetic."
@@ -330,16 +341,6 @@ async function main() {
   renderLikes();
   renderCategoryChips();
   renderCatalog();
-
-  worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
-  worker.onmessage = ({ data }) => {
-    if (data.type === "ready") onReady(data.info, data.loadMs);
-    else if (data.type === "ranked") showRanking(data);
-    else if (data.type === "requests") { requestsWorker = data.count; showRequests(); }
-    else if (data.type === "error") fail(`Scoring failed: ${data.message}`);
-  };
-  worker.onerror = (e) => fail(`The scoring worker failed: ${e.message || "see the console"}`);
-  worker.postMessage({ type: "init", modelUrl: new URL(MODEL, location.href).href, catalog, backend: BACKEND });
 }
 
 main();

@@ -1,5 +1,6 @@
 // Scoring worker: owns the wasm engine, so ranking never blocks the page.
-// Messages in:  {type: "init", modelUrl, catalog, backend}  ->  {type: "ready", info, loadMs}
+// Messages in:  {type: "init", modelUrl, backend}  starts loading the wasm module and the model;
+//               {type: "catalog", catalog}         ->  {type: "ready", info, loadMs}
 //               {type: "rank", id, context, k}              ->  {type: "ranked", id, ranked, ms}
 // Errors go back as {type: "error", id, message}. Resource loads after "ready" are counted and
 // reported ({type: "requests", count}) so the page can prove nothing leaves the device.
@@ -25,15 +26,22 @@ function catalogColumns(items) {
   return { rows: n, fields: { item, category, attributes: { offsets, values: Uint32Array.from(values) } } };
 }
 
-async function start({ modelUrl, catalog, backend }) {
+/** Loads the wasm module and the model; runs while the page is still fetching the catalog. */
+async function load({ modelUrl, backend }) {
   const t0 = performance.now();
   await init();
   const response = await fetch(modelUrl);
   if (!response.ok) throw new Error(`cannot fetch the model ${modelUrl}: HTTP ${response.status}; run "make demo-model"`);
   const bytes = new Uint8Array(await response.arrayBuffer());
   engine = await Engine.load(bytes, backend || "auto");
+  return performance.now() - t0;
+}
+
+let loading = null;
+
+async function start(catalog) {
+  const loadMs = await loading;
   columns = catalogColumns(catalog.items);
-  const loadMs = performance.now() - t0;
   new PerformanceObserver((list) => {
     requestsAfterReady += list.getEntries().length;
     postMessage({ type: "requests", count: requestsAfterReady });
@@ -43,8 +51,8 @@ async function start({ modelUrl, catalog, backend }) {
 
 async function handle(data) {
   try {
-    if (data.type === "init") {
-      await start(data);
+    if (data.type === "catalog") {
+      await start(data.catalog);
     } else if (data.type === "rank") {
       const t0 = performance.now();
       const ranked = await engine.rank(data.context, columns, data.k);
@@ -58,5 +66,10 @@ async function handle(data) {
 // One call at a time: the engine is not re-entrant, and ranks arrive faster than clicks end.
 let queue = Promise.resolve();
 onmessage = ({ data }) => {
-  queue = queue.then(() => handle(data));
+  if (data.type === "init") {
+    loading = load(data);
+    loading.catch((e) => postMessage({ type: "error", message: String(e && e.message ? e.message : e) }));
+  } else {
+    queue = queue.then(() => handle(data));
+  }
 };
