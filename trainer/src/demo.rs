@@ -582,7 +582,7 @@ mod tests {
         let names: std::collections::HashSet<_> = cat.items.iter().map(|i| &i.name).collect();
         assert_eq!(names.len(), 10_000);
         for (item, t) in cat.items.iter().zip(&truth) {
-            assert_eq!(item.name.split(' ').count() >= 3, true, "{}", item.name);
+            assert!(item.name.split(' ').count() >= 3, "{}", item.name);
             assert_eq!(item.category, CATEGORIES[t.category].0);
             assert!(item.name.contains(COLORS[t.color].1.iter().find(|w| item.name.contains(*w)).unwrap()));
             assert_eq!(item.attributes.len(), 3);
