@@ -85,6 +85,7 @@ function card(item, score) {
   body.className = "body";
   const h = document.createElement("h3");
   h.textContent = item.name;
+  h.title = item.name;
   const meta = document.createElement("p");
   meta.className = "meta";
   meta.textContent = `${categoryName(item.category)} · ${attributeText(item)}`;
