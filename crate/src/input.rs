@@ -195,10 +195,10 @@ impl Column {
                 FieldValues { offsets, values }
             }
         };
-        if kind == FieldKind::Categorical {
-            if let Some(r) = fv.offsets.windows(2).position(|w| w[1] - w[0] != 1) {
-                return bad(format!("categorical column {name:?} needs exactly one value in row {r}"));
-            }
+        if kind == FieldKind::Categorical
+            && let Some(r) = fv.offsets.windows(2).position(|w| w[1] - w[0] != 1)
+        {
+            return bad(format!("categorical column {name:?} needs exactly one value in row {r}"));
         }
         Ok(fv)
     }

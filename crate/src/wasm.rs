@@ -68,7 +68,12 @@ pub fn fnv1a32(s: &str) -> u32 {
 /// A loaded model and the backend that scores it.
 #[wasm_bindgen]
 pub struct Engine {
-    scorer: Rc<RefCell<Scorer>>,
+    /// Taken out for the length of a call.
+    scorer: Rc<RefCell<Option<Scorer>>>,
+    /// The promise of the last call: each call waits for the one before, so calls run one at a
+    /// time, in call order, even when a caller does not await them.
+    tail: RefCell<Promise>,
+    config: crate::config::ModelConfig,
     info: serde_json::Value,
 }
 
@@ -124,13 +129,13 @@ fn column_rows(v: &JsValue, what: &str) -> Result<Option<usize>, JsValue> {
     if Array::is_array(v) {
         return Ok(None);
     }
-    if v.is_object() {
-        if let Some(n) = get(v, "rows")?.as_f64() {
-            if n.fract() == 0.0 && (0.0..=u32::MAX as f64).contains(&n) {
-                return Ok(Some(n as usize));
-            }
-            return Err(js_error(format!("{what}.rows must be a whole number, got {n}")));
+    if v.is_object()
+        && let Some(n) = get(v, "rows")?.as_f64()
+    {
+        if n.fract() == 0.0 && (0.0..=u32::MAX as f64).contains(&n) {
+            return Ok(Some(n as usize));
         }
+        return Err(js_error(format!("{what}.rows must be a whole number, got {n}")));
     }
     Err(js_error(format!("{what} must be an array of objects or columns {{rows, fields}}")))
 }
@@ -141,6 +146,19 @@ fn objects(v: JsValue, what: &str) -> Result<Vec<serde_json::Value>, JsValue> {
 
 fn to_js<T: Serialize>(v: &T) -> Result<JsValue, JsValue> {
     v.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(js_error)
+}
+
+impl Engine {
+    /// Runs `call` after every earlier call has settled.
+    fn queue(&self, call: impl std::future::Future<Output = Result<JsValue, JsValue>> + 'static) -> Promise {
+        let before = self.tail.borrow().clone();
+        let promise = wasm_bindgen_futures::future_to_promise(async move {
+            let _ = wasm_bindgen_futures::JsFuture::from(before).await; // its outcome is its caller's
+            call.await
+        });
+        *self.tail.borrow_mut() = promise.clone();
+        promise
+    }
 }
 
 #[wasm_bindgen]
@@ -167,7 +185,9 @@ impl Engine {
             version: env!("CARGO_PKG_VERSION"),
         })
         .map_err(js_error)?;
-        Ok(Engine { scorer: Rc::new(RefCell::new(scorer)), info })
+        let config = scorer.model().config.clone();
+        let tail = RefCell::new(Promise::resolve(&JsValue::UNDEFINED));
+        Ok(Engine { scorer: Rc::new(RefCell::new(Some(scorer))), tail, config, info })
     }
 
     /// The model's config, dtype, provenance and sizes, and the backend with the reason it was chosen.
@@ -179,9 +199,9 @@ impl Engine {
     /// Click probabilities of full rows, given as objects or as columns.
     #[wasm_bindgen(unchecked_return_type = "Promise<Float32Array>")]
     pub fn score(&self, #[wasm_bindgen(unchecked_param_type = "Row[] | Columns")] rows: JsValue) -> Promise {
-        let scorer = self.scorer.clone();
+        let (scorer, config) = (self.scorer.clone(), &self.config);
         let batch = (|| {
-            let cfg = &scorer.try_borrow().map_err(|_| busy())?.model().config.clone();
+            let cfg = &config;
             let batch = match column_rows(&rows, "rows")? {
                 Some(n) => {
                     let dense = get(&rows, "dense")?;
@@ -197,13 +217,15 @@ impl Engine {
             .map_err(js_error)?;
             Ok::<_, JsValue>(batch)
         })();
-        wasm_bindgen_futures::future_to_promise(async move {
+        self.queue(async move {
             let batch = batch?;
             if batch.rows == 0 {
                 return Ok(Float32Array::new_with_length(0).into());
             }
-            let mut s = scorer.try_borrow_mut().map_err(|_| busy())?;
-            let logits = s.logits(&batch).await.map_err(js_error)?;
+            let mut s = scorer.borrow_mut().take().ok_or_else(busy)?;
+            let logits = s.logits(&batch).await;
+            *scorer.borrow_mut() = Some(s);
+            let logits = logits.map_err(js_error)?;
             let probs: Vec<f32> = logits.iter().map(|&z| sigmoid(z)).collect();
             Ok(Float32Array::from(probs.as_slice()).into())
         })
@@ -219,9 +241,9 @@ impl Engine {
         #[wasm_bindgen(unchecked_param_type = "Row[] | Columns")] candidates: JsValue,
         k: u32,
     ) -> Promise {
-        let scorer = self.scorer.clone();
+        let (scorer, config) = (self.scorer.clone(), &self.config);
         let request = (|| {
-            let cfg = &scorer.try_borrow().map_err(|_| busy())?.model().config.clone();
+            let cfg = &config;
             let ctx_value: serde_json::Value = serde_wasm_bindgen::from_value(context)
                 .map_err(|e| js_error(format!("the context must be an object keyed by field name: {e}")))?;
             let ctx: Context = input::context_from_object(cfg, &ctx_value).map_err(js_error)?;
@@ -233,14 +255,16 @@ impl Engine {
             crate::rank::validate(cfg, &ctx, &cands).map_err(js_error)?;
             Ok::<_, JsValue>((ctx, cands))
         })();
-        wasm_bindgen_futures::future_to_promise(async move {
+        self.queue(async move {
             let (ctx, cands) = request?;
             let out = Array::new();
             if k == 0 || cands.rows == 0 {
                 return Ok(out.into());
             }
-            let mut s = scorer.try_borrow_mut().map_err(|_| busy())?;
-            let ranked = s.rank(&ctx, &cands, k as usize).await.map_err(js_error)?;
+            let mut s = scorer.borrow_mut().take().ok_or_else(busy)?;
+            let ranked = s.rank(&ctx, &cands, k as usize).await;
+            *scorer.borrow_mut() = Some(s);
+            let ranked = ranked.map_err(js_error)?;
             for r in ranked {
                 let o = Object::new();
                 Reflect::set(&o, &"index".into(), &(r.index as u32).into())?;
@@ -254,5 +278,5 @@ impl Engine {
 }
 
 fn busy() -> JsValue {
-    js_error("the engine is busy with another call: await it before the next one")
+    js_error("the engine is busy with another call (a call was dropped before it finished)")
 }

@@ -106,6 +106,14 @@ for (const webgpu of [false, true]) {
           rankMissing: await reject(() => engine.rank(context, [{ item: "x", category: "y" }], 3)),
           rankBadContext: await reject(() => engine.rank({ hour: 1 }, cands, 3)),
         };
+        // Calls that overlap run one at a time, in order; a failing one does not block the next.
+        const overlapping = await Promise.allSettled([
+          engine.rank(context, cands, 5), engine.score([{ hour: 1 }]), engine.score(rows.slice(0, 3)), engine.rank(context, cands, 5),
+        ]);
+        out.overlap = overlapping.map((p) => p.status);
+        out.overlapSame = JSON.stringify(overlapping[0].value) === JSON.stringify(out.top5) &&
+          JSON.stringify(overlapping[3].value) === JSON.stringify(out.top5) &&
+          JSON.stringify(Array.from(overlapping[2].value)) === JSON.stringify(out.objects.slice(0, 3));
         out.k0 = await engine.rank(context, cands, 0);
         out.noCandidates = await engine.rank(context, [], 10);
         out.emptyScore = Array.from(await engine.score([]));
@@ -146,6 +154,8 @@ for (const webgpu of [false, true]) {
       assert.match(r.bad.wrongType.message, /"device".*must be a string or an integer/);
       assert.match(r.bad.nanDense.message, /"hour".*finite number/);
       assert.match(r.bad.rankMissing.message, /missing field "attributes"/);
+      assert.deepEqual(r.overlap, ["fulfilled", "rejected", "fulfilled", "fulfilled"]);
+      assert.ok(r.overlapSame, "overlapping calls give the same results as awaited ones");
       assert.deepEqual(r.k0, []);
       assert.deepEqual(r.noCandidates, []);
       assert.deepEqual(r.emptyScore, []);
