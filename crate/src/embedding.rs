@@ -120,4 +120,15 @@ impl EmbeddingLookup {
     pub fn index(&self, field: usize, v: u32, i: usize) -> usize {
         self.block_offset(field, v, i / self.block_len) + i % self.block_len
     }
+
+    /// Adds `scale ×` the embedding of (field, v) into `out[..d]`.
+    #[inline]
+    pub fn accumulate(&self, w: &[f32], field: usize, v: u32, scale: f32, out: &mut [f32]) {
+        for (c, part) in out[..self.dim].chunks_mut(self.block_len).enumerate() {
+            let start = self.block_offset(field, v, c);
+            for (x, &y) in part.iter_mut().zip(&w[start..]) {
+                *x += scale * y;
+            }
+        }
+    }
 }

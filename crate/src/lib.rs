@@ -5,6 +5,7 @@
 //! parameters ([`model`]), batches ([`batch`]) and the CPU forward and backward passes ([`cpu`]).
 //! The trainer and the browser bindings are thin layers over this API.
 
+pub mod backend;
 pub mod batch;
 pub mod config;
 pub mod cpu;
@@ -13,6 +14,7 @@ pub mod gemm;
 pub mod file;
 pub mod model;
 pub mod optim;
+pub mod rank;
 pub mod robe;
 
 pub use batch::{Batch, FieldValues};
@@ -21,6 +23,8 @@ pub use cpu::{Gradients, Workspace};
 pub use file::{FileError, ModelFile};
 pub use model::{Dlrm, Linear};
 pub use optim::{Optimizer, OptimizerKind};
+pub use backend::{BackendChoice, Scorer};
+pub use rank::{Candidates, Context, Ranked};
 pub use robe::{HashVariant, KeyMode, RobeHash};
 
 /// Everything that can go wrong in the library. Each message says what to change.
@@ -30,4 +34,14 @@ pub enum Error {
     Config(String),
     #[error("invalid batch: {0}")]
     Batch(String),
+    #[error("invalid ranking request: {0}")]
+    Request(String),
+    /// No GPU adapter could be found (the only reason GPU tests skip).
+    #[error("no WebGPU adapter: {0}")]
+    NoAdapter(String),
+    /// The GPU backend failed (no adapter, device lost, a shader or buffer error).
+    #[error("GPU backend: {0}")]
+    Backend(String),
+    #[error("unsupported: {0}")]
+    Unsupported(String),
 }

@@ -4,6 +4,7 @@
 pub mod data;
 pub mod metrics;
 pub mod io;
+pub mod logreg;
 pub mod checkpoint;
 pub mod progress;
 pub mod train;

@@ -23,6 +23,8 @@ enum Command {
     Inspect(cli::inspect::InspectArgs),
     /// Train a model on streamed data, evaluate it and write the model file
     Train(cli::train::Args),
+    /// Eval AUC against model size: ROBE-Z at several budgets, hashed and full, as a table and a plot
+    Tradeoff(cli::tradeoff::Args),
     /// AUC, logloss, calibration and speed of a model on labelled data
     Eval(cli::eval::Args),
     /// Benchmarks
@@ -42,6 +44,7 @@ fn main() -> ExitCode {
         Command::Inspect(args) => cli::inspect::run(args),
         Command::Train(args) => cli::train::run(args),
         Command::Eval(args) => cli::eval::run(args),
+        Command::Tradeoff(args) => cli::tradeoff::run(args),
         Command::Bench(bench) => cli::bench::run(bench),
         Command::DemoData(a) => cli::demo_data::run(a),
         Command::Serve(a) => cli::serve::run(a),

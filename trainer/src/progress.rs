@@ -102,7 +102,7 @@ impl Observer for ReporterObserver<'_> {
         let line = serde_json::json!({
             "event": "eval",
             "step": pos.step,
-            "epoch": pos.epoch + 1,
+            "epoch": pos.epoch + u64::from(pos.batch_in_epoch > 0),
             "samples": pos.samples,
             "auc": eval.auc,
             "logloss": eval.logloss,

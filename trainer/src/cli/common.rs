@@ -71,10 +71,10 @@ pub struct ModelArgs {
 
 #[derive(Args, Clone, Debug, serde::Serialize)]
 pub struct TrainArgs {
-    /// sgd (the paper's), adagrad or adam
-    #[arg(long, default_value = "adagrad")]
+    /// adam (lazy on the embeddings; the default), adagrad, or sgd (the paper's)
+    #[arg(long, default_value = "adam")]
     pub optimizer: OptimizerKind,
-    /// Learning rate (default: 0.1 for sgd, 0.05 for adagrad, 0.001 for adam)
+    /// Learning rate (default: 0.1 for sgd, 0.05 for adagrad, 0.003 for adam)
     #[arg(long)]
     pub lr: Option<f32>,
     #[arg(long, default_value_t = 2048)]
@@ -102,7 +102,7 @@ impl TrainArgs {
         self.lr.unwrap_or(match self.optimizer {
             OptimizerKind::Sgd => 0.1,
             OptimizerKind::Adagrad => 0.05,
-            OptimizerKind::Adam => 0.001,
+            OptimizerKind::Adam => 0.003,
         })
     }
 }

@@ -5,6 +5,7 @@ pub mod inspect;
 pub mod bench;
 pub mod common;
 pub mod eval;
+pub mod tradeoff;
 pub mod train;
 pub mod demo_data;
 pub mod serve;

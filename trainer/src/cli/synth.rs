@@ -11,9 +11,13 @@ pub struct SynthArgs {
     /// Number of rows to write.
     #[arg(long)]
     rows: u64,
-    /// Seed; the same seed gives the same file.
+    /// Seed of the synthetic world (its planted effects) and of its rows.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Index of the first row: rows depend only on (seed, index), so a held-out set of the same
+    /// world is `--first-row` past the training rows.
+    #[arg(long, default_value_t = 0)]
+    first_row: u64,
     /// Also write each row's true click probability to `<out>.prob`, one per line.
     #[arg(long)]
     with_probability: bool,
@@ -33,7 +37,7 @@ pub fn run(args: SynthArgs) -> anyhow::Result<()> {
             .expect("valid template")
             .progress_chars("=> "),
     );
-    let summary = synth::write_files(&args.out, args.rows, args.seed, args.with_probability, |n| bar.set_position(n))?;
+    let summary = synth::write_files(&args.out, args.first_row, args.rows, args.seed, args.with_probability, |n| bar.set_position(n))?;
     bar.finish_and_clear();
     if !args.quiet {
         let prob = if args.with_probability { format!(" (+ {}.prob)", args.out.display()) } else { String::new() };

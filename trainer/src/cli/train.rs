@@ -6,10 +6,10 @@ use clap::Args as ClapArgs;
 use pocketrec::{Dlrm, Optimizer};
 use pocketrec_trainer::checkpoint;
 use pocketrec_trainer::progress::Reporter;
-use pocketrec_trainer::train::{BatchStream, LoopOptions, Position, train};
+use pocketrec_trainer::train::{BatchStream, EvalResult, LoopOptions, Position, train};
 use std::path::PathBuf;
 
-#[derive(ClapArgs)]
+#[derive(ClapArgs, Clone)]
 pub struct Args {
     #[command(flatten)]
     pub data: DataArgs,
@@ -33,6 +33,18 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<()> {
     set_threads(args.train.threads)?;
+    train_and_write(&args).map(|_| ())
+}
+
+/// What one training run produced.
+pub struct Outcome {
+    pub eval: Option<EvalResult>,
+    /// Bytes of the stored parameters (the model file minus its header).
+    pub param_bytes: u64,
+}
+
+/// Trains as `args` say and writes the model; the worker threads must already be set.
+pub fn train_and_write(args: &Args) -> Result<Outcome> {
     let ckpt_path = args.checkpoint.clone().unwrap_or_else(|| {
         let mut p = args.output.clone().into_os_string();
         p.push(".ckpt");
@@ -62,7 +74,8 @@ pub fn run(args: Args) -> Result<()> {
         checkpoint_every: args.train.checkpoint_every,
         max_steps: args.train.max_steps,
     };
-    let mut saver = |pos: &Position, model: &Dlrm, opt: &Optimizer| checkpoint::save(&ckpt_path, model, opt, pos, &args.train);
+    let mut saver =
+        |pos: &Position, model: &Dlrm, opt: &Optimizer| checkpoint::save(&ckpt_path, model, opt, pos, &args.train);
     let data = &args.data;
     let seed = args.train.seed;
     let batch = args.train.batch;
@@ -95,5 +108,6 @@ pub fn run(args: Args) -> Result<()> {
     let bytes = pocketrec::file::to_bytes(&model, args.model.dtype, &provenance)?;
     pocketrec_trainer::io::write_atomic(&args.output, &bytes).with_context(|| format!("writing {}", args.output.display()))?;
     reporter.finish(&pos, eval.as_ref(), &args.output, bytes.len());
-    Ok(())
+    let param_bytes = model.param_count() as u64 * args.model.dtype.bytes();
+    Ok(Outcome { eval, param_bytes })
 }

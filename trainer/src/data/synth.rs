@@ -312,6 +312,7 @@ const CHUNK_ROWS: u64 = 16_384;
 /// `progress` is called with the number of rows written so far.
 pub fn write_files(
     path: &std::path::Path,
+    first_row: u64,
     rows: u64,
     seed: u64,
     with_probability: bool,
@@ -347,7 +348,7 @@ pub fn write_files(
             .into_par_iter()
             .map(|c| {
                 let start = c * CHUNK_ROWS;
-                let mut chunk = synth.chunk(start, CHUNK_ROWS.min(rows - start) as usize);
+                let mut chunk = synth.chunk(first_row + start, CHUNK_ROWS.min(rows - start) as usize);
                 let bytes = if gzip {
                     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
                     enc.write_all(&chunk.text).and_then(|_| enc.finish()).expect("writing to memory cannot fail")

@@ -1,0 +1,52 @@
+// Gathers and pools the embeddings of a list of fields for a range of rows: one thread per
+// (row, field), summing each value's blocks in value order (the CPU's order); mean fields scale
+// by 1 / count. Writes vectors[row][vec_base + field][0..d].
+
+struct Params {
+    rows: u32, nlist: u32, d: u32, nvec: u32,
+    vec_base: u32, kind: u32, block_len: u32, blocks: u32,
+    range: u32, key_mode: u32, row_start: u32, _p0: u32,
+    _p1: u32, _p2: u32, _p3: u32, _p4: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> fields: array<u32>;
+@group(0) @binding(2) var<storage, read> offsets: array<u32>;
+@group(0) @binding(3) var<storage, read> vals: array<u32>;
+@group(0) @binding(4) var<storage, read> w: array<f32>;
+@group(0) @binding(5) var<storage, read_write> vectors: array<f32>;
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let r = gid.x;
+    let fi = gid.y;
+    if (r >= p.rows || fi >= p.nlist) {
+        return;
+    }
+    let fb = fi * FIELD_WORDS;
+    let field = fields[fb];
+    let mean = fields[fb + 1u];
+    let obase = fields[fb + 2u] + p.row_start + r;
+    let vbase = fields[fb + 3u];
+    let beg = offsets[obase];
+    let end = offsets[obase + 1u];
+    let dst = (r * p.nvec + p.vec_base + fi) * p.d;
+    for (var t = 0u; t < p.d; t += 1u) {
+        vectors[dst + t] = 0.0;
+    }
+    var scale = 1.0;
+    if (mean == 1u && end > beg) {
+        scale = 1.0 / f32(end - beg);
+    }
+    for (var i = beg; i < end; i += 1u) {
+        let key = global_key(p.key_mode, field, fields[fb + 4u], fields[fb + 5u], vals[vbase + i]);
+        for (var c = 0u; c < p.blocks; c += 1u) {
+            let o = block_start(p.kind, p.range, p.d, fields[fb + 6u], fields[fb + 7u], key, c);
+            let lo = c * p.block_len;
+            let hi = min(lo + p.block_len, p.d);
+            for (var t = lo; t < hi; t += 1u) {
+                vectors[dst + t] += scale * w[o + t - lo];
+            }
+        }
+    }
+}

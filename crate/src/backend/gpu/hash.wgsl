@@ -1,0 +1,71 @@
+// ROBE-Z slots from (field, value), DESIGN.md §3 (normative), in 32-bit limbs: a line-for-line
+// port of `pocketrec::robe::limbs`, so it matches `RobeHash::block_offset` bit for bit.
+// Prepended to the shaders that read embeddings.
+
+const P: u32 = 2038074743u;
+const TWO32_MOD_P: u32 = 218817810u; // 2^32 mod P
+const R1: u32 = 634329019u;
+const R2: u32 = 1825252241u;
+const R3: u32 = 871205356u;
+
+// Embedding kinds (Params.kind).
+const KIND_UMA_V1: u32 = 0u;
+const KIND_NEW_ROBEZ: u32 = 1u;
+const KIND_FULL: u32 = 2u;
+// Key modes (Params.key_mode).
+const KEY_RAW: u32 = 0u;
+const KEY_DICTIONARY: u32 = 1u;
+// Words per field in the field table: config index, mean pooling, offsets base, values base,
+// table offset lo, table offset hi, full-table base slot, full-table rows.
+const FIELD_WORDS: u32 = 8u;
+
+fn add_mod(a: u32, b: u32) -> u32 {
+    let s = a + b; // both < 2^31
+    return select(s, s - P, s >= P);
+}
+
+fn mul_mod(a: u32, b: u32) -> u32 {
+    var r = 0u;
+    for (var bit = 31u; bit > 0u; bit -= 1u) {
+        r = add_mod(r, r);
+        if (((b >> (bit - 1u)) & 1u) == 1u) {
+            r = add_mod(r, a);
+        }
+    }
+    return r;
+}
+
+fn key_mod_p(lo: u32, hi: u32) -> u32 {
+    return add_mod(mul_mod(hi % P, TWO32_MOD_P), lo % P);
+}
+
+// The global key (lo, hi) of value v of the field described at fields[fbase..].
+fn global_key(key_mode: u32, field: u32, toff_lo: u32, toff_hi: u32, v: u32) -> vec2<u32> {
+    if (key_mode == KEY_RAW) {
+        return vec2<u32>(v, field);
+    }
+    let lo = toff_lo + v;
+    return vec2<u32>(lo, toff_hi + select(0u, 1u, lo < v));
+}
+
+// First slot of block c of key (lo, hi): ROBE-Z per variant, or the row of a full table.
+fn block_start(kind: u32, range: u32, d: u32, full_base: u32, full_rows: u32, key: vec2<u32>, c: u32) -> u32 {
+    let xm = key_mod_p(key.x, key.y);
+    if (kind == KIND_FULL) {
+        let row = add_mod(mul_mod(xm, R3), R1) % full_rows;
+        return full_base + row * d;
+    }
+    var mul = R3;
+    var add = R1;
+    var block = c % P;
+    if (kind == KIND_NEW_ROBEZ) {
+        mul = R1;
+        add = R3;
+        block = block + 1u;
+        if (block >= P) {
+            block = block - P;
+        }
+    }
+    let h = add_mod(add_mod(mul_mod(xm, mul), mul_mod(block, R2)), add);
+    return h % range;
+}

@@ -1,0 +1,803 @@
+//! The wgpu backend: WGSL compute shaders for the hashed lookups (index computation included),
+//! pooling, the MLPs and the interaction, on WebGPU in the browser and Vulkan, Metal or DX12
+//! natively.
+//!
+//! Each request is one submission: uploads, every dispatch, and the copy of the results into a
+//! mappable buffer, then one asynchronous read-back (`map_async`; natively `device.poll` drives
+//! it, in the browser the promise does). Pipelines are built once; buffers are grow-only and
+//! reused across calls. Large requests run in row chunks inside the same submission so every
+//! binding stays within the adapter's limits.
+//!
+//! Ranking mirrors [`crate::rank`]: the context's bottom MLP, embeddings and its fold into the
+//! first top layer (`fold.wgsl`) run once per request; then per candidate only its embeddings,
+//! their dots among themselves, the folded first layer and the rest of the top MLP. Top-k runs on
+//! the GPU (`topk.wgsl`) when that shrinks the read-back; otherwise the logits come back and the
+//! CPU selects.
+
+use crate::Error;
+use crate::batch::Batch;
+use crate::config::{EmbeddingConfig, FieldKind};
+use crate::model::Dlrm;
+use crate::rank::{self, Candidates, Context, Ranked};
+use crate::robe::{HashVariant, KeyMode, limbs};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Poll, Waker};
+use wgpu::util::DeviceExt;
+
+const HASH: &str = include_str!("hash.wgsl");
+const EMBED: &str = include_str!("embed.wgsl");
+const INDICES: &str = include_str!("indices.wgsl");
+const GEMM: &str = include_str!("gemm.wgsl");
+const DENSE: &str = include_str!("dense.wgsl");
+const INTERACT: &str = include_str!("interact.wgsl");
+const FOLD: &str = include_str!("fold.wgsl");
+const TOPK: &str = include_str!("topk.wgsl");
+
+/// Every kernel takes 16 u32 parameters; each dispatch's sit in their own 256-byte slot of one
+/// uniform buffer (the minimum uniform offset alignment).
+const PARAM_WORDS: usize = 16;
+const PARAM_STRIDE: u64 = 256;
+/// Words per field in the field tables of `hash.wgsl`.
+const FIELD_WORDS: usize = 8;
+/// Logits each top-k workgroup sorts (`topk.wgsl`).
+const TOPK_SPAN: usize = 1024;
+/// The most rows one chunk of dispatches covers (the interaction grid's y dimension).
+const MAX_CHUNK_ROWS: usize = 32768;
+/// Workgroups per grid dimension that every adapter allows.
+const MAX_GROUPS: usize = 65535;
+
+fn gpu_err(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::Backend(format!("{what}: {e}"))
+}
+
+/// A compute pipeline and the layout of its bind group 0.
+struct Kernel {
+    pipeline: wgpu::ComputePipeline,
+    layout: wgpu::BindGroupLayout,
+}
+
+impl Kernel {
+    fn new(device: &wgpu::Device, label: &str, source: &str) -> Kernel {
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(label),
+            source: wgpu::ShaderSource::Wgsl(source.into()),
+        });
+        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(label),
+            layout: None,
+            module: &module,
+            entry_point: Some("main"),
+            compilation_options: Default::default(),
+            cache: None,
+        });
+        let layout = pipeline.get_bind_group_layout(0);
+        Kernel { pipeline, layout }
+    }
+}
+
+struct Kernels {
+    embed: Kernel,
+    indices: Kernel,
+    gemm: Kernel,
+    dense: Kernel,
+    interact: Kernel,
+    fold: Kernel,
+    topk: Kernel,
+}
+
+/// A buffer that only grows (to the next power of two), so steady-state calls allocate nothing.
+struct Grow {
+    buffer: wgpu::Buffer,
+    label: &'static str,
+    usage: wgpu::BufferUsages,
+}
+
+impl Grow {
+    fn new(device: &wgpu::Device, label: &'static str, usage: wgpu::BufferUsages) -> Grow {
+        Grow { buffer: Self::create(device, label, usage, 256), label, usage }
+    }
+    fn storage(device: &wgpu::Device, label: &'static str) -> Grow {
+        Grow::new(device, label, wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC)
+    }
+    fn create(device: &wgpu::Device, label: &'static str, usage: wgpu::BufferUsages, size: u64) -> wgpu::Buffer {
+        device.create_buffer(&wgpu::BufferDescriptor { label: Some(label), size, usage, mapped_at_creation: false })
+    }
+    fn ensure(&mut self, device: &wgpu::Device, bytes: usize) -> &wgpu::Buffer {
+        let bytes = (bytes as u64).max(256);
+        if self.buffer.size() < bytes {
+            self.buffer = Self::create(device, self.label, self.usage, bytes.next_power_of_two());
+        }
+        &self.buffer
+    }
+    /// Grows to hold `data` and writes it at offset 0 (before the next submission runs).
+    fn upload<T: bytemuck::Pod>(&mut self, device: &wgpu::Device, queue: &wgpu::Queue, data: &[T]) {
+        let bytes: &[u8] = bytemuck::cast_slice(data);
+        self.ensure(device, bytes.len());
+        if !bytes.is_empty() {
+            queue.write_buffer(&self.buffer, 0, bytes);
+        }
+    }
+}
+
+/// Per-request buffers, reused across calls.
+struct Scratch {
+    params: Grow,
+    fields_a: Grow,
+    fields_b: Grow,
+    offsets: Grow,
+    values: Grow,
+    dense_raw: Grow,
+    dense_x: Grow,
+    act: [Grow; 2],
+    vectors: Grow,
+    top_in: Grow,
+    pairs: Grow,
+    fold_index: Grow,
+    ctx_vectors: Grow,
+    folded: Grow,
+    folded_bias: Grow,
+    logits: Grow,
+    topk: Grow,
+    staging: Grow,
+}
+
+/// The model's parameters on the device.
+struct ModelBuffers {
+    embedding: wgpu::Buffer,
+    bottom: Vec<(wgpu::Buffer, wgpu::Buffer)>,
+    top: Vec<(wgpu::Buffer, wgpu::Buffer)>,
+    /// The pairs of the full interaction, `(i, j)` for every `i > j`.
+    all_pairs: wgpu::Buffer,
+}
+
+/// Embedding layout constants, shared by every kernel that hashes.
+struct Layout {
+    kind: u32,
+    range: u32,
+    block_len: u32,
+    blocks: u32,
+    key_mode: u32,
+    /// Per config field: (table offset lo, hi, full base, full rows).
+    per_field: Vec<[u32; 4]>,
+}
+
+/// One dispatch: a kernel, its parameters, its storage buffers in binding order (from 1), and
+/// its workgroup grid.
+struct Dispatch<'a> {
+    kernel: &'a Kernel,
+    params: [u32; PARAM_WORDS],
+    buffers: Vec<&'a wgpu::Buffer>,
+    groups: (u32, u32),
+}
+
+fn params(words: &[u32]) -> [u32; PARAM_WORDS] {
+    let mut p = [0u32; PARAM_WORDS];
+    p[..words.len()].copy_from_slice(words);
+    p
+}
+
+/// A grid of `n` invocations in workgroups of 64, split over y past the per-dimension limit (the
+/// kernels index `x + y · 65535 · 64`).
+fn linear_groups(n: usize) -> (u32, u32) {
+    let g = n.div_ceil(64).max(1);
+    if g <= MAX_GROUPS { (g as u32, 1) } else { (MAX_GROUPS as u32, g.div_ceil(MAX_GROUPS) as u32) }
+}
+
+/// The wgpu backend of one model. Build it with [`GpuBackend::new`], then pass the same model to
+/// every call (the [`crate::Scorer`] does).
+pub struct GpuBackend {
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    adapter_name: String,
+    software: bool,
+    kernels: Kernels,
+    model: ModelBuffers,
+    layout: Layout,
+    scratch: Scratch,
+    chunk_rows: usize,
+}
+
+impl GpuBackend {
+    /// Finds an adapter, builds the pipelines and uploads the model.
+    pub async fn new(model: &Dlrm) -> Result<GpuBackend, Error> {
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let adapter = instance
+            .request_adapter(&wgpu::RequestAdapterOptions {
+                power_preference: wgpu::PowerPreference::HighPerformance,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::NoAdapter(e.to_string()))?;
+        let info = adapter.get_info();
+        let limits = adapter.limits();
+        let cfg = &model.config;
+        let max_binding = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
+        let embedding_bytes = model.embedding.len() as u64 * 4;
+        if embedding_bytes > max_binding {
+            return Err(Error::Unsupported(format!(
+                "the embedding array takes {embedding_bytes} bytes, adapter {:?} binds at most {max_binding}",
+                info.name
+            )));
+        }
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("pocketrec"),
+                required_limits: limits.clone(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| gpu_err("requesting a device", e))?;
+
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let with_hash = |src: &str| format!("{HASH}\n{src}");
+        let kernels = Kernels {
+            embed: Kernel::new(&device, "embed", &with_hash(EMBED)),
+            indices: Kernel::new(&device, "indices", &with_hash(INDICES)),
+            gemm: Kernel::new(&device, "gemm", GEMM),
+            dense: Kernel::new(&device, "dense", DENSE),
+            interact: Kernel::new(&device, "interact", INTERACT),
+            fold: Kernel::new(&device, "fold", FOLD),
+            topk: Kernel::new(&device, "topk", TOPK),
+        };
+        if let Some(e) = scope.pop().await {
+            return Err(gpu_err("building the compute pipelines", e));
+        }
+
+        let init = |label: &str, data: &[f32]| {
+            let data: &[f32] = if data.is_empty() { &[0.0] } else { data };
+            device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents: bytemuck::cast_slice(data),
+                usage: wgpu::BufferUsages::STORAGE,
+            })
+        };
+        let layers = |ls: &[crate::model::Linear], name: &str| {
+            ls.iter()
+                .map(|l| {
+                    let w = l.weight.as_standard_layout();
+                    (init(name, w.as_slice().expect("standard layout")), init(name, l.bias.as_slice().expect("contiguous")))
+                })
+                .collect()
+        };
+        let n = cfg.interacting() as u32;
+        let all_pairs: Vec<u32> = (1..n).flat_map(|i| (0..i).flat_map(move |j| [i, j])).collect();
+        let model_buffers = ModelBuffers {
+            embedding: init("robe.weight", &model.embedding),
+            bottom: layers(&model.bottom, "bottom"),
+            top: layers(&model.top, "top"),
+            all_pairs: device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("all pairs"),
+                contents: bytemuck::cast_slice(if all_pairs.is_empty() { &[0u32, 0] } else { &all_pairs }),
+                usage: wgpu::BufferUsages::STORAGE,
+            }),
+        };
+
+        let lookup = model.lookup();
+        let (kind, range) = match (&cfg.embedding, lookup.hash()) {
+            (EmbeddingConfig::Robe { hash, .. }, Some(h)) => {
+                (if *hash == HashVariant::UmaV1 { 0 } else { 1 }, limbs::range(h))
+            }
+            _ => (2, 1),
+        };
+        let offsets = cfg.key_mode.table_offsets();
+        let d = cfg.dim as u64;
+        let mut full_base = 0u64;
+        let per_field = (0..cfg.fields.len())
+            .map(|f| {
+                let toff = offsets.get(f).copied().unwrap_or(0);
+                let (base, rows) = match &cfg.embedding {
+                    EmbeddingConfig::Full { rows } => {
+                        let b = full_base;
+                        full_base += rows[f] * d;
+                        (b as u32, rows[f] as u32)
+                    }
+                    EmbeddingConfig::Robe { .. } => (0, 1),
+                };
+                [toff as u32, (toff >> 32) as u32, base, rows]
+            })
+            .collect();
+        let layout = Layout {
+            kind,
+            range,
+            block_len: lookup.block_len() as u32,
+            blocks: lookup.blocks() as u32,
+            key_mode: matches!(cfg.key_mode, KeyMode::Dictionary { .. }) as u32,
+            per_field,
+        };
+
+        // Widest per-row activation of any chunk, to keep every binding under the limit.
+        let nq_max = cfg.fields.len();
+        let widest = [
+            cfg.bottom.iter().chain(&cfg.top).copied().max().unwrap_or(1),
+            cfg.interacting() * cfg.dim,
+            nq_max * cfg.dim + nq_max * nq_max.saturating_sub(1) / 2,
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(1);
+        let fit = (max_binding / (4 * widest as u64)).max(64) as usize;
+        let chunk_rows = if fit >= MAX_CHUNK_ROWS { MAX_CHUNK_ROWS } else { 1 << fit.ilog2() };
+
+        let s = |label| Grow::storage(&device, label);
+        let scratch = Scratch {
+            params: Grow::new(&device, "params", wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST),
+            fields_a: s("fields a"),
+            fields_b: s("fields b"),
+            offsets: s("offsets"),
+            values: s("values"),
+            dense_raw: s("dense raw"),
+            dense_x: s("dense"),
+            act: [s("act 0"), s("act 1")],
+            vectors: s("vectors"),
+            top_in: s("top input"),
+            pairs: s("pairs"),
+            fold_index: s("fold index"),
+            ctx_vectors: s("context vectors"),
+            folded: s("folded"),
+            folded_bias: s("folded bias"),
+            logits: s("logits"),
+            topk: s("top-k"),
+            staging: Grow::new(&device, "staging", wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST),
+        };
+        Ok(GpuBackend {
+            device,
+            queue,
+            adapter_name: format!("{} ({:?})", info.name, info.backend),
+            software: info.device_type == wgpu::DeviceType::Cpu,
+            kernels,
+            model: model_buffers,
+            layout,
+            scratch,
+            chunk_rows,
+        })
+    }
+
+    /// The adapter's name and API, e.g. `"llvmpipe (LLVM 19.1.7, 256 bits) (Vulkan)"`.
+    pub fn adapter_name(&self) -> &str {
+        &self.adapter_name
+    }
+
+    /// Whether the adapter is a software rasterizer on the CPU (lavapipe, SwiftShader).
+    pub fn is_software(&self) -> bool {
+        self.software
+    }
+
+    /// Rows per chunk of dispatches (each chunk's activations fit one binding).
+    pub fn chunk_rows(&self) -> usize {
+        self.chunk_rows
+    }
+
+    /// A field table for `hash.wgsl`: per listed field, its config index, pooling, and where its
+    /// CSR starts in the offsets and values buffers.
+    fn field_table(&self, model: &Dlrm, list: &[(usize, usize, usize)]) -> Vec<u32> {
+        let mut t = Vec::with_capacity(list.len() * FIELD_WORDS);
+        for &(f, obase, vbase) in list {
+            let [lo, hi, base, rows] = self.layout.per_field[f];
+            let mean = (model.config.fields[f].kind == FieldKind::BagMean) as u32;
+            t.extend([f as u32, mean, obase as u32, vbase as u32, lo, hi, base, rows]);
+        }
+        t
+    }
+
+    /// The first slot of every block of each (field, value), computed on the GPU by the same
+    /// hash the gather uses: `out[i · blocks + c]`.
+    pub async fn block_offsets(&mut self, model: &Dlrm, fields: &[u32], values: &[u32]) -> Result<Vec<u32>, Error> {
+        let nf = model.config.fields.len();
+        if fields.len() != values.len() || fields.iter().any(|&f| f as usize >= nf) {
+            return Err(Error::Request(format!("need one value per field index, each below {nf}")));
+        }
+        let n = fields.len();
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let blocks = self.layout.blocks as usize;
+        let table = self.field_table(model, &(0..nf).map(|f| (f, 0, 0)).collect::<Vec<_>>());
+        let (device, queue) = (&self.device, &self.queue);
+        let s = &mut self.scratch;
+        s.fields_a.upload(device, queue, &table);
+        s.offsets.upload(device, queue, fields);
+        s.values.upload(device, queue, values);
+        s.logits.ensure(device, n * blocks * 4);
+        let l = &self.layout;
+        let dispatch = Dispatch {
+            kernel: &self.kernels.indices,
+            params: params(&[n as u32, l.blocks, l.kind, l.range, l.key_mode, model.config.dim as u32]),
+            buffers: vec![&s.fields_a.buffer, &s.offsets.buffer, &s.values.buffer, &s.logits.buffer],
+            groups: linear_groups(n),
+        };
+        let bytes = n * blocks * 4;
+        submit(device, queue, &mut s.params, &mut s.staging, &[dispatch], &s.logits.buffer, bytes).await?;
+        let out = read_back(device, &s.staging.buffer, bytes).await?;
+        Ok(bytemuck::cast_slice(&out).to_vec())
+    }
+
+    /// Logits of a validated, non-empty batch: full rows, as [`Dlrm::forward`].
+    pub async fn logits(&mut self, model: &Dlrm, batch: &Batch) -> Result<Vec<f32>, Error> {
+        let cfg = &model.config;
+        let (rows, nd, d) = (batch.rows, cfg.dense.len(), cfg.dim);
+        let nvec = cfg.interacting();
+        let (mut offsets, mut values, mut list) = (Vec::new(), Vec::new(), Vec::new());
+        for (f, fv) in batch.fields.iter().enumerate() {
+            list.push((f, offsets.len(), values.len()));
+            offsets.extend_from_slice(&fv.offsets);
+            values.extend_from_slice(&fv.values);
+        }
+        let table = self.field_table(model, &list);
+        let chunk = self.chunk_rows.min(rows);
+        let (device, queue) = (&self.device, &self.queue);
+        let s = &mut self.scratch;
+        s.fields_a.upload(device, queue, &table);
+        s.offsets.upload(device, queue, &offsets);
+        s.values.upload(device, queue, &values);
+        s.dense_raw.upload(device, queue, &batch.dense[..rows * nd]);
+        s.dense_x.ensure(device, rows * nd * 4);
+        let widest = cfg.bottom.iter().chain(&cfg.top).copied().max().unwrap_or(1);
+        s.act[0].ensure(device, chunk * widest * 4);
+        s.act[1].ensure(device, chunk * widest * 4);
+        s.vectors.ensure(device, chunk * nvec * d * 4);
+        s.top_in.ensure(device, chunk * cfg.top[0] * 4);
+        s.logits.ensure(device, rows * 4);
+
+        let k = &self.kernels;
+        let l = &self.layout;
+        let mut ds = vec![Dispatch {
+            kernel: &k.dense,
+            params: params(&[(rows * nd) as u32, (cfg.dense_transform == crate::DenseTransform::Log1p) as u32]),
+            buffers: vec![&s.dense_raw.buffer, &s.dense_x.buffer],
+            groups: linear_groups(rows * nd),
+        }];
+        let mut start = 0;
+        while start < rows {
+            let m = chunk.min(rows - start);
+            let act = [&s.act[0].buffer, &s.act[1].buffer];
+            // Bottom MLP; the last layer writes vector 0 of each row.
+            mlp(&mut ds, &k.gemm, &self.model.bottom, &cfg.bottom, m, true, (&s.dense_x.buffer, start * nd), act, (&s.vectors.buffer, 0, nvec * d));
+            let bufs = [&s.fields_a.buffer, &s.offsets.buffer, &s.values.buffer, &self.model.embedding, &s.vectors.buffer];
+            ds.push(embed(&k.embed, l, bufs, [m, cfg.fields.len(), d, nvec, 1, start]));
+            let width = cfg.top[0];
+            ds.push(Dispatch {
+                kernel: &k.interact,
+                params: params(&[m as u32, nvec as u32, d as u32, 1, (nvec * (nvec - 1) / 2) as u32, width as u32]),
+                buffers: vec![&self.model.all_pairs, &s.vectors.buffer, &s.top_in.buffer],
+                groups: (width.div_ceil(64) as u32, m as u32),
+            });
+            mlp(&mut ds, &k.gemm, &self.model.top, &cfg.top, m, false, (&s.top_in.buffer, 0), act, (&s.logits.buffer, start, 1));
+            start += m;
+        }
+        submit(device, queue, &mut s.params, &mut s.staging, &ds, &s.logits.buffer, rows * 4).await?;
+        let out = read_back(device, &s.staging.buffer, rows * 4).await?;
+        Ok(bytemuck::cast_slice(&out).to_vec())
+    }
+
+    /// Logits of every candidate of a request, in candidate order, context-once (as
+    /// [`crate::rank::logits`] on the CPU).
+    pub async fn rank_logits(&mut self, model: &Dlrm, context: &Context, candidates: &Candidates) -> Result<Vec<f32>, Error> {
+        rank::validate(&model.config, context, candidates)?;
+        if candidates.rows == 0 {
+            return Ok(Vec::new());
+        }
+        self.run_rank(model, context, candidates, None).await.map(|r| match r {
+            RankOut::Logits(l) => l,
+            RankOut::Winners(_) => unreachable!("no top-k asked"),
+        })
+    }
+
+    /// The `k` best candidates of a validated request with `k >= 1` and at least one candidate.
+    pub async fn rank(&mut self, model: &Dlrm, context: &Context, candidates: &Candidates, k: usize) -> Result<Vec<Ranked>, Error> {
+        let n = candidates.rows;
+        let keep = k.min(TOPK_SPAN);
+        let groups = n.div_ceil(TOPK_SPAN);
+        // Top-k on the GPU when the read-back is large and it shrinks it at least fourfold.
+        let on_gpu = n >= 4096 && k <= TOPK_SPAN / 4 && 8 * groups * keep <= n;
+        match self.run_rank(model, context, candidates, on_gpu.then_some(keep)).await? {
+            RankOut::Logits(l) => Ok(rank::top_k(&l, k)),
+            RankOut::Winners(w) => {
+                let pairs: Vec<(f32, u32)> =
+                    w.chunks_exact(2).filter(|p| (p[1] as usize) < n).map(|p| (f32::from_bits(p[0]), p[1])).collect();
+                Ok(rank::top_k_of(&pairs, k))
+            }
+        }
+    }
+
+    async fn run_rank(&mut self, model: &Dlrm, context: &Context, candidates: &Candidates, topk: Option<usize>) -> Result<RankOut, Error> {
+        let cfg = &model.config;
+        let (rows, nd, d) = (candidates.rows, cfg.dense.len(), cfg.dim);
+        let cand_fields = rank::candidate_fields(context);
+        let nq = cand_fields.len();
+        // Context vectors: 0 = bottom output, then the context fields; their global indices.
+        let ctx_fields: Vec<usize> = (0..cfg.fields.len()).filter(|f| context.fields[*f].is_some()).collect();
+        let nctx = ctx_fields.len() + 1;
+        let mut fold_index: Vec<u32> = std::iter::once(0).chain(ctx_fields.iter().map(|&f| f as u32 + 1)).collect();
+        fold_index.extend(cand_fields.iter().map(|&f| f as u32 + 1));
+        let width = nq * d + nq * nq.saturating_sub(1) / 2;
+        let top1 = cfg.top[1];
+
+        // CSR of the context (one row per field), then of the candidates.
+        let (mut offsets, mut values) = (Vec::new(), Vec::new());
+        let mut ctx_list = Vec::new();
+        for &f in &ctx_fields {
+            let v = context.fields[f].as_ref().expect("context field");
+            ctx_list.push((f, offsets.len(), values.len()));
+            offsets.extend([0, v.len() as u32]);
+            values.extend_from_slice(v);
+        }
+        let mut cand_list = Vec::new();
+        for (&f, fv) in cand_fields.iter().zip(&candidates.fields) {
+            cand_list.push((f, offsets.len(), values.len()));
+            offsets.extend_from_slice(&fv.offsets);
+            values.extend_from_slice(&fv.values);
+        }
+        let qq_pairs: Vec<u32> = (1..nq as u32).flat_map(|a| (0..a).flat_map(move |b| [a, b])).collect();
+        let ctx_table = self.field_table(model, &ctx_list);
+        let cand_table = self.field_table(model, &cand_list);
+        let chunk = self.chunk_rows.min(rows);
+
+        let (device, queue) = (&self.device, &self.queue);
+        let s = &mut self.scratch;
+        s.fields_a.upload(device, queue, &ctx_table);
+        s.fields_b.upload(device, queue, &cand_table);
+        s.offsets.upload(device, queue, &offsets);
+        s.values.upload(device, queue, &values);
+        s.dense_raw.upload(device, queue, &context.dense);
+        s.dense_x.ensure(device, nd * 4);
+        s.fold_index.upload(device, queue, &fold_index);
+        s.pairs.upload(device, queue, &qq_pairs);
+        s.ctx_vectors.ensure(device, nctx * d * 4);
+        s.folded.ensure(device, top1 * width * 4);
+        s.folded_bias.ensure(device, top1 * 4);
+        let widest = cfg.bottom.iter().chain(&cfg.top).copied().max().unwrap_or(1);
+        s.act[0].ensure(device, chunk * widest * 4);
+        s.act[1].ensure(device, chunk * widest * 4);
+        s.vectors.ensure(device, chunk * nq * d * 4);
+        s.top_in.ensure(device, chunk * width * 4);
+        s.logits.ensure(device, rows * 4);
+        let groups = rows.div_ceil(TOPK_SPAN);
+        if let Some(keep) = topk {
+            s.topk.ensure(device, groups * keep * 8);
+        }
+
+        let k = &self.kernels;
+        let l = &self.layout;
+        let act = [&s.act[0].buffer, &s.act[1].buffer];
+        // Once per request: the context's bottom MLP, embeddings, and the fold.
+        let mut ds = vec![Dispatch {
+            kernel: &k.dense,
+            params: params(&[nd as u32, (cfg.dense_transform == crate::DenseTransform::Log1p) as u32]),
+            buffers: vec![&s.dense_raw.buffer, &s.dense_x.buffer],
+            groups: linear_groups(nd),
+        }];
+        mlp(&mut ds, &k.gemm, &self.model.bottom, &cfg.bottom, 1, true, (&s.dense_x.buffer, 0), act, (&s.ctx_vectors.buffer, 0, nctx * d));
+        if !ctx_fields.is_empty() {
+            let bufs = [&s.fields_a.buffer, &s.offsets.buffer, &s.values.buffer, &self.model.embedding, &s.ctx_vectors.buffer];
+            ds.push(embed(&k.embed, l, bufs, [1, ctx_fields.len(), d, nctx, 1, 0]));
+        }
+        ds.push(Dispatch {
+            kernel: &k.fold,
+            params: params(&[top1 as u32, d as u32, nctx as u32, nq as u32, width as u32, cfg.top[0] as u32]),
+            buffers: vec![
+                &s.fold_index.buffer,
+                &s.ctx_vectors.buffer,
+                &self.model.top[0].0,
+                &self.model.top[0].1,
+                &s.folded.buffer,
+                &s.folded_bias.buffer,
+            ],
+            groups: ((width + 1).div_ceil(64) as u32, top1 as u32),
+        });
+        // Per candidate chunk.
+        let folded_first = (&s.folded.buffer, &s.folded_bias.buffer);
+        let mut start = 0;
+        while start < rows {
+            let m = chunk.min(rows - start);
+            if nq > 0 {
+                let bufs = [&s.fields_b.buffer, &s.offsets.buffer, &s.values.buffer, &self.model.embedding, &s.vectors.buffer];
+                ds.push(embed(&k.embed, l, bufs, [m, nq, d, nq, 0, start]));
+                ds.push(Dispatch {
+                    kernel: &k.interact,
+                    params: params(&[m as u32, nq as u32, d as u32, nq as u32, (qq_pairs.len() / 2) as u32, width as u32]),
+                    buffers: vec![&s.pairs.buffer, &s.vectors.buffer, &s.top_in.buffer],
+                    groups: (width.div_ceil(64).max(1) as u32, m as u32),
+                });
+            }
+            let mut layers: Vec<(&wgpu::Buffer, &wgpu::Buffer)> = vec![folded_first];
+            layers.extend(self.model.top[1..].iter().map(|(w, b)| (w, b)));
+            let mut widths = vec![width];
+            widths.extend_from_slice(&cfg.top[1..]);
+            mlp_refs(&mut ds, &k.gemm, &layers, &widths, m, false, (&s.top_in.buffer, 0), act, (&s.logits.buffer, start, 1));
+            start += m;
+        }
+        let (src, bytes) = match topk {
+            Some(keep) => {
+                ds.push(Dispatch {
+                    kernel: &k.topk,
+                    params: params(&[rows as u32, keep as u32]),
+                    buffers: vec![&s.logits.buffer, &s.topk.buffer],
+                    groups: (groups as u32, 1),
+                });
+                (&s.topk.buffer, groups * keep * 8)
+            }
+            None => (&s.logits.buffer, rows * 4),
+        };
+        submit(device, queue, &mut s.params, &mut s.staging, &ds, src, bytes).await?;
+        let out = read_back(device, &s.staging.buffer, bytes).await?;
+        Ok(match topk {
+            Some(_) => RankOut::Winners(bytemuck::cast_slice(&out).to_vec()),
+            None => RankOut::Logits(bytemuck::cast_slice(&out).to_vec()),
+        })
+    }
+}
+
+/// The gather of `[rows, fields listed, d, vectors per row, first vector, first row]`, with
+/// buffers `[field table, offsets, values, embedding, vectors out]`.
+fn embed<'a>(kernel: &'a Kernel, l: &Layout, buffers: [&'a wgpu::Buffer; 5], dims: [usize; 6]) -> Dispatch<'a> {
+    let [rows, n_list, d, nvec, base, start] = dims.map(|x| x as u32);
+    Dispatch {
+        kernel,
+        params: params(&[rows, n_list, d, nvec, base, l.kind, l.block_len, l.blocks, l.range, l.key_mode, start]),
+        buffers: buffers.to_vec(),
+        groups: (rows.div_ceil(64), n_list),
+    }
+}
+
+enum RankOut {
+    Logits(Vec<f32>),
+    /// `(logit bits, index)` pairs, the best of each top-k workgroup.
+    Winners(Vec<u32>),
+}
+
+/// Appends the dispatches of an MLP on `m` rows: input `(buffer, element offset)` with row
+/// stride `widths[0]`, hidden layers ping-ponging through `act`, the last layer writing
+/// `(buffer, row offset, row stride)`. ReLU after every layer, or every layer but the last.
+#[allow(clippy::too_many_arguments)]
+fn mlp<'a>(
+    ds: &mut Vec<Dispatch<'a>>,
+    gemm: &'a Kernel,
+    layers: &'a [(wgpu::Buffer, wgpu::Buffer)],
+    widths: &[usize],
+    m: usize,
+    relu_last: bool,
+    input: (&'a wgpu::Buffer, usize),
+    act: [&'a wgpu::Buffer; 2],
+    out: (&'a wgpu::Buffer, usize, usize),
+) {
+    let refs: Vec<(&wgpu::Buffer, &wgpu::Buffer)> = layers.iter().map(|(w, b)| (w, b)).collect();
+    mlp_refs(ds, gemm, &refs, widths, m, relu_last, input, act, out);
+}
+
+#[allow(clippy::too_many_arguments)]
+fn mlp_refs<'a>(
+    ds: &mut Vec<Dispatch<'a>>,
+    gemm: &'a Kernel,
+    layers: &[(&'a wgpu::Buffer, &'a wgpu::Buffer)],
+    widths: &[usize],
+    m: usize,
+    relu_last: bool,
+    input: (&'a wgpu::Buffer, usize),
+    act: [&'a wgpu::Buffer; 2],
+    out: (&'a wgpu::Buffer, usize, usize),
+) {
+    let last = layers.len() - 1;
+    for (i, &(w, b)) in layers.iter().enumerate() {
+        let (n_in, n_out) = (widths[i], widths[i + 1]);
+        let (a, a_off) = if i == 0 { input } else { (act[(i - 1) % 2], 0) };
+        let (c, c_off, ldc) = if i == last { (out.0, out.1 * out.2, out.2) } else { (act[i % 2], 0, n_out) };
+        let relu = i < last || relu_last;
+        ds.push(Dispatch {
+            kernel: gemm,
+            params: params(&[m as u32, n_out as u32, n_in as u32, n_in as u32, ldc as u32, relu as u32, a_off as u32, c_off as u32]),
+            buffers: vec![a, w, b, c],
+            groups: (n_out.div_ceil(64) as u32, m.div_ceil(64) as u32),
+        });
+    }
+}
+
+/// Writes every dispatch's parameters, encodes all dispatches in one compute pass, copies
+/// `bytes` of `result` into the staging buffer, and submits it all at once.
+async fn submit(
+    device: &wgpu::Device,
+    queue: &wgpu::Queue,
+    params: &mut Grow,
+    staging: &mut Grow,
+    dispatches: &[Dispatch<'_>],
+    result: &wgpu::Buffer,
+    bytes: usize,
+) -> Result<(), Error> {
+    let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let mut words = vec![0u32; dispatches.len() * PARAM_STRIDE as usize / 4];
+    for (i, d) in dispatches.iter().enumerate() {
+        let at = i * PARAM_STRIDE as usize / 4;
+        words[at..at + PARAM_WORDS].copy_from_slice(&d.params);
+    }
+    params.upload(device, queue, &words);
+    staging.ensure(device, bytes);
+    let groups: Vec<wgpu::BindGroup> = dispatches
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let mut entries = vec![wgpu::BindGroupEntry {
+                binding: 0,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: &params.buffer,
+                    offset: i as u64 * PARAM_STRIDE,
+                    size: std::num::NonZeroU64::new(PARAM_WORDS as u64 * 4),
+                }),
+            }];
+            entries.extend(
+                d.buffers.iter().enumerate().map(|(j, b)| wgpu::BindGroupEntry { binding: j as u32 + 1, resource: b.as_entire_binding() }),
+            );
+            device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &d.kernel.layout, entries: &entries })
+        })
+        .collect();
+    let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("pocketrec") });
+    {
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
+        for (d, g) in dispatches.iter().zip(&groups) {
+            if d.groups.0 == 0 || d.groups.1 == 0 {
+                continue;
+            }
+            pass.set_pipeline(&d.kernel.pipeline);
+            pass.set_bind_group(0, g, &[]);
+            pass.dispatch_workgroups(d.groups.0, d.groups.1, 1);
+        }
+    }
+    if bytes > 0 {
+        encoder.copy_buffer_to_buffer(result, 0, &staging.buffer, 0, bytes as u64);
+    }
+    queue.submit([encoder.finish()]);
+    match scope.pop().await {
+        Some(e) => Err(gpu_err("submitting the work", e)),
+        None => Ok(()),
+    }
+}
+
+/// Maps the first `bytes` of the staging buffer and copies them out. Natively `poll` waits for
+/// the submission; in the browser the map promise resolves when it is done.
+async fn read_back(device: &wgpu::Device, staging: &wgpu::Buffer, bytes: usize) -> Result<Vec<u8>, Error> {
+    if bytes == 0 {
+        return Ok(Vec::new());
+    }
+    let slice = staging.slice(..bytes as u64);
+    let done = MapDone::default();
+    let signal = done.0.clone();
+    slice.map_async(wgpu::MapMode::Read, move |r| {
+        let mut s = signal.lock().expect("map state");
+        s.result = Some(r);
+        if let Some(w) = s.waker.take() {
+            w.wake();
+        }
+    });
+    #[cfg(not(target_arch = "wasm32"))]
+    device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| gpu_err("waiting for the GPU", e))?;
+    #[cfg(target_arch = "wasm32")]
+    let _ = device;
+    done.await.map_err(|e| gpu_err("reading results back", e))?;
+    let out = slice.get_mapped_range().map_err(|e| gpu_err("mapping the results", e))?.to_vec();
+    staging.unmap();
+    Ok(out)
+}
+
+#[derive(Default)]
+struct MapState {
+    result: Option<Result<(), wgpu::BufferAsyncError>>,
+    waker: Option<Waker>,
+}
+
+/// Resolves when a `map_async` callback has run.
+#[derive(Default)]
+struct MapDone(Arc<Mutex<MapState>>);
+
+impl Future for MapDone {
+    type Output = Result<(), wgpu::BufferAsyncError>;
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+        let mut s = self.0.lock().expect("map state");
+        match s.result.take() {
+            Some(r) => Poll::Ready(r),
+            None => {
+                s.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
