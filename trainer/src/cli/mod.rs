@@ -8,3 +8,4 @@ pub mod eval;
 pub mod train;
 pub mod demo_data;
 pub mod serve;
+pub mod score;
