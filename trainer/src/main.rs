@@ -34,6 +34,8 @@ enum Command {
     DemoData(cli::demo_data::Args),
     /// Serve the web demo on 127.0.0.1 (static files, right MIME types).
     Serve(cli::serve::Args),
+    /// Score rows with a model: one click probability per input row.
+    Score(cli::score::Args),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +50,7 @@ fn main() -> ExitCode {
         Command::Bench(bench) => cli::bench::run(bench),
         Command::DemoData(a) => cli::demo_data::run(a),
         Command::Serve(a) => cli::serve::run(a),
+        Command::Score(a) => cli::score::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

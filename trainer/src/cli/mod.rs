@@ -9,3 +9,4 @@ pub mod tradeoff;
 pub mod train;
 pub mod demo_data;
 pub mod serve;
+pub mod score;
