@@ -1,4 +1,5 @@
 //! One module per subcommand: argument struct plus `run`.
+
 pub mod synth;
 pub mod init;
 pub mod inspect;
