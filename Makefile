@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 BIN := target/release/pocketrec
 
-.PHONY: demo test setup build test-rust test-wasm-build
+.PHONY: demo test setup build test-rust test-wasm-build criteo-job
 
 setup:
 	@scripts/setup.sh
@@ -11,11 +11,55 @@ setup:
 build:
 	$(CARGO) build --release -p pocketrec-trainer
 
-# Everything: setup, the Rust test suite (CPU and the WGSL kernels on lavapipe), the wasm build.
-test: setup test-rust test-wasm-build
+# The main job: the wasm package, a 10 MB kaggle-shaped model trained on planted synthetic Criteo
+# data (eval AUC printed beside the Bayes-optimal AUC), the demo world and its model, the page.
+demo: setup build wasm criteo-job demo-model serve
+
+CRITEO_DIR ?= out/criteo
+CRITEO_ROWS ?= 1000000
+criteo-job: build
+	@mkdir -p $(CRITEO_DIR)
+	$(BIN) synth --rows $(CRITEO_ROWS) --seed 1 -o $(CRITEO_DIR)/train.tsv
+	$(BIN) synth --rows 100000 --seed 1 --first-row $(CRITEO_ROWS) --with-probability -o $(CRITEO_DIR)/eval.tsv
+	$(BIN) train --train $(CRITEO_DIR)/train.tsv --eval $(CRITEO_DIR)/eval.tsv --preset kaggle --memory 10MB \
+	  -o $(CRITEO_DIR)/model.safetensors
+
+# Everything: setup, the Rust test suite (CPU and the WGSL kernels on lavapipe), the wasm build,
+# the browser tests in headless Chromium.
+test: setup test-rust test-wasm-build test-browser
 
 test-rust:
 	$(CARGO) test --workspace --all-features
 
 test-wasm-build:
 	$(CARGO) build -p pocketrec --target wasm32-unknown-unknown --no-default-features
+
+# --- web demo (helper "web") ----------------------------------------------------------------------
+# DEMO_DIR holds catalog.json, train.tsv, eval.tsv and model.safetensors; the page reads
+# out/demo/{catalog.json,model.safetensors} by default (index.html?model=...&catalog=... overrides).
+DEMO_DIR ?= out/demo
+PORT ?= 8080
+# WASM_FLAGS=--gpu builds the WebGPU backend into the wasm package (cargo feature `gpu`); the
+# default turns it on whenever the crate has that feature.
+WASM_FLAGS ?= $(if $(shell grep -qs '^gpu = ' crate/Cargo.toml && echo y),--gpu)
+DEMO_EPOCHS ?= 1
+
+.PHONY: wasm demo-model serve test-browser
+
+wasm:
+	scripts/build-wasm.sh $(WASM_FLAGS)
+
+demo-model: build
+	$(BIN) demo-data --out $(DEMO_DIR)
+	$(BIN) train --train $(DEMO_DIR)/train.tsv --eval $(DEMO_DIR)/eval.tsv --preset small --memory 1MB \
+	  --epochs $(DEMO_EPOCHS) --batch 256 --lr 0.05 --optimizer adagrad --seed 7 -o $(DEMO_DIR)/model.safetensors
+
+serve: build
+	$(BIN) serve --dir . --port $(PORT)
+
+# Headless Chromium (Debian's, via playwright-core): engine parity and bad input, then the demo page,
+# each with WebGPU (SwiftShader) and with the CPU fallback. Screenshots and timings go to tests/out/.
+test-browser: setup build wasm
+	@[ -f $(DEMO_DIR)/model.safetensors ] || $(MAKE) demo-model
+	cd tests/browser && POCKETREC_BIN=$(CURDIR)/$(BIN) POCKETREC_DEMO=$(CURDIR)/$(DEMO_DIR) \
+	  POCKETREC_EXPECT_WEBGPU=$(if $(findstring --gpu,$(WASM_FLAGS)),1,0) node --test

@@ -11,11 +11,14 @@ pub mod config;
 pub mod cpu;
 pub mod embedding;
 pub mod gemm;
+pub mod input;
 pub mod file;
 pub mod model;
 pub mod optim;
 pub mod rank;
 pub mod robe;
+#[cfg(target_arch = "wasm32")]
+pub mod wasm;
 
 pub use batch::{Batch, FieldValues};
 pub use config::{DenseTransform, EmbeddingConfig, Field, FieldKind, ModelConfig, Preset, StoredDtype};

@@ -10,3 +10,5 @@ pub mod checkpoint;
 pub mod progress;
 pub mod train;
 pub mod vocab;
+pub mod demo;
+pub mod serve;

@@ -30,6 +30,12 @@ enum Command {
     /// Benchmarks
     #[command(subcommand)]
     Bench(cli::bench::Bench),
+    /// Write the web demo's world: catalog.json plus train.tsv / eval.tsv (synthetic or MovieLens).
+    DemoData(cli::demo_data::Args),
+    /// Serve the web demo on 127.0.0.1 (static files, right MIME types).
+    Serve(cli::serve::Args),
+    /// Score rows with a model: one click probability per input row.
+    Score(cli::score::Args),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +48,9 @@ fn main() -> ExitCode {
         Command::Eval(args) => cli::eval::run(args),
         Command::Tradeoff(args) => cli::tradeoff::run(args),
         Command::Bench(bench) => cli::bench::run(bench),
+        Command::DemoData(a) => cli::demo_data::run(a),
+        Command::Serve(a) => cli::serve::run(a),
+        Command::Score(a) => cli::score::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -8,3 +8,6 @@ pub mod common;
 pub mod eval;
 pub mod tradeoff;
 pub mod train;
+pub mod demo_data;
+pub mod serve;
+pub mod score;

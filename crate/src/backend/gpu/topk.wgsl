@@ -30,7 +30,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
             keys[t] = logits[g];
             ids[t] = g;
         } else {
-            keys[t] = -3.40282347e38;
+            keys[t] = -3.4028234663852886e38; // exactly -f32::MAX: Chrome (Tint) rejects literals past it
             ids[t] = 0xffffffffu;
         }
     }

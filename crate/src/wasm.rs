@@ -1,0 +1,282 @@
+//! The browser API (wasm-bindgen): load a model from bytes, describe it, score rows, rank candidates.
+//!
+//! A thin layer over [`Scorer`]: JS values become [`crate::input`] rows (plain objects through
+//! serde-wasm-bindgen, or typed-array columns), results go back as plain objects and typed arrays.
+//! Every failure rejects the promise with a JS `Error` whose message names the problem.
+//!
+//! ```js
+//! import init, { Engine } from "./web/pkg/pocketrec.js";
+//! await init();
+//! const engine = await Engine.load(new Uint8Array(await (await fetch("model.safetensors")).arrayBuffer()), "auto");
+//! engine.info().backend;                          // "webgpu" or "cpu", and .backend_reason says why
+//! const top = await engine.rank({ hour: 20, device: "mobile", ... }, [{ item: "i00042", ... }], 10);
+//! ```
+
+use crate::backend::{BackendChoice, Scorer};
+use crate::cpu::sigmoid;
+use crate::input::{self, Column};
+use crate::rank::Context;
+use js_sys::{Array, Float32Array, Object, Promise, Reflect, Uint32Array};
+use serde::Serialize;
+use std::cell::RefCell;
+use std::rc::Rc;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+#[wasm_bindgen(typescript_custom_section)]
+const TS_TYPES: &str = r#"
+/** A sparse value: a string (hashed with FNV-1a 32, like the trainer) or an integer in 0..2^32. */
+export type SparseValue = string | number;
+/** One row keyed by the model's names: dense features are numbers, categoricals one value, bags a list. */
+export type Row = Record<string, number | SparseValue | SparseValue[]>;
+/** One field as columns: a Uint32Array with one value per row, or a bag in CSR form. */
+export type Column = Uint32Array | { offsets: Uint32Array; values: Uint32Array };
+/** Rows as columns: `dense` is row-major rows × n_dense; one column per field. */
+export interface Columns { rows: number; dense?: Float32Array; fields: Record<string, Column>; }
+export interface Ranked { index: number; logit: number; score: number; }
+export interface EngineInfo {
+  /** The full model config: dense names, fields (name, kind), dim, bottom/top widths, embedding. */
+  config: { dense: string[]; fields: { name: string; kind: "categorical" | "bag-sum" | "bag-mean" }[]; [k: string]: unknown };
+  dtype: "f32" | "f16";
+  provenance: unknown;
+  params: number;
+  embedding_len: number;
+  mlp_params: number;
+  model_bytes: number;
+  backend: "webgpu" | "cpu";
+  backend_reason: string;
+  simd128: boolean;
+  version: string;
+}
+"#;
+
+/// A JS `Error` with `msg`.
+fn js_error(msg: impl std::fmt::Display) -> JsValue {
+    JsError::new(&msg.to_string()).into()
+}
+
+fn get(obj: &JsValue, key: &str) -> Result<JsValue, JsValue> {
+    Reflect::get(obj, &JsValue::from_str(key)).map_err(|_| js_error(format!("cannot read {key:?}")))
+}
+
+/// FNV-1a 32 of a string's UTF-8 bytes: the u32 value the model sees for a string token.
+#[wasm_bindgen]
+pub fn fnv1a32(s: &str) -> u32 {
+    crate::robe::fnv1a32(s.as_bytes())
+}
+
+/// A loaded model and the backend that scores it.
+#[wasm_bindgen]
+pub struct Engine {
+    /// Taken out for the length of a call.
+    scorer: Rc<RefCell<Option<Scorer>>>,
+    /// The promise of the last call: each call waits for the one before, so calls run one at a
+    /// time, in call order, even when a caller does not await them.
+    tail: RefCell<Promise>,
+    config: crate::config::ModelConfig,
+    info: serde_json::Value,
+}
+
+#[derive(Serialize)]
+struct Info<'a> {
+    config: &'a crate::config::ModelConfig,
+    dtype: &'static str,
+    provenance: &'a serde_json::Value,
+    params: usize,
+    embedding_len: u64,
+    mlp_params: usize,
+    model_bytes: usize,
+    backend: &'static str,
+    backend_reason: &'a str,
+    simd128: bool,
+    version: &'static str,
+}
+
+fn parse_backend(backend: Option<String>) -> Result<BackendChoice, JsValue> {
+    let name = backend.unwrap_or_else(|| "auto".into());
+    name.parse::<BackendChoice>().map_err(|_| js_error(format!("backend {name:?} is not one of \"auto\", \"webgpu\", \"cpu\"")))
+}
+
+/// Reads the columns of `fields` (an object of Uint32Array or {offsets, values}).
+fn columns(fields: &JsValue, what: &str) -> Result<Vec<(String, Column)>, JsValue> {
+    if !fields.is_object() {
+        return Err(js_error(format!("{what}.fields must be an object of columns")));
+    }
+    let mut out = Vec::new();
+    for key in Object::keys(fields.unchecked_ref::<Object>()).iter() {
+        let name = key.as_string().unwrap_or_default();
+        let col = get(fields, &name)?;
+        let column = if let Some(a) = col.dyn_ref::<Uint32Array>() {
+            Column::Single(a.to_vec())
+        } else {
+            let (o, v) = (get(&col, "offsets")?, get(&col, "values")?);
+            match (o.dyn_ref::<Uint32Array>(), v.dyn_ref::<Uint32Array>()) {
+                (Some(o), Some(v)) => Column::Bag { offsets: o.to_vec(), values: v.to_vec() },
+                _ => {
+                    return Err(js_error(format!(
+                        "column {name:?} of {what} must be a Uint32Array or {{offsets: Uint32Array, values: Uint32Array}}"
+                    )));
+                }
+            }
+        };
+        out.push((name, column));
+    }
+    Ok(out)
+}
+
+/// `Some(rows)` when `v` is in column form (`{rows: number, ...}`), `None` for an array.
+fn column_rows(v: &JsValue, what: &str) -> Result<Option<usize>, JsValue> {
+    if Array::is_array(v) {
+        return Ok(None);
+    }
+    if v.is_object()
+        && let Some(n) = get(v, "rows")?.as_f64()
+    {
+        if n.fract() == 0.0 && (0.0..=u32::MAX as f64).contains(&n) {
+            return Ok(Some(n as usize));
+        }
+        return Err(js_error(format!("{what}.rows must be a whole number, got {n}")));
+    }
+    Err(js_error(format!("{what} must be an array of objects or columns {{rows, fields}}")))
+}
+
+fn objects(v: JsValue, what: &str) -> Result<Vec<serde_json::Value>, JsValue> {
+    serde_wasm_bindgen::from_value(v).map_err(|e| js_error(format!("{what} must be an array of objects: {e}")))
+}
+
+fn to_js<T: Serialize>(v: &T) -> Result<JsValue, JsValue> {
+    v.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(js_error)
+}
+
+impl Engine {
+    /// Runs `call` after every earlier call has settled.
+    fn queue(&self, call: impl std::future::Future<Output = Result<JsValue, JsValue>> + 'static) -> Promise {
+        let before = self.tail.borrow().clone();
+        let promise = wasm_bindgen_futures::future_to_promise(async move {
+            let _ = wasm_bindgen_futures::JsFuture::from(before).await; // its outcome is its caller's
+            call.await
+        });
+        *self.tail.borrow_mut() = promise.clone();
+        promise
+    }
+}
+
+#[wasm_bindgen]
+impl Engine {
+    /// Loads a model from safetensors bytes onto `backend` ("auto" | "webgpu" | "cpu"; default
+    /// "auto": WebGPU when an adapter exists, else the CPU, recording why). Bad bytes reject with
+    /// an `Error` that names the problem.
+    pub async fn load(bytes: Vec<u8>, backend: Option<String>) -> Result<Engine, JsValue> {
+        let choice = parse_backend(backend)?;
+        let file = crate::file::from_bytes(&bytes).map_err(js_error)?;
+        let scorer = Scorer::new(file.model, choice).await.map_err(js_error)?;
+        let model = scorer.model();
+        let info = serde_json::to_value(Info {
+            config: &model.config,
+            dtype: file.dtype.name(),
+            provenance: &file.provenance,
+            params: model.param_count(),
+            embedding_len: model.config.embedding_len(),
+            mlp_params: model.config.mlp_params(),
+            model_bytes: bytes.len(),
+            backend: scorer.backend_name(),
+            backend_reason: scorer.backend_reason(),
+            simd128: cfg!(target_feature = "simd128"),
+            version: env!("CARGO_PKG_VERSION"),
+        })
+        .map_err(js_error)?;
+        let config = scorer.model().config.clone();
+        let tail = RefCell::new(Promise::resolve(&JsValue::UNDEFINED));
+        Ok(Engine { scorer: Rc::new(RefCell::new(Some(scorer))), tail, config, info })
+    }
+
+    /// The model's config, dtype, provenance and sizes, and the backend with the reason it was chosen.
+    #[wasm_bindgen(unchecked_return_type = "EngineInfo")]
+    pub fn info(&self) -> Result<JsValue, JsValue> {
+        to_js(&self.info)
+    }
+
+    /// Click probabilities of full rows, given as objects or as columns.
+    #[wasm_bindgen(unchecked_return_type = "Promise<Float32Array>")]
+    pub fn score(&self, #[wasm_bindgen(unchecked_param_type = "Row[] | Columns")] rows: JsValue) -> Promise {
+        let (scorer, config) = (self.scorer.clone(), &self.config);
+        let batch = (|| {
+            let cfg = &config;
+            let batch = match column_rows(&rows, "rows")? {
+                Some(n) => {
+                    let dense = get(&rows, "dense")?;
+                    let dense = match dense.dyn_ref::<Float32Array>() {
+                        Some(d) => d.to_vec(),
+                        None if dense.is_undefined() && cfg.dense.is_empty() => Vec::new(),
+                        None => return Err(js_error("rows.dense must be a Float32Array of rows × n_dense values")),
+                    };
+                    input::batch_from_columns(cfg, n, dense, columns(&get(&rows, "fields")?, "rows")?)
+                }
+                None => input::batch_from_objects(cfg, &objects(rows, "rows")?),
+            }
+            .map_err(js_error)?;
+            Ok::<_, JsValue>(batch)
+        })();
+        self.queue(async move {
+            let batch = batch?;
+            if batch.rows == 0 {
+                return Ok(Float32Array::new_with_length(0).into());
+            }
+            let mut s = scorer.borrow_mut().take().ok_or_else(busy)?;
+            let logits = s.logits(&batch).await;
+            *scorer.borrow_mut() = Some(s);
+            let logits = logits.map_err(js_error)?;
+            let probs: Vec<f32> = logits.iter().map(|&z| sigmoid(z)).collect();
+            Ok(Float32Array::from(probs.as_slice()).into())
+        })
+    }
+
+    /// The top `k` candidates for a context, best first. The context is an object with every dense
+    /// feature and the fields shared by all candidates; the candidates (objects or columns) give
+    /// the other fields. `k = 0` or no candidates give an empty list.
+    #[wasm_bindgen(unchecked_return_type = "Promise<Ranked[]>")]
+    pub fn rank(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "Row")] context: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "Row[] | Columns")] candidates: JsValue,
+        k: u32,
+    ) -> Promise {
+        let (scorer, config) = (self.scorer.clone(), &self.config);
+        let request = (|| {
+            let cfg = &config;
+            let ctx_value: serde_json::Value = serde_wasm_bindgen::from_value(context)
+                .map_err(|e| js_error(format!("the context must be an object keyed by field name: {e}")))?;
+            let ctx: Context = input::context_from_object(cfg, &ctx_value).map_err(js_error)?;
+            let cands = match column_rows(&candidates, "candidates")? {
+                Some(n) => input::candidates_from_columns(cfg, &ctx, n, columns(&get(&candidates, "fields")?, "candidates")?),
+                None => input::candidates_from_objects(cfg, &ctx, &objects(candidates, "candidates")?),
+            }
+            .map_err(js_error)?;
+            crate::rank::validate(cfg, &ctx, &cands).map_err(js_error)?;
+            Ok::<_, JsValue>((ctx, cands))
+        })();
+        self.queue(async move {
+            let (ctx, cands) = request?;
+            let out = Array::new();
+            if k == 0 || cands.rows == 0 {
+                return Ok(out.into());
+            }
+            let mut s = scorer.borrow_mut().take().ok_or_else(busy)?;
+            let ranked = s.rank(&ctx, &cands, k as usize).await;
+            *scorer.borrow_mut() = Some(s);
+            let ranked = ranked.map_err(js_error)?;
+            for r in ranked {
+                let o = Object::new();
+                Reflect::set(&o, &"index".into(), &(r.index as u32).into())?;
+                Reflect::set(&o, &"logit".into(), &r.logit.into())?;
+                Reflect::set(&o, &"score".into(), &r.score.into())?;
+                out.push(&o);
+            }
+            Ok(out.into())
+        })
+    }
+}
+
+fn busy() -> JsValue {
+    js_error("the engine is busy with another call (a call was dropped before it finished)")
+}

@@ -1,0 +1,166 @@
+// Engine-level browser tests (issue 4): the wasm engine in headless Chromium, once with WebGPU
+// (SwiftShader, --enable-unsafe-webgpu) and once without (the CPU fallback), gives the native
+// library's scores for the same model and rows, and bad input gives a clear JS Error or a defined
+// empty result, never NaN.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { serve, browser, missing, nativeScores, tsvRow, MODEL, CATALOG, DEMO, ROOT } from "./harness.mjs";
+import path from "node:path";
+
+const why = missing();
+if (why) console.error(`SKIPPED engine tests: ${why}`);
+
+const ROWS = 300;
+let server;
+let header, lines, rowObjects, native;
+
+/** A schema-TSV line as the named object the JS API takes. */
+function toObject(headerTokens, line) {
+  const cells = line.split("\t");
+  const row = {};
+  headerTokens.forEach((tok, i) => {
+    if (i === 0) return;
+    const [kind, name] = tok.split(":");
+    const v = cells[i] ?? "";
+    row[name] = kind === "dense" ? Number(v || 0) : kind === "cat" ? v : v.split(",").filter(Boolean);
+  });
+  return row;
+}
+
+before(async () => {
+  if (why) return;
+  server = await serve();
+  const text = readFileSync(path.join(DEMO, "eval.tsv"), "utf8").split("\n");
+  header = text[0];
+  lines = text.slice(1, 1 + ROWS).filter(Boolean);
+  rowObjects = lines.map((l) => toObject(header.split("\t"), l));
+  native = nativeScores(MODEL, header, lines, "engine-rows");
+  assert.equal(native.length, lines.length);
+});
+
+after(async () => { if (server) await server.stop(); });
+
+for (const webgpu of [false, true]) {
+  const mode = webgpu ? "webgpu" : "cpu-fallback";
+  test(`engine in Chromium (${mode}): native parity and bad input`, { skip: why || false }, async () => {
+    const ctx = await browser({ webgpu });
+    try {
+      const page = await ctx.newPage();
+      await page.goto(`${server.url}tests/browser/engine.html`);
+      const catalog = JSON.parse(readFileSync(CATALOG, "utf8"));
+      const items = catalog.items.slice(0, 500);
+      const r = await page.evaluate(async ({ rows, items, modelPath }) => {
+        const { default: init, Engine, fnv1a32 } = await import("/web/pkg/pocketrec.js");
+        await init();
+        const bytes = new Uint8Array(await (await fetch(modelPath)).arrayBuffer());
+        const adapter = navigator.gpu ? await navigator.gpu.requestAdapter() : null;
+        const engine = await Engine.load(bytes, "auto");
+        const info = engine.info();
+        const out = { info, adapter: !!adapter };
+
+        // Full rows, as objects and as columns.
+        out.objects = Array.from(await engine.score(rows));
+        const cfg = info.config;
+        const dense = new Float32Array(rows.length * cfg.dense.length);
+        rows.forEach((row, r) => cfg.dense.forEach((d, j) => { dense[r * cfg.dense.length + j] = row[d]; }));
+        const fields = {};
+        for (const f of cfg.fields) {
+          if (f.kind === "categorical") {
+            fields[f.name] = Uint32Array.from(rows.map((row) => fnv1a32(row[f.name])));
+          } else {
+            const offsets = [0], values = [];
+            for (const row of rows) { for (const v of row[f.name]) values.push(fnv1a32(v)); offsets.push(values.length); }
+            fields[f.name] = { offsets: Uint32Array.from(offsets), values: Uint32Array.from(values) };
+          }
+        }
+        out.columns = Array.from(await engine.score({ rows: rows.length, dense, fields }));
+
+        // Ranking: the context of row 0 against `items`.
+        const context = { ...rows[0] };
+        delete context.item; delete context.category; delete context.attributes;
+        const cands = items.map((it) => ({ item: it.id, category: it.category, attributes: it.attributes }));
+        out.context = context;
+        out.ranked = await engine.rank(context, cands, cands.length);
+        out.top5 = await engine.rank(context, cands, 5);
+
+        // Bad input: each must reject with an Error (message kept) or give a defined empty result.
+        const reject = async (f) => {
+          try { await f(); return { ok: true }; } catch (e) { return { error: e instanceof Error, message: String(e.message) }; }
+        };
+        const corrupt = bytes.slice(); for (let i = 8; i < 64; i++) corrupt[i] ^= 0x5a;
+        out.bad = {
+          truncated: await reject(() => Engine.load(bytes.slice(0, bytes.length >> 1), "cpu")),
+          corrupt: await reject(() => Engine.load(corrupt, "cpu")),
+          empty: await reject(() => Engine.load(new Uint8Array(0), "cpu")),
+          garbage: await reject(() => Engine.load(Uint8Array.from({ length: 4096 }, (_, i) => (i * 7919) & 255), "cpu")),
+          backend: await reject(() => Engine.load(bytes, "quantum")),
+          missingField: await reject(() => engine.score([{ ...rows[0], device: undefined }])),
+          missingField2: await reject(() => { const r0 = { ...rows[0] }; delete r0.device; return engine.score([r0]); }),
+          wrongType: await reject(() => engine.score([{ ...rows[0], device: { x: 1 } }])),
+          wrongDense: await reject(() => engine.score([{ ...rows[0], hour: "late" }])),
+          nanDense: await reject(() => engine.score([{ ...rows[0], hour: NaN }])),
+          typo: await reject(() => engine.score([{ ...rows[0], devise: "mobile" }])),
+          notArray: await reject(() => engine.score(42)),
+          badColumns: await reject(() => engine.score({ rows: 2, dense: new Float32Array(3), fields: {} })),
+          rankMissing: await reject(() => engine.rank(context, [{ item: "x", category: "y" }], 3)),
+          rankBadContext: await reject(() => engine.rank({ hour: 1 }, cands, 3)),
+        };
+        // Calls that overlap run one at a time, in order; a failing one does not block the next.
+        const overlapping = await Promise.allSettled([
+          engine.rank(context, cands, 5), engine.score([{ hour: 1 }]), engine.score(rows.slice(0, 3)), engine.rank(context, cands, 5),
+        ]);
+        out.overlap = overlapping.map((p) => p.status);
+        out.overlapSame = JSON.stringify(overlapping[0].value) === JSON.stringify(out.top5) &&
+          JSON.stringify(overlapping[3].value) === JSON.stringify(out.top5) &&
+          JSON.stringify(Array.from(overlapping[2].value)) === JSON.stringify(out.objects.slice(0, 3));
+        out.k0 = await engine.rank(context, cands, 0);
+        out.noCandidates = await engine.rank(context, [], 10);
+        out.emptyScore = Array.from(await engine.score([]));
+        return out;
+      }, { rows: rowObjects, items, modelPath: "/" + path.relative(ROOT, MODEL) });
+
+      console.log(`[${mode}] backend ${r.info.backend} (${r.info.backend_reason}); adapter ${r.adapter}; simd128 ${r.info.simd128}`);
+      if (process.env.POCKETREC_EXPECT_WEBGPU === "1" && webgpu) assert.equal(r.info.backend, "webgpu");
+      if (!webgpu) assert.equal(r.info.backend, "cpu", "without --enable-unsafe-webgpu there is no adapter");
+
+      // Parity with the native library on the same rows.
+      const maxDiff = (a, b) => Math.max(...a.map((x, i) => Math.abs(x - b[i])));
+      assert.equal(r.objects.length, native.length);
+      assert.ok(r.objects.every(Number.isFinite));
+      assert.ok(maxDiff(r.objects, native) < 2e-5, `objects vs native: max |diff| ${maxDiff(r.objects, native)}`);
+      assert.ok(maxDiff(r.columns, r.objects) < 1e-6, "columns and objects give the same scores");
+
+      // Ranking equals full-row native scores of (context, item), sorted.
+      const rankLines = items.map((it) => tsvRow(header.split("\t"), r.context, it));
+      const rankNative = nativeScores(MODEL, header, rankLines, `engine-rank-${mode}`);
+      assert.equal(r.ranked.length, items.length);
+      for (const x of r.ranked) {
+        assert.ok(Number.isFinite(x.score) && Number.isFinite(x.logit));
+        assert.ok(Math.abs(x.score - rankNative[x.index]) < 2e-5, `item ${x.index}: ${x.score} vs ${rankNative[x.index]}`);
+      }
+      for (let i = 1; i < r.ranked.length; i++) assert.ok(r.ranked[i - 1].logit >= r.ranked[i].logit, "sorted best first");
+      const nativeTop = rankNative.map((s, i) => [s, i]).sort((a, b) => b[0] - a[0]).slice(0, 5);
+      assert.deepEqual(r.top5.map((x) => x.index), nativeTop.map(([, i]) => i), "top-5 equals native top-5");
+
+      // Bad input.
+      for (const [name, res] of Object.entries(r.bad)) {
+        assert.ok(res.error === true && res.message.length > 10, `${name}: expected a JS Error, got ${JSON.stringify(res)}`);
+        console.log(`[${mode}] ${name}: ${res.message}`);
+      }
+      assert.match(r.bad.truncated.message, /safetensors|truncated|corrupt/i);
+      assert.match(r.bad.missingField.message, /missing field "device"/);
+      assert.match(r.bad.missingField2.message, /missing field "device"/);
+      assert.match(r.bad.wrongType.message, /"device".*must be a string or an integer/);
+      assert.match(r.bad.nanDense.message, /"hour".*finite number/);
+      assert.match(r.bad.rankMissing.message, /missing field "attributes"/);
+      assert.deepEqual(r.overlap, ["fulfilled", "rejected", "fulfilled", "fulfilled"]);
+      assert.ok(r.overlapSame, "overlapping calls give the same results as awaited ones");
+      assert.deepEqual(r.k0, []);
+      assert.deepEqual(r.noCandidates, []);
+      assert.deepEqual(r.emptyScore, []);
+    } finally {
+      await ctx.close();
+    }
+  });
+}

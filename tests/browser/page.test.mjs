@@ -1,0 +1,162 @@
+// Demo page tests (issue 5) in headless Chromium, once with WebGPU (SwiftShader) and once with the
+// CPU fallback: the page loads and ranks; liking items of a category moves that category up, as the
+// planted tastes say; no request leaves the page after load; the page works with the server
+// stopped once visited; the scores shown equal the native library's; keyboard use; a screenshot.
+// Prints cold start (reload with a warm cache -> first ranking) and re-rank-after-click times.
+import { test, after } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { serve, browser, missing, nativeScores, tsvRow, MODEL, CATALOG, OUT } from "./harness.mjs";
+
+const why = missing();
+if (why) console.error(`SKIPPED page tests: ${why}`);
+const metrics = {};
+after(() => {
+  if (Object.keys(metrics).length) writeFileSync(path.join(OUT, "page-metrics.json"), JSON.stringify(metrics, null, 2));
+});
+
+const median = (xs) => xs.slice().sort((a, b) => a - b)[xs.length >> 1];
+
+/** Waits for the next ranking after `action` runs in the page; returns the page's timings. */
+async function rankAfter(page, action) {
+  const before = await page.evaluate(() => window.pocketrec.rankCount);
+  const t0 = await page.evaluate(() => performance.now());
+  await action();
+  await page.waitForFunction((n) => window.pocketrec.rankCount > n, before);
+  return page.evaluate((t0) => ({ ...window.pocketrec.last, sinceAction: performance.now() - t0 }), t0);
+}
+
+for (const webgpu of [false, true]) {
+  const mode = webgpu ? "webgpu" : "cpu-fallback";
+  test(`demo page in Chromium (${mode})`, { skip: why || false }, async () => {
+    const catalog = JSON.parse(readFileSync(CATALOG, "utf8"));
+    const header = catalog.schema.join("\t");
+    let server = await serve();
+    const ctx = await browser({ webgpu });
+    try {
+      const page = await ctx.newPage();
+      const requests = [];
+      const record = (req) => requests.push({ t: Date.now(), url: req.url(), phase: requests.phase });
+      ctx.on("request", record);
+      page.on("console", (m) => { if (m.type() === "error") console.log(`[${mode}] console: ${m.text()}`); });
+      page.on("pageerror", (e) => console.log(`[${mode}] page error: ${e.message}`));
+
+      // First visit: loads, ranks, installs the offline cache.
+      requests.phase = "load";
+      await page.goto(server.url);
+      await page.waitForFunction(() => window.pocketrec.rankCount > 0 || window.pocketrec.error, null, { timeout: 60000 });
+      assert.equal(await page.evaluate(() => window.pocketrec.error), null);
+      await page.evaluate(() => navigator.serviceWorker.ready);
+      await page.waitForFunction(() => !!navigator.serviceWorker.controller);
+      const info = await page.evaluate(() => window.pocketrec.info);
+      console.log(`[${mode}] backend ${info.backend}: ${info.backend_reason}`);
+      if (!webgpu) assert.equal(info.backend, "cpu");
+      if (webgpu && process.env.POCKETREC_EXPECT_WEBGPU === "1") assert.equal(info.backend, "webgpu");
+      assert.match(await page.textContent("#backend"), webgpu && info.backend === "webgpu" ? /WebGPU/ : /CPU/);
+      assert.match(await page.textContent("#model-size"), /MB|kB/);
+      assert.equal((await page.$$("#recs .card")).length, 24);
+
+      // From here on nothing may go over the network.
+      requests.phase = "after-load";
+      const forget = await rankAfter(page, () => page.click("#forget"));
+      assert.equal(forget.context.history_length, 0);
+      await rankAfter(page, () => page.selectOption("#time", "evening"));
+      const base = await rankAfter(page, () => page.selectOption("#device", "mobile"));
+      assert.equal(base.context.time_of_day, "evening");
+      assert.equal(base.context.device, "mobile");
+
+      // Like three items of the category least present in the list; it should take over the list.
+      const cats = base.ids.map((id) => catalog.items.find((i) => i.id === id).category);
+      const counts = new Map(catalog.categories.map((c) => [c.id, 0]));
+      cats.forEach((c) => counts.set(c, counts.get(c) + 1));
+      const target = [...counts.entries()].sort((a, b) => a[1] - b[1])[0][0];
+      await page.click(`#cats button:text-is("${catalog.categories.find((c) => c.id === target).name}")`);
+      const reranks = [];
+      let last = base;
+      for (let i = 0; i < 3; i++) {
+        last = await rankAfter(page, () => page.click(`#catalog .card[data-category="${target}"]:not(:has([aria-pressed="true"])) .like`));
+        reranks.push(last.roundTripMs);
+      }
+      const countOf = (r) => r.ids.filter((id) => catalog.items.find((i) => i.id === id).category === target).length;
+      console.log(`[${mode}] "${target}" in the top 24: ${countOf(base)} before three likes, ${countOf(last)} after`);
+      assert.ok(countOf(last) >= countOf(base) + 6, `liking ${target} should move ${target} up`);
+      assert.deepEqual(last.context.recent_categories, [target, target, target]);
+
+      // Scores shown equal the native library's for the same history and context.
+      const shown = await page.$$eval("#recs .card", (cards) => cards.map((c) => ({ id: c.dataset.id, score: Number(c.querySelector(".score").dataset.score) })));
+      assert.deepEqual(shown.map((s) => s.id), last.ids);
+      const rows = shown.map((s) => tsvRow(catalog.schema, last.context, catalog.items.find((i) => i.id === s.id)));
+      const native = nativeScores(MODEL, header, rows, `page-${mode}`);
+      shown.forEach((s, i) => assert.ok(Math.abs(s.score - native[i]) < 2e-5, `${s.id}: page ${s.score}, native ${native[i]}`));
+      const shownPct = await page.textContent("#recs .card .pct");
+      assert.equal(shownPct, `${(native[0] * 100).toFixed(1)}%`);
+
+      // Keyboard: tab to a like button in the list and press Enter.
+      const likesBefore = last.context.history_length;
+      await page.focus("#forget");
+      let onLike = false;
+      for (let i = 0; i < 10 && !onLike; i++) {
+        await page.keyboard.press("Tab");
+        onLike = await page.evaluate(() => document.activeElement.matches("#recs .like"));
+      }
+      assert.ok(onLike, "a like button in the list is reachable with Tab");
+      const kb = await rankAfter(page, () => page.keyboard.press("Enter"));
+      assert.equal(kb.context.history_length, likesBefore + 1);
+
+      // No request after load, and the page's own counter agrees.
+      const late = requests.filter((r) => r.phase === "after-load");
+      assert.deepEqual(late.map((r) => r.url), [], "no network request after the model loaded");
+      assert.equal(await page.textContent("#requests"), "0");
+
+      await page.screenshot({ path: path.join(OUT, `page-${mode}.png`) });
+      await page.setViewportSize({ width: 390, height: 844 });
+      await page.screenshot({ path: path.join(OUT, `page-${mode}-phone.png`) });
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert.ok(overflow <= 0, `no horizontal scrolling on a phone (${overflow}px too wide)`);
+      await page.setViewportSize({ width: 1280, height: 900 });
+
+      // Cold start with a warm cache: reload -> first ranking, three times.
+      const colds = [];
+      for (let i = 0; i < 3; i++) {
+        requests.phase = "reload";
+        await page.reload();
+        await page.waitForFunction(() => window.pocketrec.rankCount > 0);
+        colds.push(await page.evaluate(() => window.pocketrec.coldStartMs));
+      }
+      // The likes survived the reloads (localStorage), and re-rank after a click, once more.
+      assert.equal(await page.evaluate(() => window.pocketrec.last.context.history_length), likesBefore + 1);
+      requests.phase = "after-reload";
+      for (let i = 0; i < 3; i++) {
+        const r = await rankAfter(page, () => page.click("#recs .card .like"));
+        reranks.push(r.roundTripMs);
+      }
+      const workerMs = (await page.evaluate(() => window.pocketrec.last.ms));
+
+      // Offline: stop the server, reload, still ranks.
+      await server.stop();
+      server = null;
+      requests.phase = "offline";
+      await page.reload();
+      await page.waitForFunction(() => window.pocketrec.rankCount > 0 || window.pocketrec.error, null, { timeout: 30000 });
+      assert.equal(await page.evaluate(() => window.pocketrec.error), null);
+      assert.equal((await page.$$("#recs .card")).length, 24);
+
+      const m = {
+        backend: info.backend,
+        cold_start_ms: colds,
+        cold_start_median_ms: median(colds),
+        rerank_after_click_ms: reranks,
+        rerank_after_click_median_ms: median(reranks),
+        last_rank_in_worker_ms: workerMs,
+        items: catalog.items.length,
+      };
+      metrics[mode] = m;
+      console.log(`METRIC [${mode}] cold start (warm cache, load -> first ranking): median ${m.cold_start_median_ms.toFixed(0)} ms of ${colds.map((x) => x.toFixed(0)).join(", ")}`);
+      console.log(`METRIC [${mode}] re-rank ${m.items} items after a click (click handler -> new list in the DOM): median ${m.rerank_after_click_median_ms.toFixed(1)} ms of ${reranks.map((x) => x.toFixed(1)).join(", ")}; last rank in the worker ${workerMs.toFixed(1)} ms`);
+    } finally {
+      await ctx.close();
+      if (server) await server.stop();
+    }
+  });
+}

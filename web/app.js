@@ -1,0 +1,347 @@
+// The demo page: catalog, "For you" ranking, likes and context. All scoring happens in a Web
+// Worker (worker.js) on this device; the history lives only in localStorage.
+//
+// URL parameters: ?model=URL&catalog=URL (default: the demo model in out/demo/), ?backend=auto|webgpu|cpu.
+// Tests read window.pocketrec: {ready, info, coldStartMs, rankCount, last: {context, ids, scores, logits, ms}}.
+
+const params = new URLSearchParams(location.search);
+const MODEL = params.get("model") || "out/demo/model.safetensors";
+const CATALOG = params.get("catalog") || "out/demo/catalog.json";
+const BACKEND = params.get("backend") || "auto";
+const SHOWN = 24;
+const PAGE = 48;
+const STORE = "pocketrec.v1";
+
+const $ = (id) => document.getElementById(id);
+const status = (msg) => { $("status").textContent = msg; };
+
+const api = (window.pocketrec = { ready: false, rankCount: 0, coldStartMs: null, requests: 0, last: null, error: null });
+
+let catalog = null;
+let byId = new Map();
+let worker = null;
+let state = loadState();
+let sessionLikes = 0;
+let rankId = 0;
+let rankSentAt = 0;
+let catalogFilter = { text: "", category: null, shown: PAGE };
+let requestsMain = 0;
+let requestsWorker = 0;
+
+function loadState() {
+  try {
+    const s = JSON.parse(localStorage.getItem(STORE) || "{}");
+    return { likes: Array.isArray(s.likes) ? s.likes : [], time: s.time || null, device: s.device || null };
+  } catch {
+    return { likes: [], time: null, device: null };
+  }
+}
+
+function saveState() {
+  localStorage.setItem(STORE, JSON.stringify(state));
+}
+
+const COLORS = {
+  red: "#e5484d", blue: "#3e63dd", green: "#30a46c", yellow: "#e2b203",
+  black: "#2b2f36", white: "#c9ccd1", purple: "#8e4ec6", orange: "#f76b15",
+};
+
+function hue(text) {
+  let h = 0;
+  for (const c of text) h = (h * 31 + c.charCodeAt(0)) % 360;
+  return `hsl(${h} 55% 50%)`;
+}
+
+function itemColor(item) {
+  const color = item.attributes.find((a) => a.startsWith("color:"));
+  return color ? COLORS[color.slice(6)] || hue(color) : hue(item.category);
+}
+
+function categoryName(id) {
+  const c = catalog.categories.find((c) => c.id === id);
+  return c ? c.name : id;
+}
+
+function attributeText(item) {
+  return item.attributes
+    .map((a) => a.split(":"))
+    .filter(([kind, value]) => kind !== "color" && value !== item.category)
+    .map(([, value]) => value.replace(/_/g, " "))
+    .join(" · ");
+}
+
+/** One item card; `score` is shown when given. */
+function card(item, score) {
+  const li = document.createElement("li");
+  li.className = "card";
+  li.dataset.id = item.id;
+  li.dataset.category = item.category;
+  const tile = document.createElement("div");
+  tile.className = "tile";
+  tile.style.setProperty("--c", itemColor(item));
+  tile.textContent = categoryName(item.category).slice(0, 1);
+  tile.setAttribute("aria-hidden", "true");
+  const body = document.createElement("div");
+  body.className = "body";
+  const h = document.createElement("h3");
+  h.textContent = item.name;
+  h.title = item.name;
+  const meta = document.createElement("p");
+  meta.className = "meta";
+  meta.textContent = `${categoryName(item.category)} · ${attributeText(item)}`;
+  body.append(h, meta);
+  li.append(tile, body);
+  if (score) {
+    const s = document.createElement("div");
+    s.className = "score";
+    s.dataset.score = String(score.score);
+    s.dataset.logit = String(score.logit);
+    s.title = `click probability ${score.score.toFixed(6)} (logit ${score.logit.toFixed(4)})`;
+    s.innerHTML = `<span class="pct">${(score.score * 100).toFixed(1)}%</span><span class="bar"><i style="width:${(score.score * 100).toFixed(1)}%"></i></span>`;
+    li.append(s);
+  }
+  const liked = state.likes.includes(item.id);
+  const b = document.createElement("button");
+  b.type = "button";
+  b.className = "like";
+  b.setAttribute("aria-pressed", String(liked));
+  b.setAttribute("aria-label", `${liked ? "Unlike" : "Like"} ${item.name}`);
+  b.textContent = liked ? "♥" : "♡";
+  b.addEventListener("click", () => toggleLike(item.id));
+  li.append(b);
+  return li;
+}
+
+function context() {
+  const time = catalog.times.find((t) => t.id === state.time) || catalog.times[0];
+  const recent = state.likes.slice(-catalog.history).reverse().map((id) => byId.get(id)).filter(Boolean);
+  return {
+    hour: time.hour,
+    session_length: sessionLikes,
+    history_length: state.likes.length,
+    recent_items: recent.map((i) => i.id),
+    recent_categories: recent.map((i) => i.category),
+    time_of_day: time.id,
+    device: state.device,
+  };
+}
+
+function rerank(startedAt = performance.now()) {
+  if (!api.ready) return;
+  rankId += 1;
+  rankSentAt = startedAt;
+  worker.postMessage({ type: "rank", id: rankId, context: context(), k: SHOWN + state.likes.length });
+}
+
+function showRanking({ id, ranked, ms }) {
+  if (id !== rankId) return; // a newer request is on its way
+  const liked = new Set(state.likes);
+  const top = ranked.map((r) => ({ ...r, item: catalog.items[r.index] })).filter((r) => !liked.has(r.item.id)).slice(0, SHOWN);
+  $("recs").replaceChildren(...top.map((r) => card(r.item, r)));
+  const roundTrip = performance.now() - rankSentAt; // input event (or request) -> new list in the DOM
+  $("latency").textContent = `${ms.toFixed(1)} ms · ${catalog.items.length.toLocaleString("en")} items`;
+  $("latency").title = `ranking in the worker ${ms.toFixed(2)} ms; from the click to the new list ${roundTrip.toFixed(2)} ms`;
+  api.rankCount += 1;
+  api.last = {
+    context: context(),
+    ids: top.map((r) => r.item.id),
+    scores: top.map((r) => r.score),
+    logits: top.map((r) => r.logit),
+    ms,
+    roundTripMs: roundTrip,
+  };
+  if (api.coldStartMs === null) {
+    api.coldStartMs = performance.now();
+    status(`Ranked ${catalog.items.length.toLocaleString("en")} items in ${ms.toFixed(1)} ms, ready ${api.coldStartMs.toFixed(0)} ms after page load.`);
+  } else {
+    status(`Re-ranked in ${ms.toFixed(1)} ms.`);
+  }
+  document.dispatchEvent(new CustomEvent("pocketrec:ranked"));
+}
+
+function toggleLike(id) {
+  const clickedAt = performance.now();
+  const i = state.likes.indexOf(id);
+  if (i >= 0) {
+    state.likes.splice(i, 1);
+  } else {
+    state.likes.push(id);
+    sessionLikes += 1;
+  }
+  saveState();
+  rerank(clickedAt); // first, so the worker ranks while this thread updates the page
+  renderLikes();
+  const liked = state.likes.includes(id);
+  for (const b of document.querySelectorAll(`.card[data-id="${CSS.escape(id)}"] .like`)) {
+    b.setAttribute("aria-pressed", String(liked));
+    b.setAttribute("aria-label", `${liked ? "Unlike" : "Like"} ${byId.get(id).name}`);
+    b.textContent = liked ? "♥" : "♡";
+  }
+}
+
+function renderLikes() {
+  const items = state.likes.slice().reverse().map((id) => byId.get(id)).filter(Boolean);
+  const ul = $("liked");
+  if (!items.length) {
+    ul.innerHTML = '<li class="muted">Nothing yet: like a few items and watch the list above change.</li>';
+  } else {
+    ul.replaceChildren(...items.map((it) => {
+      const li = document.createElement("li");
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = "chip";
+      b.textContent = `${it.name} ✕`;
+      b.setAttribute("aria-label", `Remove ${it.name} from your likes`);
+      b.addEventListener("click", () => toggleLike(it.id));
+      li.append(b);
+      return li;
+    }));
+  }
+  $("history-summary").textContent = state.likes.length
+    ? `${state.likes.length} like${state.likes.length > 1 ? "s" : ""} stored only in this browser.`
+    : "No history stored.";
+}
+
+function renderCatalog() {
+  const text = catalogFilter.text.toLowerCase();
+  const matches = catalog.items.filter((it) =>
+    (!catalogFilter.category || it.category === catalogFilter.category) && (!text || it.name.toLowerCase().includes(text)));
+  $("catalog").replaceChildren(...matches.slice(0, catalogFilter.shown).map((it) => card(it)));
+  $("catalog-count").textContent = `${matches.length.toLocaleString("en")} of ${catalog.items.length.toLocaleString("en")}`;
+  $("more").hidden = matches.length <= catalogFilter.shown;
+}
+
+function renderCategoryChips() {
+  const make = (id, label) => {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = "chip";
+    b.textContent = label;
+    b.setAttribute("aria-pressed", String(catalogFilter.category === id));
+    b.addEventListener("click", () => {
+      catalogFilter.category = id;
+      catalogFilter.shown = PAGE;
+      renderCategoryChips();
+      renderCatalog();
+    });
+    return b;
+  };
+  $("cats").replaceChildren(make(null, "All"), ...catalog.categories.map((c) => make(c.id, c.name)));
+}
+
+function setupControls() {
+  const fill = (select, options, value) => {
+    select.replaceChildren(...options.map(([v, label]) => new Option(label, v, false, v === value)));
+  };
+  if (!catalog.times.some((t) => t.id === state.time)) {
+    const h = new Date().getHours();
+    state.time = h >= 6 && h < 12 ? "morning" : h >= 12 && h < 18 ? "afternoon" : h >= 18 && h < 23 ? "evening" : "night";
+    if (!catalog.times.some((t) => t.id === state.time)) state.time = catalog.times[0].id;
+  }
+  if (!catalog.devices.includes(state.device)) {
+    const guess = matchMedia("(pointer: coarse)").matches ? "mobile" : "desktop";
+    state.device = catalog.devices.includes(guess) ? guess : catalog.devices[0];
+  }
+  const cap = (s) => s.charAt(0).toUpperCase() + s.slice(1);
+  fill($("time"), catalog.times.map((t) => [t.id, cap(t.id)]), state.time);
+  fill($("device"), catalog.devices.map((d) => [d, cap(d)]), state.device);
+  $("engine").value = ["auto", "webgpu", "cpu"].includes(BACKEND) ? BACKEND : "auto";
+  $("engine").addEventListener("change", (e) => {
+    const url = new URL(location.href);
+    url.searchParams.set("backend", e.target.value);
+    location.assign(url); // the engine is chosen at load; the page reloads from the offline cache if needed
+  });
+  $("time").addEventListener("change", (e) => { state.time = e.target.value; saveState(); rerank(); });
+  $("device").addEventListener("change", (e) => { state.device = e.target.value; saveState(); rerank(); });
+  $("forget").addEventListener("click", () => {
+    localStorage.removeItem(STORE);
+    state = { likes: [], time: state.time, device: state.device };
+    sessionLikes = 0;
+    renderLikes();
+    renderCatalog();
+    rerank();
+    status("Forgotten: your likes were erased from this browser.");
+  });
+  let searchTimer = 0;
+  $("search").addEventListener("input", (e) => {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(() => {
+      catalogFilter.text = e.target.value.trim();
+      catalogFilter.shown = PAGE;
+      renderCatalog();
+    }, 120);
+  });
+  $("more").addEventListener("click", () => { catalogFilter.shown += PAGE; renderCatalog(); });
+}
+
+function formatBytes(n) {
+  return n >= 1e6 ? `${(n / 1e6).toFixed(2)} MB` : `${(n / 1e3).toFixed(0)} kB`;
+}
+
+function showRequests() {
+  api.requests = requestsMain + requestsWorker;
+  $("requests").textContent = String(api.requests);
+  $("requests").classList.toggle("bad", api.requests > 0);
+}
+
+function onReady(info, loadMs) {
+  api.ready = true;
+  api.info = info;
+  const backend = info.backend === "webgpu" ? "WebGPU" : "CPU (wasm" + (info.simd128 ? " SIMD" : "") + ")";
+  $("backend").textContent = backend;
+  $("backend").title = info.backend_reason;
+  $("backend").insertAdjacentHTML("beforeend", `<small>${escapeHtml(info.backend_reason)}</small>`);
+  $("model-size").textContent = formatBytes(info.model_bytes);
+  $("model-size").title = `${info.params.toLocaleString("en")} parameters, ${info.dtype}, loaded in ${loadMs.toFixed(0)} ms`;
+  $("model-size").insertAdjacentHTML("beforeend", `<small>${info.params.toLocaleString("en")} params</small>`);
+  new PerformanceObserver((list) => { requestsMain += list.getEntries().length; showRequests(); }).observe({ type: "resource" });
+  showRequests();
+  rerank();
+}
+
+function escapeHtml(s) {
+  return String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+}
+
+function fail(message) {
+  api.error = message;
+  status(message);
+  $("status").classList.add("error");
+  $("backend").textContent = "not loaded";
+}
+
+async function main() {
+  if ("serviceWorker" in navigator) {
+    navigator.serviceWorker.register("sw.js").catch((e) => console.warn("no offline cache:", e));
+  }
+  // The worker loads the wasm module and the model while this thread fetches the catalog.
+  worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
+  worker.onmessage = ({ data }) => {
+    if (data.type === "ready") onReady(data.info, data.loadMs);
+    else if (data.type === "ranked") showRanking(data);
+    else if (data.type === "requests") { requestsWorker = data.count; showRequests(); }
+    else if (data.type === "error") fail(`Scoring failed: ${data.message}`);
+  };
+  worker.onerror = (e) => fail(`The scoring worker failed: ${e.message || "see the console"}`);
+  worker.postMessage({ type: "init", modelUrl: new URL(MODEL, location.href).href, backend: BACKEND });
+  try {
+    const res = await fetch(CATALOG);
+    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    catalog = await res.json();
+  } catch (e) {
+    fail(`Cannot load the catalog ${CATALOG} (${e.message}). Run "make demo-model", then reload.`);
+    return;
+  }
+  worker.postMessage({ type: "catalog", catalog });
+  byId = new Map(catalog.items.map((it) => [it.id, it]));
+  $("source").textContent = catalog.source === "synthetic"
+    ? "The catalog and its shoppers are synthetic."
+    : `Catalog: ${catalog.source} (GroupLens, non-commercial use).`;
+  setupControls();
+  saveState();
+  renderLikes();
+  renderCategoryChips();
+  renderCatalog();
+}
+
+main();
