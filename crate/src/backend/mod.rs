@@ -78,7 +78,7 @@ impl Scorer {
             Ok(b) => b,
             Err(e) => return Err((e, model)),
         };
-        let reason = format!("WebGPU adapter {:?}", backend.adapter_name());
+        let reason = format!("WebGPU adapter: {}", backend.adapter_name());
         Ok(Scorer { model, backend: Backend::Gpu(Box::new(backend)), reason })
     }
 

@@ -344,7 +344,11 @@ impl GpuBackend {
         Ok(GpuBackend {
             device,
             queue,
-            adapter_name: format!("{} ({:?})", info.name, info.backend),
+            // Browsers hide the adapter's name (an empty string) for privacy.
+            adapter_name: match info.name.trim() {
+                "" => format!("{:?}", info.backend),
+                name => format!("{name} ({:?})", info.backend),
+            },
             software: info.device_type == wgpu::DeviceType::Cpu,
             kernels,
             model: model_buffers,
