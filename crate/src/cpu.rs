@@ -351,11 +351,15 @@ impl Dlrm {
     }
 }
 
-/// Zeroes gradients where the ReLU output was not positive.
+/// Zeroes gradients where the ReLU output was not positive (row-parallel where enabled).
 fn relu_mask(grad: &mut Array2<f32>, act: &Array2<f32>) {
-    grad.zip_mut_with(act, |g, &a| {
-        if a <= 0.0 {
-            *g = 0.0
+    let width = grad.ncols();
+    let act = act.as_slice().expect("standard layout");
+    for_each_row(grad.as_slice_mut().expect("standard layout"), width, |r, g| {
+        for (g, &a) in g.iter_mut().zip(&act[r * width..(r + 1) * width]) {
+            if a <= 0.0 {
+                *g = 0.0;
+            }
         }
     });
 }
