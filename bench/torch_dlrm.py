@@ -39,7 +39,8 @@ class DLRM(nn.Module):
         self.bottom = mlp([N_DENSE, 512, 256, 64, D], relu_last=True)
         n = N_SPARSE + 1
         self.top = mlp([D + n * (n - 1) // 2, 512, 256, 1], relu_last=False)
-        self.tables = nn.ModuleList(nn.Embedding(s, D) for s in table_sizes)
+        # Sparse gradients, as the reference DLRM: a step touches only the rows it read.
+        self.tables = nn.ModuleList(nn.Embedding(s, D, sparse=True) for s in table_sizes)
         for t, s in zip(self.tables, table_sizes):
             nn.init.uniform_(t.weight, -(1.0 / s) ** 0.5, (1.0 / s) ** 0.5)
         li, lj = torch.tril_indices(n, n, offset=-1)
@@ -94,12 +95,30 @@ def auc(scores, labels):
     return (ranks[y == 1].sum() - pos * (pos + 1) / 2.0) / (pos * neg)
 
 
+class Optimizers:
+    """SGD and Adagrad take the sparse embedding gradients directly; Adam becomes SparseAdam on the
+    tables (lazy, like pocketrec's) plus Adam on the MLPs."""
+
+    def __init__(self, model, name, lr):
+        if name == "sgd":
+            self.opts = [torch.optim.SGD(model.parameters(), lr=lr)]
+        elif name == "adagrad":
+            self.opts = [torch.optim.Adagrad(model.parameters(), lr=lr)]
+        else:
+            dense = list(model.bottom.parameters()) + list(model.top.parameters())
+            self.opts = [torch.optim.Adam(dense, lr=lr), torch.optim.SparseAdam(list(model.tables.parameters()), lr=lr)]
+
+    def zero_grad(self):
+        for o in self.opts:
+            o.zero_grad()
+
+    def step(self):
+        for o in self.opts:
+            o.step()
+
+
 def make_optimizer(model, name, lr):
-    if name == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=lr)
-    if name == "adagrad":
-        return torch.optim.Adagrad(model.parameters(), lr=lr)
-    return torch.optim.Adam(model.parameters(), lr=lr)
+    return Optimizers(model, name, lr)
 
 
 def train(args):
