@@ -72,6 +72,11 @@ impl Preset {
         }
     }
 
+    /// Embedding dimension d.
+    pub fn dim(self) -> usize {
+        self.shapes().0
+    }
+
     /// `(d, bottom hidden sizes ending in d, top hidden sizes ending in 1)`.
     fn shapes(self) -> (usize, Vec<usize>, Vec<usize>) {
         match self {

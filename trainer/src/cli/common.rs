@@ -113,7 +113,7 @@ impl ModelArgs {
         let loader = Loader::open(&data.train, LoaderOptions { batch_size: 1, shuffle_buffer: 0, seed: 0, strict: data.strict, skip_rows: 0, max_rows: Some(1) })?;
         let schema = loader.schema().clone();
         let z = match self.embedding {
-            EmbeddingKind::Hashed => self.preset_dim(),
+            EmbeddingKind::Hashed => self.preset.dim() as u32,
             _ => self.z,
         };
         let mut cfg = ModelConfig::preset(self.preset, schema.dense, schema.fields, self.memory, z, self.hash, self.dtype)?;
@@ -124,14 +124,6 @@ impl ModelArgs {
             cfg.validate()?;
         }
         Ok(cfg)
-    }
-
-    fn preset_dim(&self) -> u32 {
-        match self.preset {
-            Preset::Kaggle => 16,
-            Preset::Terabyte => 128,
-            Preset::Small => 8,
-        }
     }
 
     /// The vocabulary of the `full` baseline (a pass over the training rows), else `None`.
