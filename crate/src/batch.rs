@@ -103,11 +103,10 @@ impl Batch {
             if o.windows(2).any(|w| w[0] > w[1]) {
                 return bad(format!("field {:?} (#{f}) has decreasing offsets", spec.name));
             }
-            if spec.kind == FieldKind::Categorical {
-                if let Some(r) = o.windows(2).position(|w| w[1] - w[0] != 1) {
+            if spec.kind == FieldKind::Categorical
+                && let Some(r) = o.windows(2).position(|w| w[1] - w[0] != 1) {
                     return bad(format!("categorical field {:?} needs exactly one value in row {r}", spec.name));
                 }
-            }
         }
         if !self.labels.is_empty() {
             if self.labels.len() != self.rows {

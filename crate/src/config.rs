@@ -172,7 +172,7 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
     };
     let n: f64 = num.parse().map_err(|_| format!("{s:?} is not a size such as 10MB or 10MiB"))?;
     let bytes = n * scale as f64;
-    if !(bytes.is_finite() && bytes >= 1.0 && bytes < 1e18) {
+    if !(bytes.is_finite() && (1.0..1e18).contains(&bytes)) {
         return Err(format!("{s:?} is not a usable size"));
     }
     Ok(bytes.floor() as u64)

@@ -81,7 +81,7 @@ impl Observer for ReporterObserver<'_> {
             r.start = Instant::now();
         }
         r.loss = Some(r.loss.map_or(loss, |l| 0.98 * l + 0.02 * loss));
-        if pos.step % 8 != 0 {
+        if !pos.step.is_multiple_of(8) {
             return;
         }
         let rate = r.samples_per_sec(pos);

@@ -156,7 +156,7 @@ pub fn train(
                 next_eval += opts.eval_every;
                 last_eval = run_eval(model, &pos, observer)?.map(|e| (pos.samples, e));
             }
-            if opts.checkpoint_every > 0 && pos.step % opts.checkpoint_every == 0 {
+            if opts.checkpoint_every > 0 && pos.step.is_multiple_of(opts.checkpoint_every) {
                 checkpoint(model, opt, &pos, observer)?;
             }
         }

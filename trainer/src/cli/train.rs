@@ -103,7 +103,6 @@ pub fn train_and_write(args: &Args) -> Result<Outcome> {
     };
     let mut observer = reporter.observer(&mut saver);
     let (pos, eval) = train(&mut model, &mut opt, start, &opts, &mut open, &mut open_eval, &mut observer)?;
-    drop(observer);
 
     let provenance = serde_json::json!({
         "data": data.train,
