@@ -112,7 +112,7 @@ pub fn train(
     let mut grads = Gradients::zeros(model);
     let mut d_logits = Vec::new();
     let mut pos = start;
-    let mut next_eval = if opts.eval_every > 0 { (pos.samples / opts.eval_every + 1) * opts.eval_every } else { u64::MAX };
+    let mut next_eval = pos.samples.checked_div(opts.eval_every).map_or(u64::MAX, |k| (k + 1) * opts.eval_every);
     let mut last_eval: Option<(u64, EvalResult)> = None;
     let mut run_eval = |model: &Dlrm, pos: &Position, observer: &mut dyn Observer| -> Result<Option<EvalResult>> {
         let Some(mut stream) = open_eval()? else { return Ok(None) };
