@@ -64,7 +64,11 @@ impl Scorer {
                 Ok(s) => Ok(s),
                 Err((e, model)) => {
                     let mut s = Scorer::cpu(model);
-                    s.reason = format!("fell back to the CPU: {e}");
+                    // A missing adapter is the common case; wgpu's details would only confuse users.
+                    s.reason = match e {
+                        Error::NoAdapter(_) => "fell back to the CPU: no WebGPU adapter".to_string(),
+                        e => format!("fell back to the CPU: {e}"),
+                    };
                     Ok(s)
                 }
             },
