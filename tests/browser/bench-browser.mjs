@@ -57,13 +57,18 @@ async function pageBench({ backend, modelPath, sizes, k, maxRuns, budgetS, maxCa
   const info = engine.info();
   if (firstTop.length !== k || !firstTop.every((r) => Number.isFinite(r.score))) throw new Error("bad first ranking");
 
-  /** Median of timed runs of `f`, after one untimed warm-up call when that call is short. */
+  /** Median of timed runs of `f`, after untimed warm-up calls for 1 s at most (V8 first runs wasm
+   *  through its baseline compiler and tiers hot functions up later, so early calls are slower). */
   async function time(f) {
-    let w = performance.now();
-    await f();
-    const warm = performance.now() - w;
     const runs = [];
-    if (warm > 1000) runs.push(warm); // too slow to waste a call on warm-up: count it
+    const w = performance.now();
+    let warm = 0;
+    while (performance.now() - w < 1000) {
+      const t = performance.now();
+      await f();
+      warm = performance.now() - t;
+      if (warm > 1000) runs.push(warm); // too slow to waste a call on warm-up: count it
+    }
     const start = performance.now();
     while (runs.length < maxRuns && (runs.length === 0 || performance.now() - start + runs.at(-1) < budgetS * 1000)) {
       const t = performance.now();
