@@ -44,7 +44,7 @@ PORT ?= 8080
 WASM_FLAGS ?= $(if $(shell grep -qs '^gpu = ' crate/Cargo.toml && echo y),--gpu)
 DEMO_EPOCHS ?= 1
 
-.PHONY: wasm demo-model serve test-browser
+.PHONY: wasm demo-model serve test-browser bench-browser
 
 wasm:
 	scripts/build-wasm.sh $(WASM_FLAGS)
@@ -63,3 +63,13 @@ test-browser: setup build wasm
 	@[ -f $(DEMO_DIR)/model.safetensors ] || $(MAKE) demo-model
 	cd tests/browser && POCKETREC_BIN=$(CURDIR)/$(BIN) POCKETREC_DEMO=$(CURDIR)/$(DEMO_DIR) \
 	  POCKETREC_EXPECT_WEBGPU=$(if $(findstring --gpu,$(WASM_FLAGS)),1,0) node --test
+
+# Browser benchmark (not part of `make test`): kaggle preset at 10 MB in headless Chromium, wasm-CPU
+# against WebGPU (SwiftShader): cold start, rank() of 1k/10k/100k candidates, score() of 1k full rows.
+# Then the native single-thread CPU path on the same work (criterion, crate/benches/rank.rs, 1,000
+# candidates) for the wasm-vs-native ratio. Output: tests/out/bench-browser.txt, tests/out/bench-native-rank.txt.
+NATIVE_RANK_FILTER ?= cpu (context-once|full rows)/1000$$
+bench-browser: setup build wasm
+	cd tests/browser && POCKETREC_BIN=$(CURDIR)/$(BIN) node bench-browser.mjs
+	set -o pipefail; RAYON_NUM_THREADS=1 $(CARGO) bench -p pocketrec --no-default-features --bench rank -- '$(NATIVE_RANK_FILTER)' \
+	  | tee tests/out/bench-native-rank.txt
