@@ -35,6 +35,15 @@ const INTERACT: &str = include_str!("interact.wgsl");
 const FOLD: &str = include_str!("fold.wgsl");
 const TOPK: &str = include_str!("topk.wgsl");
 
+/// Appends one field's CSR to the shared offsets/values buffers; returns (field, where its offsets
+/// start, where its values start) for the field table.
+fn pack_field(f: usize, fo: &[u32], fv: &[u32], offsets: &mut Vec<u32>, values: &mut Vec<u32>) -> (usize, usize, usize) {
+    let entry = (f, offsets.len(), values.len());
+    offsets.extend_from_slice(fo);
+    values.extend_from_slice(fv);
+    entry
+}
+
 /// Every kernel takes 16 u32 parameters; each dispatch's sit in their own 256-byte slot of one
 /// uniform buffer (the minimum uniform offset alignment).
 const PARAM_WORDS: usize = 16;
@@ -422,12 +431,13 @@ impl GpuBackend {
         let cfg = &model.config;
         let (rows, nd, d) = (batch.rows, cfg.dense.len(), cfg.dim);
         let nvec = cfg.interacting();
-        let (mut offsets, mut values, mut list) = (Vec::new(), Vec::new(), Vec::new());
-        for (f, fv) in batch.fields.iter().enumerate() {
-            list.push((f, offsets.len(), values.len()));
-            offsets.extend_from_slice(&fv.offsets);
-            values.extend_from_slice(&fv.values);
-        }
+        let (mut offsets, mut values) = (Vec::new(), Vec::new());
+        let list: Vec<_> = batch
+            .fields
+            .iter()
+            .enumerate()
+            .map(|(f, fv)| pack_field(f, &fv.offsets, &fv.values, &mut offsets, &mut values))
+            .collect();
         let table = self.field_table(model, &list);
         let chunk = self.chunk_rows.min(rows);
         let (device, queue) = (&self.device, &self.queue);
@@ -520,19 +530,18 @@ impl GpuBackend {
 
         // CSR of the context (one row per field), then of the candidates.
         let (mut offsets, mut values) = (Vec::new(), Vec::new());
-        let mut ctx_list = Vec::new();
-        for &f in &ctx_fields {
-            let v = context.fields[f].as_ref().expect("context field");
-            ctx_list.push((f, offsets.len(), values.len()));
-            offsets.extend([0, v.len() as u32]);
-            values.extend_from_slice(v);
-        }
-        let mut cand_list = Vec::new();
-        for (&f, fv) in cand_fields.iter().zip(&candidates.fields) {
-            cand_list.push((f, offsets.len(), values.len()));
-            offsets.extend_from_slice(&fv.offsets);
-            values.extend_from_slice(&fv.values);
-        }
+        let ctx_list: Vec<_> = ctx_fields
+            .iter()
+            .map(|&f| {
+                let v = context.fields[f].as_ref().expect("context field");
+                pack_field(f, &[0, v.len() as u32], v, &mut offsets, &mut values)
+            })
+            .collect();
+        let cand_list: Vec<_> = cand_fields
+            .iter()
+            .zip(&candidates.fields)
+            .map(|(&f, fv)| pack_field(f, &fv.offsets, &fv.values, &mut offsets, &mut values))
+            .collect();
         let qq_pairs: Vec<u32> = (1..nq as u32).flat_map(|a| (0..a).flat_map(move |b| [a, b])).collect();
         let ctx_table = self.field_table(model, &ctx_list);
         let cand_table = self.field_table(model, &cand_list);
