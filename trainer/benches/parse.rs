@@ -24,12 +24,7 @@ fn parse_all(parser: &RowParser, text: &[u8], row: &mut Row) -> u64 {
 
 fn bench_parse(c: &mut Criterion) {
     let (synthetic, _) = Synth::new(1).tsv(0, 50_000);
-    let kaggle = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let kaggle = ["../../shared/data", "../../../shared/data"]
-        .iter()
-        .map(|up| kaggle.join(up).join("criteo/kaggle-train-10k.tsv"))
-        .find(|p| p.exists())
-        .and_then(|p| std::fs::read(p).ok());
+    let kaggle = pocketrec_trainer::shared_data("criteo/kaggle-train-10k.tsv").and_then(|p| std::fs::read(p).ok());
     let parser = RowParser::criteo();
     let mut group = c.benchmark_group("parse");
     let mut inputs = vec![("synthetic_criteo", synthetic.clone())];

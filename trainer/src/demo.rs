@@ -643,15 +643,11 @@ mod tests {
 
     #[test]
     fn movielens_pipeline_when_present() {
-        // ../shared/data beside the repository, or $POCKETREC_SHARED_DATA (for worktrees elsewhere).
-        let data = std::env::var_os("POCKETREC_SHARED_DATA")
-            .map(std::path::PathBuf::from)
-            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"));
-        let dir = data.join("movielens-small");
-        if !dir.join("ratings.csv").exists() {
-            eprintln!("SKIPPED movielens_pipeline_when_present: {} is absent", dir.display());
+        let Some(dir) = crate::shared_data("movielens-small/ratings.csv").and_then(|p| p.parent().map(Path::to_path_buf))
+        else {
+            eprintln!("SKIPPED movielens_pipeline_when_present: ../shared/data/movielens-small is absent");
             return;
-        }
+        };
         let (cat, events, users) = movielens(&dir).unwrap();
         assert_eq!(cat.items.len(), 9742);
         assert_eq!(users, 609, "users with a rating >= 4");

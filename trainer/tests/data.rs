@@ -403,12 +403,7 @@ fn synth_binary_is_deterministic_and_has_the_planted_truth() {
     assert_eq!(first, std::fs::read(&plain).unwrap());
 }
 
-/// `../shared/data` beside the repository: the main checkout sits one level below it
-/// (`/work/main`), a worktree two (`/work/wt/NAME`).
-fn shared_data(rel: &str) -> Option<PathBuf> {
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    ["../../shared/data", "../../../shared/data"].iter().map(|up| manifest.join(up).join(rel)).find(|p| p.exists())
-}
+use pocketrec_trainer::shared_data;
 
 #[test]
 fn the_criteo_kaggle_sample_parses_cleanly() {

@@ -10,11 +10,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn kaggle() -> Option<PathBuf> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let found = ["../../shared", "../../../shared"]
-        .iter()
-        .map(|s| root.join(s).join("data/criteo/kaggle-train-10k.tsv"))
-        .find(|p| p.exists());
+    let found = pocketrec_trainer::shared_data("criteo/kaggle-train-10k.tsv");
     if found.is_none() {
         eprintln!("SKIPPED: ../shared/data/criteo/kaggle-train-10k.tsv is absent; the real-data checks did not run");
     }
