@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 BIN := target/release/pocketrec
 
-.PHONY: demo test setup build test-rust test-wasm-build criteo-job
+.PHONY: demo test setup build test-rust test-wasm-build test-wasm-kernels criteo-job
 
 setup:
 	@scripts/setup.sh
@@ -24,15 +24,20 @@ criteo-job: build
 	$(BIN) train --train $(CRITEO_DIR)/train.tsv --eval $(CRITEO_DIR)/eval.tsv --preset kaggle --memory 10MB \
 	  -o $(CRITEO_DIR)/model.safetensors
 
-# Everything: setup, the Rust test suite (CPU and the WGSL kernels on lavapipe), the wasm build,
-# the browser tests in headless Chromium.
-test: setup test-rust test-wasm-build test-browser
+# Everything: setup, the Rust test suite (CPU and the WGSL kernels on lavapipe), the wasm build, its
+# SIMD128 kernels tested under Node, the browser tests in headless Chromium.
+test: setup test-rust test-wasm-build test-wasm-kernels test-browser
 
 test-rust:
 	$(CARGO) test --workspace --all-features
 
 test-wasm-build:
 	$(CARGO) build -p pocketrec --target wasm32-unknown-unknown --no-default-features
+
+# The SIMD128 kernels the browser runs, property-tested against scalar references under Node.
+test-wasm-kernels: setup
+	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner RUSTFLAGS="-C target-feature=+simd128" \
+	  $(CARGO) test -p pocketrec --target wasm32-unknown-unknown --no-default-features --test kernels
 
 # --- web demo (helper "web") ----------------------------------------------------------------------
 # DEMO_DIR holds catalog.json, train.tsv, eval.tsv and model.safetensors; the page reads

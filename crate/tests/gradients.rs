@@ -3,77 +3,29 @@
 
 use pocketrec::cpu::{Gradients, Workspace, bce_with_logits};
 use pocketrec::{
-    Batch, DenseTransform, Dlrm, EmbeddingConfig, Field, FieldKind, FieldValues, HashVariant, KeyMode, ModelConfig,
+    Batch, DenseTransform, Dlrm, EmbeddingConfig, Field, FieldKind, FieldValues, HashVariant,
+    KeyMode, ModelConfig,
 };
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
-/// Plain f64 DLRM forward + mean BCE, written for clarity, not speed.
-fn reference_loss(model: &Dlrm, emb: &[f64], mlp: &[(Vec<f64>, Vec<f64>)], batch: &Batch) -> (f64, Vec<f64>) {
-    let cfg = &model.config;
-    let (d, nd) = (cfg.dim, cfg.dense.len());
-    let nb = model.bottom.len();
-    let dense_layer = |x: &[f64], k: usize, relu: bool| -> Vec<f64> {
-        let (w, b) = &mlp[k];
-        let fan_in = x.len();
-        (0..b.len())
-            .map(|o| {
-                let z = b[o] + (0..fan_in).map(|i| w[o * fan_in + i] * x[i]).sum::<f64>();
-                if relu { z.max(0.0) } else { z }
-            })
-            .collect()
-    };
-    let mut loss = 0.0;
-    let mut logits = Vec::new();
-    for r in 0..batch.rows {
-        let mut x: Vec<f64> = batch.dense[r * nd..(r + 1) * nd]
-            .iter()
-            .map(|&v| match cfg.dense_transform {
-                DenseTransform::Identity => v as f64,
-                DenseTransform::Log1p => (v as f64).max(0.0).ln_1p(),
-            })
-            .collect();
-        for k in 0..nb {
-            x = dense_layer(&x, k, true);
-        }
-        let mut vectors = vec![x.clone()];
-        for (f, spec) in cfg.fields.iter().enumerate() {
-            let vals = batch.fields[f].row(r);
-            let mut e = vec![0.0; d];
-            for &v in vals {
-                for (i, ei) in e.iter_mut().enumerate() {
-                    *ei += emb[model.lookup().index(f, v, i)];
-                }
-            }
-            if spec.kind == FieldKind::BagMean && !vals.is_empty() {
-                e.iter_mut().for_each(|x| *x /= vals.len() as f64);
-            }
-            vectors.push(e);
-        }
-        let mut t = x.clone();
-        for i in 1..vectors.len() {
-            for j in 0..i {
-                t.push((0..d).map(|k| vectors[i][k] * vectors[j][k]).sum());
-            }
-        }
-        let nt = model.top.len();
-        for k in 0..nt {
-            t = dense_layer(&t, nb + k, k + 1 < nt);
-        }
-        let z = t[0];
-        let y = batch.labels[r] as f64;
-        loss += z.max(0.0) - z * y + (-z.abs()).exp().ln_1p();
-        logits.push(z);
-    }
-    (loss / batch.rows as f64, logits)
-}
+mod common;
+use common::reference::{Reference, reference_loss};
 
 fn random_model(rng: &mut StdRng, full: bool) -> Dlrm {
     let nd = rng.random_range(1..4);
     let nf = rng.random_range(1..5);
     let dim = rng.random_range(1..6);
-    let kinds = [FieldKind::Categorical, FieldKind::BagSum, FieldKind::BagMean];
-    let fields: Vec<Field> =
-        (0..nf).map(|i| Field { name: format!("f{i}"), kind: kinds[rng.random_range(0..3)] }).collect();
+    let kinds = [
+        FieldKind::Categorical,
+        FieldKind::BagSum,
+        FieldKind::BagMean,
+    ];
+    let fields: Vec<Field> = (0..nf)
+        .map(|i| Field {
+            name: format!("f{i}"),
+            kind: kinds[rng.random_range(0..3)],
+        })
+        .collect();
     let mut bottom = vec![nd];
     bottom.extend((0..rng.random_range(0..3)).map(|_| rng.random_range(2..7)));
     bottom.push(dim);
@@ -82,20 +34,32 @@ fn random_model(rng: &mut StdRng, full: bool) -> Dlrm {
     top.extend((0..rng.random_range(0..3)).map(|_| rng.random_range(2..7)));
     top.push(1);
     let embedding = if full {
-        EmbeddingConfig::Full { rows: (0..nf).map(|_| rng.random_range(1..8)).collect() }
+        EmbeddingConfig::Full {
+            rows: (0..nf).map(|_| rng.random_range(1..8)).collect(),
+        }
     } else {
         let z = rng.random_range(1..=dim as u32 + 1);
         let variant = HashVariant::ALL[rng.random_range(0..2)];
-        EmbeddingConfig::Robe { m: rng.random_range(z as u64 + 1..60), z, hash: variant }
+        EmbeddingConfig::Robe {
+            m: rng.random_range(z as u64 + 1..60),
+            z,
+            hash: variant,
+        }
     };
     let key_mode = if rng.random_bool(0.5) {
         KeyMode::Raw
     } else {
-        KeyMode::Dictionary { table_sizes: (0..nf).map(|_| rng.random_range(1..100)).collect() }
+        KeyMode::Dictionary {
+            table_sizes: (0..nf).map(|_| rng.random_range(1..100)).collect(),
+        }
     };
     let cfg = ModelConfig {
         dense: (0..nd).map(|i| format!("d{i}")).collect(),
-        dense_transform: if rng.random_bool(0.5) { DenseTransform::Log1p } else { DenseTransform::Identity },
+        dense_transform: if rng.random_bool(0.5) {
+            DenseTransform::Log1p
+        } else {
+            DenseTransform::Identity
+        },
         fields,
         dim,
         bottom,
@@ -105,23 +69,36 @@ fn random_model(rng: &mut StdRng, full: bool) -> Dlrm {
     };
     let mut model = Dlrm::init(cfg, rng.random()).unwrap();
     // Larger embeddings than the paper's init so the interaction terms matter in the check.
-    model.embedding.iter_mut().for_each(|w| *w = rng.random_range(-0.5..0.5));
+    model
+        .embedding
+        .iter_mut()
+        .for_each(|w| *w = rng.random_range(-0.5..0.5));
     model
 }
 
 fn random_batch(rng: &mut StdRng, cfg: &ModelConfig, rows: usize) -> Batch {
     let mut batch = Batch::with_schema(cfg.fields.len());
     for _ in 0..rows {
-        let dense: Vec<f32> = (0..cfg.dense.len()).map(|_| rng.random_range(-1.0..4.0)).collect();
+        let dense: Vec<f32> = (0..cfg.dense.len())
+            .map(|_| rng.random_range(-1.0..4.0))
+            .collect();
         let sparse: Vec<Vec<u32>> = cfg
             .fields
             .iter()
             .map(|f| {
-                let n = if f.kind == FieldKind::Categorical { 1 } else { rng.random_range(0..4) };
+                let n = if f.kind == FieldKind::Categorical {
+                    1
+                } else {
+                    rng.random_range(0..4)
+                };
                 (0..n).map(|_| rng.random_range(0..50)).collect()
             })
             .collect();
-        batch.push_row(&dense, sparse.iter().map(|v| v.as_slice()), Some(rng.random_range(0..2) as f32));
+        batch.push_row(
+            &dense,
+            sparse.iter().map(|v| v.as_slice()),
+            Some(rng.random_range(0..2) as f32),
+        );
     }
     batch
 }
@@ -140,21 +117,23 @@ fn check_gradients(seed: u64, full: bool) {
     let mut grads = Gradients::zeros(&model);
     model.backward(&batch, &mut ws, &d_logits, &mut grads);
 
-    let emb: Vec<f64> = model.embedding.iter().map(|&x| x as f64).collect();
-    let mlp: Vec<(Vec<f64>, Vec<f64>)> = model
-        .layers()
-        .map(|l| (l.weight.iter().map(|&x| x as f64).collect(), l.bias.iter().map(|&x| x as f64).collect()))
-        .collect();
+    let Reference { emb, mlp } = Reference::of(&model);
     let (loss64, logits64) = reference_loss(&model, &emb, &mlp, &batch);
     for (a, b) in logits.iter().zip(&logits64) {
-        assert!((*a as f64 - b).abs() <= 1e-5 * (1.0 + b.abs()), "forward: {a} vs {b} (seed {seed})");
+        assert!(
+            (*a as f64 - b).abs() <= 1e-5 * (1.0 + b.abs()),
+            "forward: {a} vs {b} (seed {seed})"
+        );
     }
     assert!((loss32 - loss64).abs() <= 1e-5 * (1.0 + loss64.abs()));
 
     let eps = 1e-6;
     let close = |analytic: f32, numeric: f64, what: &str| {
         let tol = 2e-5 + 2e-3 * numeric.abs().max(analytic.abs() as f64);
-        assert!((analytic as f64 - numeric).abs() <= tol, "{what}: analytic {analytic} vs numeric {numeric} (seed {seed})");
+        assert!(
+            (analytic as f64 - numeric).abs() <= tol,
+            "{what}: analytic {analytic} vs numeric {numeric} (seed {seed})"
+        );
     };
     // W, every slot (untouched slots must have zero gradient).
     for s in 0..emb.len() {
@@ -163,23 +142,47 @@ fn check_gradients(seed: u64, full: bool) {
         let up = reference_loss(&model, &e, &mlp, &batch).0;
         e[s] -= 2.0 * eps;
         let down = reference_loss(&model, &e, &mlp, &batch).0;
-        close(grads.embedding.values()[s], (up - down) / (2.0 * eps), &format!("W[{s}]"));
+        close(
+            grads.embedding.values()[s],
+            (up - down) / (2.0 * eps),
+            &format!("W[{s}]"),
+        );
     }
     // Every MLP weight and bias.
     let layer_grads: Vec<&pocketrec::Linear> = grads.bottom.iter().chain(&grads.top).collect();
     for (k, g) in layer_grads.iter().enumerate() {
         for which in 0..2 {
-            let n = if which == 0 { mlp[k].0.len() } else { mlp[k].1.len() };
-            let analytic: Vec<f32> = if which == 0 { g.weight.iter().copied().collect() } else { g.bias.to_vec() };
+            let n = if which == 0 {
+                mlp[k].0.len()
+            } else {
+                mlp[k].1.len()
+            };
+            let analytic: Vec<f32> = if which == 0 {
+                g.weight.iter().copied().collect()
+            } else {
+                g.bias.to_vec()
+            };
             for i in 0..n {
                 let mut m = mlp.clone();
-                let p = if which == 0 { &mut m[k].0[i] } else { &mut m[k].1[i] };
+                let p = if which == 0 {
+                    &mut m[k].0[i]
+                } else {
+                    &mut m[k].1[i]
+                };
                 *p += eps;
                 let up = reference_loss(&model, &emb, &m, &batch).0;
-                let p = if which == 0 { &mut m[k].0[i] } else { &mut m[k].1[i] };
+                let p = if which == 0 {
+                    &mut m[k].0[i]
+                } else {
+                    &mut m[k].1[i]
+                };
                 *p -= 2.0 * eps;
                 let down = reference_loss(&model, &emb, &m, &batch).0;
-                close(analytic[i], (up - down) / (2.0 * eps), &format!("layer {k} {} [{i}]", ["weight", "bias"][which]));
+                close(
+                    analytic[i],
+                    (up - down) / (2.0 * eps),
+                    &format!("layer {k} {} [{i}]", ["weight", "bias"][which]),
+                );
             }
         }
     }
@@ -216,9 +219,18 @@ fn sparse_gradient_touches_only_read_slots_and_drains_each_once() {
             read.extend((0..model.config.dim).map(|i| model.lookup().index(f, v, i)));
         }
     }
-    let expected: Vec<(usize, f32)> =
-        grads.embedding.values().iter().copied().enumerate().filter(|&(_, g)| g != 0.0).collect();
-    assert!(expected.iter().all(|(s, _)| read.contains(s)), "a slot that was not read has a gradient");
+    let expected: Vec<(usize, f32)> = grads
+        .embedding
+        .values()
+        .iter()
+        .copied()
+        .enumerate()
+        .filter(|&(_, g)| g != 0.0)
+        .collect();
+    assert!(
+        expected.iter().all(|(s, _)| read.contains(s)),
+        "a slot that was not read has a gradient"
+    );
     let mut drained = Vec::new();
     grads.embedding.drain(|s, g| drained.push((s, g)));
     drained.sort_by_key(|&(s, _)| s);
@@ -231,15 +243,30 @@ fn empty_bag_gives_zero_embedding_not_nan() {
     let cfg = ModelConfig {
         dense: vec!["x".into()],
         dense_transform: DenseTransform::Identity,
-        fields: vec![Field { name: "bag".into(), kind: FieldKind::BagMean }],
+        fields: vec![Field {
+            name: "bag".into(),
+            kind: FieldKind::BagMean,
+        }],
         dim: 2,
         bottom: vec![1, 2],
         top: vec![3, 1],
-        embedding: EmbeddingConfig::Robe { m: 16, z: 2, hash: HashVariant::UmaV1 },
+        embedding: EmbeddingConfig::Robe {
+            m: 16,
+            z: 2,
+            hash: HashVariant::UmaV1,
+        },
         key_mode: KeyMode::Raw,
     };
     let model = Dlrm::init(cfg, 1).unwrap();
-    let batch = Batch { rows: 1, dense: vec![1.0], fields: vec![FieldValues { offsets: vec![0, 0], values: vec![] }], labels: vec![] };
+    let batch = Batch {
+        rows: 1,
+        dense: vec![1.0],
+        fields: vec![FieldValues {
+            offsets: vec![0, 0],
+            values: vec![],
+        }],
+        labels: vec![],
+    };
     batch.validate(&model.config).unwrap();
     let mut ws = Workspace::default();
     assert!(model.forward(&batch, &mut ws)[0].is_finite());
