@@ -95,6 +95,9 @@ pub struct LoopOptions {
     pub checkpoint_every: u64,
     /// Stop after this many steps in total (benchmarks).
     pub max_steps: Option<u64>,
+    /// The learning rate of epoch `e` (from 0) is `lr · lr_decay^e`.
+    pub lr: f32,
+    pub lr_decay: f32,
 }
 
 /// Trains `model` in place from `start` (a fresh or restored position). `open(epoch)` opens the
@@ -128,6 +131,7 @@ pub fn train(
         };
 
     'epochs: while pos.epoch < opts.epochs {
+        opt.lr = opts.lr * opts.lr_decay.powi(pos.epoch as i32);
         let mut stream = open(pos.epoch)
             .with_context(|| format!("opening the training data for epoch {}", pos.epoch + 1))?;
         for _ in 0..pos.batch_in_epoch {

@@ -56,6 +56,8 @@ fn gemm_rate() -> f64 {
     2.0 * (m * k * n) as f64 / best
 }
 
+const BENCH_LR: f32 = 0.01;
+
 struct Quiet;
 impl Observer for Quiet {}
 
@@ -73,7 +75,7 @@ fn train_bench(b: TrainBench) -> Result<()> {
     )?;
     let flops_per_row = cfg.train_flops_per_row();
     let mut model = Dlrm::init(cfg, 1)?;
-    let mut opt = Optimizer::new(b.optimizer, 0.01, &model);
+    let mut opt = Optimizer::new(b.optimizer, BENCH_LR, &model);
     let synth = pocketrec_trainer::data::synth::Synth::new(1);
     let batches: Vec<_> = (0..b.steps + 3)
         .map(|i| synth.batch(i * b.batch as u64, b.batch).0)
@@ -90,6 +92,8 @@ fn train_bench(b: TrainBench) -> Result<()> {
             eval_every: 0,
             checkpoint_every: 0,
             max_steps: Some(steps),
+            lr: BENCH_LR,
+            lr_decay: 1.0,
         };
         let t = Instant::now();
         train(

@@ -68,6 +68,10 @@ pub fn train_and_write(args: &Args) -> Result<Outcome> {
         p.push(".ckpt");
         PathBuf::from(p)
     });
+    let (lr, lr_decay) = (args.train.learning_rate(), args.train.lr_decay);
+    if !(lr.is_finite() && lr > 0.0 && lr_decay.is_finite() && lr_decay > 0.0) {
+        anyhow::bail!("--lr ({lr}) and --lr-decay ({lr_decay}) must be positive numbers");
+    }
     let vocab = args.model.vocabulary(&args.data)?;
     let (mut model, mut opt, start) = if args.resume {
         let ck = checkpoint::load(&ckpt_path)?;
@@ -82,7 +86,7 @@ pub fn train_and_write(args: &Args) -> Result<Outcome> {
     } else {
         let config = args.model.config(&args.data, vocab.as_deref())?;
         let model = Dlrm::init(config, args.train.seed)?;
-        let opt = Optimizer::new(args.train.optimizer, args.train.learning_rate(), &model);
+        let opt = Optimizer::new(args.train.optimizer, lr, &model);
         (model, opt, Position::default())
     };
     let mut reporter = Reporter::new(args.quiet, args.train.epochs);
@@ -91,6 +95,8 @@ pub fn train_and_write(args: &Args) -> Result<Outcome> {
         eval_every: args.train.eval_every,
         checkpoint_every: args.train.checkpoint_every,
         max_steps: args.train.max_steps,
+        lr,
+        lr_decay,
     };
     let mut saver = |pos: &Position, model: &Dlrm, opt: &Optimizer| {
         checkpoint::save(&ckpt_path, model, opt, pos, &args.train)
