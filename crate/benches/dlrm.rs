@@ -9,24 +9,16 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ndarray::Array2;
 use pocketrec::config::criteo_schema;
 use pocketrec::cpu::{Gradients, Workspace, bce_with_logits};
-use pocketrec::{
-    Batch, Dlrm, HashVariant, ModelConfig, Optimizer, OptimizerKind, Preset, StoredDtype,
-};
+use pocketrec::{Batch, Dlrm, HashVariant, ModelConfig, Optimizer, OptimizerKind, Preset, StoredDtype};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
 fn criteo_like_batch(rows: usize, seed: u64) -> Batch {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut batch = Batch::with_schema(26);
     for _ in 0..rows {
-        let dense: Vec<f32> = (0..13)
-            .map(|_| rng.random_range(0.0..1000.0f32).floor())
-            .collect();
+        let dense: Vec<f32> = (0..13).map(|_| rng.random_range(0.0..1000.0f32).floor()).collect();
         let keys: Vec<[u32; 1]> = (0..26).map(|_| [rng.random()]).collect();
-        batch.push_row(
-            &dense,
-            keys.iter().map(|k| k.as_slice()),
-            Some(rng.random_range(0..2) as f32),
-        );
+        batch.push_row(&dense, keys.iter().map(|k| k.as_slice()), Some(rng.random_range(0..2) as f32));
     }
     batch
 }
@@ -38,22 +30,11 @@ fn bench(c: &mut Criterion) {
     let mut out = Array2::<f32>::zeros((m, n));
     let mut g = c.benchmark_group("gemm");
     g.throughput(Throughput::Elements(2 * (m * k * n) as u64));
-    g.bench_function("2048x512x256", |bch| {
-        bch.iter(|| pocketrec::gemm::matmul(a.view(), b.view(), out.view_mut(), false))
-    });
+    g.bench_function("2048x512x256", |bch| bch.iter(|| pocketrec::gemm::matmul(a.view(), b.view(), out.view_mut(), false)));
     g.finish();
 
     let (dense, fields) = criteo_schema();
-    let cfg = ModelConfig::preset(
-        Preset::Kaggle,
-        dense,
-        fields,
-        10_000_000,
-        4,
-        HashVariant::UmaV1,
-        StoredDtype::F32,
-    )
-    .unwrap();
+    let cfg = ModelConfig::preset(Preset::Kaggle, dense, fields, 10_000_000, 4, HashVariant::UmaV1, StoredDtype::F32).unwrap();
     let flops = cfg.forward_flops_per_row();
     eprintln!("kaggle forward: {flops} FLOP per row");
     let train_flops = cfg.train_flops_per_row();
@@ -64,9 +45,7 @@ fn bench(c: &mut Criterion) {
     let mut ws = Workspace::default();
     let mut g = c.benchmark_group("forward");
     g.throughput(Throughput::Elements(flops * rows as u64));
-    g.bench_function("kaggle_10MB_b2048", |bch| {
-        bch.iter(|| model.forward(&batch, &mut ws)[0])
-    });
+    g.bench_function("kaggle_10MB_b2048", |bch| bch.iter(|| model.forward(&batch, &mut ws)[0]));
     g.finish();
 
     let mut g = c.benchmark_group("train_step");

@@ -21,16 +21,8 @@ const K: usize = 10;
 
 fn kaggle_model() -> Dlrm {
     let (dense, fields) = criteo_schema();
-    let cfg = ModelConfig::preset(
-        Preset::Kaggle,
-        dense,
-        fields,
-        10_000_000,
-        4,
-        HashVariant::UmaV1,
-        StoredDtype::F32,
-    )
-    .expect("kaggle preset fits 10 MB");
+    let cfg = ModelConfig::preset(Preset::Kaggle, dense, fields, 10_000_000, 4, HashVariant::UmaV1, StoredDtype::F32)
+        .expect("kaggle preset fits 10 MB");
     Dlrm::init(cfg, 1).expect("valid config")
 }
 
@@ -38,13 +30,9 @@ fn request(rows: usize) -> (Context, Candidates) {
     let mut rng = StdRng::seed_from_u64(rows as u64);
     let ctx = Context {
         dense: (0..13).map(|_| rng.random_range(0.0..1000.0)).collect(),
-        fields: (0..26)
-            .map(|f| (f < 20).then(|| vec![rng.random()]))
-            .collect(),
+        fields: (0..26).map(|f| (f < 20).then(|| vec![rng.random()])).collect(),
     };
-    let fields = (0..6)
-        .map(|_| FieldValues::single((0..rows).map(|_| rng.random()).collect()))
-        .collect();
+    let fields = (0..6).map(|_| FieldValues::single((0..rows).map(|_| rng.random()).collect())).collect();
     (ctx, Candidates { rows, fields })
 }
 
@@ -54,10 +42,7 @@ fn macs(model: &Dlrm, plan_width: usize) -> (u64, u64) {
     let bottom: u64 = model.config.bottom.windows(2).map(layer).sum();
     let top: u64 = model.config.top.windows(2).map(layer).sum();
     let top_rest: u64 = model.config.top[1..].windows(2).map(layer).sum();
-    (
-        plan_width as u64 * model.config.top[1] as u64 + top_rest,
-        bottom + top,
-    )
+    (plan_width as u64 * model.config.top[1] as u64 + top_rest, bottom + top)
 }
 
 fn bench(c: &mut Criterion) {
@@ -77,20 +62,13 @@ fn bench(c: &mut Criterion) {
     let w = Array2::<f32>::from_shape_fn((n, k), |(i, j)| ((i * 5 + j) % 11) as f32 * 0.01);
     let mut out = Array2::<f32>::zeros((m, n));
     g.throughput(Throughput::Elements((m * k * n) as u64));
-    g.bench_function("4096x512x256 multiply-adds", |b| {
-        b.iter(|| general_mat_mul(1.0, &a, &w.t(), 0.0, &mut out))
-    });
+    g.bench_function("4096x512x256 multiply-adds", |b| b.iter(|| general_mat_mul(1.0, &a, &w.t(), 0.0, &mut out)));
     g.finish();
 
     let mut g = c.benchmark_group("rank kaggle 10MB top10");
-    g.sample_size(10)
-        .measurement_time(Duration::from_secs(4))
-        .warm_up_time(Duration::from_millis(500));
+    g.sample_size(10).measurement_time(Duration::from_secs(4)).warm_up_time(Duration::from_millis(500));
     #[cfg(feature = "gpu")]
-    let mut gpu = match pollster::block_on(pocketrec::Scorer::new(
-        model.clone(),
-        pocketrec::BackendChoice::WebGpu,
-    )) {
+    let mut gpu = match pollster::block_on(pocketrec::Scorer::new(model.clone(), pocketrec::BackendChoice::WebGpu)) {
         Ok(s) => {
             eprintln!("wgpu backend: {}", s.backend_reason());
             Some(s)
@@ -101,10 +79,7 @@ fn bench(c: &mut Criterion) {
         }
     };
     #[cfg(feature = "gpu")]
-    let software = gpu
-        .as_mut()
-        .and_then(|s| s.gpu_backend())
-        .is_some_and(|g| g.is_software());
+    let software = gpu.as_mut().and_then(|s| s.gpu_backend()).is_some_and(|g| g.is_software());
     for rows in SIZES {
         let (ctx, cands) = request(rows);
         g.throughput(Throughput::Elements(rows as u64));
@@ -121,22 +96,14 @@ fn bench(c: &mut Criterion) {
             // A software adapter takes about a minute per call here: one timed call each.
             let t = std::time::Instant::now();
             pollster::block_on(s.rank(&ctx, &cands, K)).unwrap();
-            eprintln!(
-                "wgpu context-once/{rows}: one call {:.2} s (software adapter)",
-                t.elapsed().as_secs_f64()
-            );
+            eprintln!("wgpu context-once/{rows}: one call {:.2} s (software adapter)", t.elapsed().as_secs_f64());
             let t = std::time::Instant::now();
             rank::top_k(&pollster::block_on(s.logits(&batch)).unwrap(), K);
-            eprintln!(
-                "wgpu full rows/{rows}: one call {:.2} s (software adapter)",
-                t.elapsed().as_secs_f64()
-            );
+            eprintln!("wgpu full rows/{rows}: one call {:.2} s (software adapter)", t.elapsed().as_secs_f64());
         } else if let Some(s) = gpu.as_mut() {
-            g.bench_with_input(
-                BenchmarkId::new("wgpu context-once", rows),
-                &rows,
-                |b, _| b.iter(|| pollster::block_on(s.rank(&ctx, &cands, K)).unwrap()),
-            );
+            g.bench_with_input(BenchmarkId::new("wgpu context-once", rows), &rows, |b, _| {
+                b.iter(|| pollster::block_on(s.rank(&ctx, &cands, K)).unwrap())
+            });
             g.bench_with_input(BenchmarkId::new("wgpu full rows", rows), &rows, |b, _| {
                 b.iter(|| rank::top_k(&pollster::block_on(s.logits(&batch)).unwrap(), K))
             });

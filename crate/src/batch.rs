@@ -23,10 +23,7 @@ impl FieldValues {
 
     /// One value per row.
     pub fn single(values: Vec<u32>) -> Self {
-        FieldValues {
-            offsets: (0..=values.len() as u32).collect(),
-            values,
-        }
+        FieldValues { offsets: (0..=values.len() as u32).collect(), values }
     }
 }
 
@@ -48,24 +45,13 @@ impl Batch {
         Batch {
             rows: 0,
             dense: Vec::new(),
-            fields: vec![
-                FieldValues {
-                    offsets: vec![0],
-                    values: Vec::new()
-                };
-                n_fields
-            ],
+            fields: vec![FieldValues { offsets: vec![0], values: Vec::new() }; n_fields],
             labels: Vec::new(),
         }
     }
 
     /// Appends a row: its dense values, then one slice of values per sparse field.
-    pub fn push_row<'a>(
-        &mut self,
-        dense: &[f32],
-        sparse: impl IntoIterator<Item = &'a [u32]>,
-        label: Option<f32>,
-    ) {
+    pub fn push_row<'a>(&mut self, dense: &[f32], sparse: impl IntoIterator<Item = &'a [u32]>, label: Option<f32>) {
         self.dense.extend_from_slice(dense);
         for (f, vals) in self.fields.iter_mut().zip(sparse) {
             f.values.extend_from_slice(vals);
@@ -97,12 +83,7 @@ impl Batch {
         }
         let nd = cfg.dense.len();
         if self.dense.len() != self.rows * nd {
-            return bad(format!(
-                "expected {} dense values ({} rows × {nd}), got {}",
-                self.rows * nd,
-                self.rows,
-                self.dense.len()
-            ));
+            return bad(format!("expected {} dense values ({} rows × {nd}), got {}", self.rows * nd, self.rows, self.dense.len()));
         }
         if let Some(i) = self.dense.iter().position(|x| !x.is_finite()) {
             return bad(format!(
@@ -112,48 +93,27 @@ impl Batch {
             ));
         }
         if self.fields.len() != cfg.fields.len() {
-            return bad(format!(
-                "expected {} sparse fields, got {}",
-                cfg.fields.len(),
-                self.fields.len()
-            ));
+            return bad(format!("expected {} sparse fields, got {}", cfg.fields.len(), self.fields.len()));
         }
         for (f, (vals, spec)) in self.fields.iter().zip(&cfg.fields).enumerate() {
             let o = &vals.offsets;
             if o.len() != self.rows + 1 || o[0] != 0 || o[self.rows] as usize != vals.values.len() {
-                return bad(format!(
-                    "field {:?} (#{f}) has malformed offsets",
-                    spec.name
-                ));
+                return bad(format!("field {:?} (#{f}) has malformed offsets", spec.name));
             }
             if o.windows(2).any(|w| w[0] > w[1]) {
-                return bad(format!(
-                    "field {:?} (#{f}) has decreasing offsets",
-                    spec.name
-                ));
+                return bad(format!("field {:?} (#{f}) has decreasing offsets", spec.name));
             }
             if spec.kind == FieldKind::Categorical
-                && let Some(r) = o.windows(2).position(|w| w[1] - w[0] != 1)
-            {
-                return bad(format!(
-                    "categorical field {:?} needs exactly one value in row {r}",
-                    spec.name
-                ));
-            }
+                && let Some(r) = o.windows(2).position(|w| w[1] - w[0] != 1) {
+                    return bad(format!("categorical field {:?} needs exactly one value in row {r}", spec.name));
+                }
         }
         if !self.labels.is_empty() {
             if self.labels.len() != self.rows {
-                return bad(format!(
-                    "expected {} labels, got {}",
-                    self.rows,
-                    self.labels.len()
-                ));
+                return bad(format!("expected {} labels, got {}", self.rows, self.labels.len()));
             }
             if let Some(r) = self.labels.iter().position(|&l| l != 0.0 && l != 1.0) {
-                return bad(format!(
-                    "label of row {r} is {}, not 0 or 1",
-                    self.labels[r]
-                ));
+                return bad(format!("label of row {r} is {}, not 0 or 1", self.labels[r]));
             }
         }
         Ok(())

@@ -115,10 +115,7 @@ pub struct ModelConfig {
 pub fn criteo_schema() -> (Vec<String>, Vec<Field>) {
     let dense = (1..=13).map(|i| format!("I{i}")).collect();
     let fields = (1..=26)
-        .map(|i| Field {
-            name: format!("C{i}"),
-            kind: FieldKind::Categorical,
-        })
+        .map(|i| Field { name: format!("C{i}"), kind: FieldKind::Categorical })
         .collect();
     (dense, fields)
 }
@@ -161,9 +158,7 @@ impl std::str::FromStr for StoredDtype {
 /// and plain byte counts too.
 pub fn parse_bytes(s: &str) -> Result<u64, String> {
     let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let scale: u64 = match unit.trim() {
         "" | "B" => 1,
@@ -173,15 +168,9 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
         "KiB" => 1 << 10,
         "MiB" => 1 << 20,
         "GiB" => 1 << 30,
-        u => {
-            return Err(format!(
-                "unknown unit {u:?} in {s:?}: use B, KB, MB, GB, KiB, MiB or GiB"
-            ));
-        }
+        u => return Err(format!("unknown unit {u:?} in {s:?}: use B, KB, MB, GB, KiB, MiB or GiB")),
     };
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a size such as 10MB or 10MiB"))?;
+    let n: f64 = num.parse().map_err(|_| format!("{s:?} is not a size such as 10MB or 10MiB"))?;
     let bytes = n * scale as f64;
     if !(bytes.is_finite() && (1.0..1e18).contains(&bytes)) {
         return Err(format!("{s:?} is not a usable size"));
@@ -233,20 +222,14 @@ impl ModelConfig {
     /// Number of parameters in the MLPs (weights and biases).
     pub fn mlp_params(&self) -> usize {
         let layer = |w: &[usize]| w[0] * w[1] + w[1];
-        self.bottom.windows(2).map(layer).sum::<usize>()
-            + self.top.windows(2).map(layer).sum::<usize>()
+        self.bottom.windows(2).map(layer).sum::<usize>() + self.top.windows(2).map(layer).sum::<usize>()
     }
 
     /// Floating-point operations of one row's forward pass: the MLP multiply-adds and the dot
     /// interaction, two FLOPs each. Gathers and activations are not counted.
     pub fn forward_flops_per_row(&self) -> u64 {
         let n = self.interacting() as u64;
-        let mlp: u64 = self
-            .bottom
-            .windows(2)
-            .chain(self.top.windows(2))
-            .map(|w| (w[0] * w[1]) as u64)
-            .sum();
+        let mlp: u64 = self.bottom.windows(2).chain(self.top.windows(2)).map(|w| (w[0] * w[1]) as u64).sum();
         2 * mlp + 2 * self.dim as u64 * n * (n - 1) / 2
     }
 
@@ -255,12 +238,7 @@ impl ModelConfig {
     pub fn train_flops_per_row(&self) -> u64 {
         let n = self.interacting() as u64;
         let first = (self.bottom[0] * self.bottom[1]) as u64;
-        let mlp: u64 = self
-            .bottom
-            .windows(2)
-            .chain(self.top.windows(2))
-            .map(|w| (w[0] * w[1]) as u64)
-            .sum();
+        let mlp: u64 = self.bottom.windows(2).chain(self.top.windows(2)).map(|w| (w[0] * w[1]) as u64).sum();
         self.forward_flops_per_row() + 2 * (2 * mlp - first) + 4 * self.dim as u64 * n * (n - 1) / 2
     }
 
@@ -269,10 +247,9 @@ impl ModelConfig {
         match &self.embedding {
             EmbeddingConfig::Robe { m, .. } => *m,
             // Saturating, so a corrupt config read from a file fails `validate` instead of overflowing.
-            EmbeddingConfig::Full { rows } => rows
-                .iter()
-                .fold(0u64, |sum, &r| sum.saturating_add(r))
-                .saturating_mul(self.dim as u64),
+            EmbeddingConfig::Full { rows } => {
+                rows.iter().fold(0u64, |sum, &r| sum.saturating_add(r)).saturating_mul(self.dim as u64)
+            }
         }
     }
 
@@ -307,43 +284,27 @@ impl ModelConfig {
             ));
         }
         if *self.bottom.last().unwrap() != self.dim {
-            return bad(format!(
-                "bottom MLP {:?} must end with d = {}",
-                self.bottom, self.dim
-            ));
+            return bad(format!("bottom MLP {:?} must end with d = {}", self.bottom, self.dim));
         }
-        if self.top.len() < 2
-            || self.top[0] != self.interaction_width()
-            || *self.top.last().unwrap() != 1
-        {
+        if self.top.len() < 2 || self.top[0] != self.interaction_width() || *self.top.last().unwrap() != 1 {
             return bad(format!(
                 "top MLP {:?} must start with d + n(n-1)/2 = {} and end with 1",
                 self.top,
                 self.interaction_width()
             ));
         }
-        if self
-            .bottom
-            .iter()
-            .chain(&self.top)
-            .any(|&w| w == 0 || w > 1 << 16)
-        {
+        if self.bottom.iter().chain(&self.top).any(|&w| w == 0 || w > 1 << 16) {
             return bad("every layer width must be between 1 and 65536".into());
         }
         match &self.embedding {
             EmbeddingConfig::Robe { m, z, hash } => {
                 if RobeHash::new(*m, *z, *hash).is_none() {
-                    return bad(format!(
-                        "ROBE array needs Z >= 1 and Z < M < 2^32; got M = {m}, Z = {z}"
-                    ));
+                    return bad(format!("ROBE array needs Z >= 1 and Z < M < 2^32; got M = {m}, Z = {z}"));
                 }
             }
             EmbeddingConfig::Full { rows } => {
                 if rows.len() != self.fields.len() || rows.contains(&0) {
-                    return bad(format!(
-                        "full embeddings need one non-zero row count per field ({})",
-                        self.fields.len()
-                    ));
+                    return bad(format!("full embeddings need one non-zero row count per field ({})", self.fields.len()));
                 }
                 if self.embedding_len() >= 1 << 32 {
                     return bad("full embedding tables must hold fewer than 2^32 floats".into());
@@ -352,11 +313,7 @@ impl ModelConfig {
         }
         if let KeyMode::Dictionary { table_sizes } = &self.key_mode {
             // Keeps `table_offset + id` below 2^64 for every u32 id.
-            if table_sizes
-                .iter()
-                .try_fold(0u64, |sum, &s| sum.checked_add(s))
-                .is_none_or(|sum| sum >= 1 << 63)
-            {
+            if table_sizes.iter().try_fold(0u64, |sum, &s| sum.checked_add(s)).is_none_or(|sum| sum >= 1 << 63) {
                 return bad("dictionary table sizes must sum to less than 2^63".into());
             }
             if table_sizes.len() != self.fields.len() {
@@ -389,16 +346,8 @@ mod tests {
     #[test]
     fn kaggle_preset_matches_design_shapes() {
         let (dense, fields) = criteo_schema();
-        let cfg = ModelConfig::preset(
-            Preset::Kaggle,
-            dense,
-            fields,
-            10_000_000,
-            4,
-            HashVariant::UmaV1,
-            StoredDtype::F32,
-        )
-        .unwrap();
+        let cfg = ModelConfig::preset(Preset::Kaggle, dense, fields, 10_000_000, 4, HashVariant::UmaV1, StoredDtype::F32)
+            .unwrap();
         assert_eq!(cfg.bottom, vec![13, 512, 256, 64, 16]);
         assert_eq!(cfg.top, vec![367, 512, 256, 1]);
         let total = cfg.mlp_params() as u64 * 4 + cfg.embedding_len() * 4;
@@ -408,16 +357,8 @@ mod tests {
     #[test]
     fn terabyte_preset_matches_design_shapes() {
         let (dense, fields) = criteo_schema();
-        let cfg = ModelConfig::preset(
-            Preset::Terabyte,
-            dense,
-            fields,
-            100_000_000,
-            4,
-            HashVariant::UmaV1,
-            StoredDtype::F16,
-        )
-        .unwrap();
+        let cfg = ModelConfig::preset(Preset::Terabyte, dense, fields, 100_000_000, 4, HashVariant::UmaV1, StoredDtype::F16)
+            .unwrap();
         assert_eq!(cfg.bottom, vec![13, 512, 256, 128]);
         assert_eq!(cfg.top, vec![479, 1024, 1024, 512, 256, 1]);
     }
@@ -425,16 +366,8 @@ mod tests {
     #[test]
     fn tiny_budget_is_a_clear_error() {
         let (dense, fields) = criteo_schema();
-        let err = ModelConfig::preset(
-            Preset::Kaggle,
-            dense,
-            fields,
-            1000,
-            4,
-            HashVariant::UmaV1,
-            StoredDtype::F32,
-        )
-        .unwrap_err();
+        let err = ModelConfig::preset(Preset::Kaggle, dense, fields, 1000, 4, HashVariant::UmaV1, StoredDtype::F32)
+            .unwrap_err();
         assert!(err.to_string().contains("raise --memory"), "{err}");
     }
 }

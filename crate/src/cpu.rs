@@ -6,8 +6,8 @@
 
 use crate::batch::Batch;
 use crate::config::FieldKind;
-use crate::gemm::matmul;
 use crate::model::{Dlrm, Linear};
+use crate::gemm::matmul;
 use ndarray::{Array2, ArrayView2, s};
 
 /// Runs `f(row_index, row)` on every `width`-wide row of `data`, in parallel where enabled.
@@ -18,15 +18,10 @@ fn for_each_row(data: &mut [f32], width: usize, f: impl Fn(usize, &mut [f32]) + 
     #[cfg(feature = "parallel")]
     {
         use rayon::prelude::*;
-        data.par_chunks_mut(width)
-            .with_min_len(32)
-            .enumerate()
-            .for_each(|(r, row)| f(r, row));
+        data.par_chunks_mut(width).with_min_len(32).enumerate().for_each(|(r, row)| f(r, row));
     }
     #[cfg(not(feature = "parallel"))]
-    data.chunks_mut(width)
-        .enumerate()
-        .for_each(|(r, row)| f(r, row));
+    data.chunks_mut(width).enumerate().for_each(|(r, row)| f(r, row));
 }
 
 /// Activations of the last forward pass, kept for the backward pass, and backward scratch.
@@ -49,17 +44,10 @@ pub struct Workspace {
 impl Workspace {
     fn ensure(&mut self, model: &Dlrm, rows: usize) {
         let cfg = &model.config;
-        if self.rows == rows
-            && self.bottom.len() == cfg.bottom.len()
-            && self.top.len() == cfg.top.len()
-        {
+        if self.rows == rows && self.bottom.len() == cfg.bottom.len() && self.top.len() == cfg.top.len() {
             return;
         }
-        let acts = |w: &[usize]| {
-            w.iter()
-                .map(|&n| Array2::zeros((rows, n)))
-                .collect::<Vec<_>>()
-        };
+        let acts = |w: &[usize]| w.iter().map(|&n| Array2::zeros((rows, n))).collect::<Vec<_>>();
         self.rows = rows;
         self.bottom = acts(&cfg.bottom);
         self.top = acts(&cfg.top);
@@ -107,11 +95,7 @@ pub struct SparseGrad {
 
 impl SparseGrad {
     pub fn new(len: usize, block_len: usize) -> Self {
-        SparseGrad {
-            values: vec![0.0; len],
-            blocks: Vec::new(),
-            block_len,
-        }
+        SparseGrad { values: vec![0.0; len], blocks: Vec::new(), block_len }
     }
 
     /// Adds `scale · grad` to the block of slots starting at `start`.
@@ -151,12 +135,7 @@ impl SparseGrad {
 }
 
 /// `out = input · Wᵀ + b`, then ReLU if asked.
-pub(crate) fn linear_forward(
-    layer: &Linear,
-    input: ArrayView2<f32>,
-    out: &mut Array2<f32>,
-    relu: bool,
-) {
+pub(crate) fn linear_forward(layer: &Linear, input: ArrayView2<f32>, out: &mut Array2<f32>, relu: bool) {
     let dim = out.raw_dim();
     out.assign(&layer.bias.broadcast(dim).expect("bias width matches"));
     matmul(input, layer.weight.t(), out.view_mut(), true);
@@ -167,13 +146,7 @@ pub(crate) fn linear_forward(
 
 /// Gradients of one layer from `dz` (the gradient at its pre-activation output) and its input;
 /// writes the gradient at the input into `d_in` unless it is `None`.
-fn linear_backward(
-    layer: &Linear,
-    input: ArrayView2<f32>,
-    dz: ArrayView2<f32>,
-    grad: &mut Linear,
-    d_in: Option<&mut Array2<f32>>,
-) {
+fn linear_backward(layer: &Linear, input: ArrayView2<f32>, dz: ArrayView2<f32>, grad: &mut Linear, d_in: Option<&mut Array2<f32>>) {
     matmul(dz.t(), input, grad.weight.view_mut(), false);
     grad.bias.fill(0.0);
     for row in dz.rows() {
@@ -198,20 +171,10 @@ fn hash_batch(model: &Dlrm, batch: &Batch, slots: &mut Vec<Vec<u32>>) {
     #[cfg(feature = "parallel")]
     {
         use rayon::prelude::*;
-        batch
-            .fields
-            .par_iter()
-            .zip(slots.par_iter_mut())
-            .enumerate()
-            .for_each(work);
+        batch.fields.par_iter().zip(slots.par_iter_mut()).enumerate().for_each(work);
     }
     #[cfg(not(feature = "parallel"))]
-    batch
-        .fields
-        .iter()
-        .zip(slots.iter_mut())
-        .enumerate()
-        .for_each(work);
+    batch.fields.iter().zip(slots.iter_mut()).enumerate().for_each(work);
 }
 
 /// Pools every sparse field of row `r` into `out[..F·d]` from the hashed block offsets.
@@ -264,12 +227,7 @@ fn interact_row(vectors: &[f32], d: usize, out: &mut [f32]) {
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0.0f32; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
+    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
     for (x, y) in ca.zip(cb) {
         for l in 0..8 {
             acc[l] += x[l] * y[l];
@@ -324,15 +282,11 @@ impl Dlrm {
         hash_batch(self, batch, &mut ws.slots);
         let slots = &ws.slots;
         let vectors = ws.vectors.as_slice_mut().expect("standard layout");
-        for_each_row(vectors, width, |r, v| {
-            gather_row(self, batch, slots, r, &mut v[d..])
-        });
+        for_each_row(vectors, width, |r, v| gather_row(self, batch, slots, r, &mut v[d..]));
 
         let vectors = ws.vectors.as_slice().expect("standard layout");
         let top_in = ws.top[0].as_slice_mut().expect("standard layout");
-        for_each_row(top_in, cfg.top[0], |r, out| {
-            interact_row(&vectors[r * width..(r + 1) * width], d, out)
-        });
+        for_each_row(top_in, cfg.top[0], |r, out| interact_row(&vectors[r * width..(r + 1) * width], d, out));
 
         let last = self.top.len() - 1;
         for (k, layer) in self.top.iter().enumerate() {
@@ -344,34 +298,16 @@ impl Dlrm {
 
     /// Backward pass after [`Dlrm::forward`] on the same batch. `d_logits[r]` is `∂L/∂logit_r`.
     /// Overwrites the MLP gradients and adds into the (cleared) embedding gradient.
-    pub fn backward(
-        &self,
-        batch: &Batch,
-        ws: &mut Workspace,
-        d_logits: &[f32],
-        grads: &mut Gradients,
-    ) {
+    pub fn backward(&self, batch: &Batch, ws: &mut Workspace, d_logits: &[f32], grads: &mut Gradients) {
         let cfg = &self.config;
         let (rows, d) = (batch.rows, cfg.dim);
-        assert_eq!(
-            ws.rows, rows,
-            "backward needs the workspace of the forward pass on this batch"
-        );
+        assert_eq!(ws.rows, rows, "backward needs the workspace of the forward pass on this batch");
 
         let top_n = self.top.len();
-        ws.d_top[top_n]
-            .as_slice_mut()
-            .expect("standard layout")
-            .copy_from_slice(&d_logits[..rows]);
+        ws.d_top[top_n].as_slice_mut().expect("standard layout").copy_from_slice(&d_logits[..rows]);
         for k in (0..top_n).rev() {
             let (lo, hi) = ws.d_top.split_at_mut(k + 1);
-            linear_backward(
-                &self.top[k],
-                ws.top[k].view(),
-                hi[0].view(),
-                &mut grads.top[k],
-                Some(&mut lo[k]),
-            );
+            linear_backward(&self.top[k], ws.top[k].view(), hi[0].view(), &mut grads.top[k], Some(&mut lo[k]));
             if k > 0 {
                 relu_mask(&mut lo[k], &ws.top[k]);
             }
@@ -381,18 +317,9 @@ impl Dlrm {
         let vectors = ws.vectors.as_slice().expect("standard layout");
         let d_top_in = ws.d_top[0].as_slice().expect("standard layout");
         let top_w = cfg.top[0];
-        for_each_row(
-            ws.d_vectors.as_slice_mut().expect("standard layout"),
-            width,
-            |r, dv| {
-                interact_row_backward(
-                    &vectors[r * width..(r + 1) * width],
-                    &d_top_in[r * top_w..(r + 1) * top_w],
-                    d,
-                    dv,
-                )
-            },
-        );
+        for_each_row(ws.d_vectors.as_slice_mut().expect("standard layout"), width, |r, dv| {
+            interact_row_backward(&vectors[r * width..(r + 1) * width], &d_top_in[r * top_w..(r + 1) * top_w], d, dv)
+        });
 
         let bottom_n = self.bottom.len();
         ws.d_bottom[bottom_n].assign(&ws.d_vectors.slice(s![.., ..d]));
@@ -400,13 +327,7 @@ impl Dlrm {
         for k in (0..bottom_n).rev() {
             let (lo, hi) = ws.d_bottom.split_at_mut(k + 1);
             let d_in = (k > 0).then_some(&mut lo[k]);
-            linear_backward(
-                &self.bottom[k],
-                ws.bottom[k].view(),
-                hi[0].view(),
-                &mut grads.bottom[k],
-                d_in,
-            );
+            linear_backward(&self.bottom[k], ws.bottom[k].view(), hi[0].view(), &mut grads.bottom[k], d_in);
             if k > 0 {
                 relu_mask(&mut lo[k], &ws.bottom[k]);
             }
@@ -434,17 +355,13 @@ impl Dlrm {
 fn relu_mask(grad: &mut Array2<f32>, act: &Array2<f32>) {
     let width = grad.ncols();
     let act = act.as_slice().expect("standard layout");
-    for_each_row(
-        grad.as_slice_mut().expect("standard layout"),
-        width,
-        |r, g| {
-            for (g, &a) in g.iter_mut().zip(&act[r * width..(r + 1) * width]) {
-                if a <= 0.0 {
-                    *g = 0.0;
-                }
+    for_each_row(grad.as_slice_mut().expect("standard layout"), width, |r, g| {
+        for (g, &a) in g.iter_mut().zip(&act[r * width..(r + 1) * width]) {
+            if a <= 0.0 {
+                *g = 0.0;
             }
-        },
-    );
+        }
+    });
 }
 
 /// Mean binary cross-entropy of `logits` against `labels`; writes `∂loss/∂logit` into `d_logits`.

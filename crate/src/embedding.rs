@@ -11,10 +11,7 @@ use crate::robe::{KeyMode, P, R1, R3, RobeHash};
 enum Slots {
     Robe(RobeHash),
     /// Per field: first slot of its table and its row count.
-    Full {
-        base: Vec<u64>,
-        rows: Vec<u64>,
-    },
+    Full { base: Vec<u64>, rows: Vec<u64> },
 }
 
 /// The lookup of one model: key mode plus slot layout.
@@ -34,10 +31,9 @@ impl EmbeddingLookup {
     pub fn new(cfg: &ModelConfig) -> Self {
         let dim = cfg.dim;
         let (slots, block_len) = match &cfg.embedding {
-            EmbeddingConfig::Robe { m, z, hash } => (
-                Slots::Robe(RobeHash::new(*m, *z, *hash).expect("validated config")),
-                *z as usize,
-            ),
+            EmbeddingConfig::Robe { m, z, hash } => {
+                (Slots::Robe(RobeHash::new(*m, *z, *hash).expect("validated config")), *z as usize)
+            }
             EmbeddingConfig::Full { rows } => {
                 let base = rows
                     .iter()
@@ -47,13 +43,7 @@ impl EmbeddingLookup {
                         Some(b)
                     })
                     .collect();
-                (
-                    Slots::Full {
-                        base,
-                        rows: rows.clone(),
-                    },
-                    dim,
-                )
+                (Slots::Full { base, rows: rows.clone() }, dim)
             }
         };
         let block_len = block_len.min(dim);

@@ -33,19 +33,13 @@ pub struct ModelFile {
 /// Why a model file could not be written or read. Each message names the problem and what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum FileError {
-    #[error(
-        "not a readable safetensors file ({0}): the file is truncated or corrupt; write or download it again"
-    )]
+    #[error("not a readable safetensors file ({0}): the file is truncated or corrupt; write or download it again")]
     Safetensors(String),
-    #[error(
-        "not a pocketrec model: metadata key {key:?} is missing; use a file written by `pocketrec`"
-    )]
+    #[error("not a pocketrec model: metadata key {key:?} is missing; use a file written by `pocketrec`")]
     MissingMetadata { key: &'static str },
     #[error("not a pocketrec model: format tag is {found:?}, expected {FORMAT_TAG:?}")]
     WrongFormat { found: String },
-    #[error(
-        "unsupported model file version {found:?}: this build reads version {FORMAT_VERSION}; use a matching pocketrec"
-    )]
+    #[error("unsupported model file version {found:?}: this build reads version {FORMAT_VERSION}; use a matching pocketrec")]
     WrongVersion { found: String },
     #[error("metadata dtype {found:?} is not f32 or f16: the file is corrupt")]
     UnknownDtype { found: String },
@@ -57,38 +51,14 @@ pub enum FileError {
     MissingTensor { name: String },
     #[error("unexpected tensor {name:?}: the file does not match its config")]
     UnexpectedTensor { name: String },
-    #[error(
-        "tensor {name:?} is stored as {found}, the metadata says {expected}: the file is corrupt"
-    )]
-    TensorDtype {
-        name: String,
-        found: String,
-        expected: &'static str,
-    },
-    #[error(
-        "tensor {name:?} has shape {found:?}, the config says {expected:?}: the file is corrupt"
-    )]
-    Shape {
-        name: String,
-        found: Vec<usize>,
-        expected: Vec<usize>,
-    },
-    #[error(
-        "tensor {name:?} holds a non-finite value ({value}) at index {index}: the model diverged; retrain it"
-    )]
-    NonFinite {
-        name: String,
-        index: usize,
-        value: f32,
-    },
-    #[error(
-        "tensor {name:?} value {value} at index {index} is outside the f16 range (±65504); store it as f32"
-    )]
-    F16Range {
-        name: String,
-        index: usize,
-        value: f32,
-    },
+    #[error("tensor {name:?} is stored as {found}, the metadata says {expected}: the file is corrupt")]
+    TensorDtype { name: String, found: String, expected: &'static str },
+    #[error("tensor {name:?} has shape {found:?}, the config says {expected:?}: the file is corrupt")]
+    Shape { name: String, found: Vec<usize>, expected: Vec<usize> },
+    #[error("tensor {name:?} holds a non-finite value ({value}) at index {index}: the model diverged; retrain it")]
+    NonFinite { name: String, index: usize, value: f32 },
+    #[error("tensor {name:?} value {value} at index {index} is outside the f16 range (±65504); store it as f32")]
+    F16Range { name: String, index: usize, value: f32 },
     #[error("cannot write the model file: {0}")]
     Write(String),
 }
@@ -102,20 +72,11 @@ struct Part<'a> {
 
 /// The tensors of `model`, in file order.
 fn parts(model: &Dlrm) -> Vec<Part<'_>> {
-    let mut parts = vec![Part {
-        name: EMBEDDING_TENSOR.into(),
-        values: ArrayView1::from(&model.embedding).into_dyn(),
-    }];
+    let mut parts = vec![Part { name: EMBEDDING_TENSOR.into(), values: ArrayView1::from(&model.embedding).into_dyn() }];
     for (mlp, layers) in [("bottom", &model.bottom), ("top", &model.top)] {
         for (k, layer) in layers.iter().enumerate() {
-            parts.push(Part {
-                name: format!("{mlp}.{k}.weight"),
-                values: layer.weight.view().into_dyn(),
-            });
-            parts.push(Part {
-                name: format!("{mlp}.{k}.bias"),
-                values: layer.bias.view().into_dyn(),
-            });
+            parts.push(Part { name: format!("{mlp}.{k}.weight"), values: layer.weight.view().into_dyn() });
+            parts.push(Part { name: format!("{mlp}.{k}.bias"), values: layer.bias.view().into_dyn() });
         }
     }
     parts
@@ -124,10 +85,7 @@ fn parts(model: &Dlrm) -> Vec<Part<'_>> {
 /// The tensor names and shapes a config implies, in file order. `None` when a size does not fit
 /// this platform's `usize` (only possible on 32-bit targets).
 fn expected_tensors(config: &ModelConfig) -> Option<Vec<(String, Vec<usize>)>> {
-    let mut expected = vec![(
-        EMBEDDING_TENSOR.to_string(),
-        vec![usize::try_from(config.embedding_len()).ok()?],
-    )];
+    let mut expected = vec![(EMBEDDING_TENSOR.to_string(), vec![usize::try_from(config.embedding_len()).ok()?])];
     for (mlp, widths) in [("bottom", &config.bottom), ("top", &config.top)] {
         for (k, w) in widths.windows(2).enumerate() {
             expected.push((format!("{mlp}.{k}.weight"), vec![w[1], w[0]]));
@@ -150,22 +108,14 @@ fn encode(part: &Part, dtype: StoredDtype) -> Result<Vec<u8>, FileError> {
     let mut out = Vec::with_capacity(part.values.len() * dtype.bytes() as usize);
     for (index, &value) in part.values.iter().enumerate() {
         if !value.is_finite() {
-            return Err(FileError::NonFinite {
-                name: part.name.clone(),
-                index,
-                value,
-            });
+            return Err(FileError::NonFinite { name: part.name.clone(), index, value });
         }
         match dtype {
             StoredDtype::F32 => out.extend_from_slice(&value.to_le_bytes()),
             StoredDtype::F16 => {
                 let half = f16::from_f32(value);
                 if !half.is_finite() {
-                    return Err(FileError::F16Range {
-                        name: part.name.clone(),
-                        index,
-                        value,
-                    });
+                    return Err(FileError::F16Range { name: part.name.clone(), index, value });
                 }
                 out.extend_from_slice(&half.to_le_bytes());
             }
@@ -176,11 +126,7 @@ fn encode(part: &Part, dtype: StoredDtype) -> Result<Vec<u8>, FileError> {
 
 /// Serializes a model: its parameters in `dtype`, its config, and `provenance` (any JSON the
 /// caller wants to keep: data, steps, seed, eval AUC...).
-pub fn to_bytes(
-    model: &Dlrm,
-    dtype: StoredDtype,
-    provenance: &serde_json::Value,
-) -> Result<Vec<u8>, FileError> {
+pub fn to_bytes(model: &Dlrm, dtype: StoredDtype, provenance: &serde_json::Value) -> Result<Vec<u8>, FileError> {
     to_bytes_with(model, dtype, provenance, &[])
 }
 
@@ -192,8 +138,7 @@ pub fn to_bytes_with(
     provenance: &serde_json::Value,
     extras: &[(String, &[f32])],
 ) -> Result<Vec<u8>, FileError> {
-    let config =
-        serde_json::to_string(&model.config).map_err(|e| FileError::Write(e.to_string()))?;
+    let config = serde_json::to_string(&model.config).map_err(|e| FileError::Write(e.to_string()))?;
     let metadata = HashMap::from([
         ("format".to_string(), FORMAT_TAG.to_string()),
         ("format_version".to_string(), FORMAT_VERSION.to_string()),
@@ -202,26 +147,15 @@ pub fn to_bytes_with(
         ("provenance".to_string(), provenance.to_string()),
     ]);
     let mut parts = parts(model);
-    parts.extend(extras.iter().map(|(name, v)| Part {
-        name: name.clone(),
-        values: ArrayView1::from(*v).into_dyn(),
-    }));
-    let data = parts
-        .iter()
-        .map(|p| encode(p, dtype))
-        .collect::<Result<Vec<_>, _>>()?;
+    parts.extend(extras.iter().map(|(name, v)| Part { name: name.clone(), values: ArrayView1::from(*v).into_dyn() }));
+    let data = parts.iter().map(|p| encode(p, dtype)).collect::<Result<Vec<_>, _>>()?;
     let mut views = Vec::with_capacity(parts.len());
     for (part, bytes) in parts.iter().zip(&data) {
-        let view = TensorView::new(
-            safetensors_dtype(dtype),
-            part.values.shape().to_vec(),
-            bytes,
-        )
-        .map_err(|e| FileError::Write(format!("tensor {:?}: {e}", part.name)))?;
+        let view = TensorView::new(safetensors_dtype(dtype), part.values.shape().to_vec(), bytes)
+            .map_err(|e| FileError::Write(format!("tensor {:?}: {e}", part.name)))?;
         views.push((part.name.as_str(), view));
     }
-    let bytes = safetensors::tensor::serialize(views, Some(metadata))
-        .map_err(|e| FileError::Write(e.to_string()))?;
+    let bytes = safetensors::tensor::serialize(views, Some(metadata)).map_err(|e| FileError::Write(e.to_string()))?;
     sort_metadata(bytes)
 }
 
@@ -254,13 +188,9 @@ pub fn from_bytes(bytes: &[u8]) -> Result<ModelFile, FileError> {
 
 /// [`from_bytes`] that also accepts and returns the 1-D tensors whose names start with
 /// `extra_prefix` (a checkpoint's optimizer state), by name.
-pub fn from_bytes_with(
-    bytes: &[u8],
-    extra_prefix: Option<&str>,
-) -> Result<(ModelFile, BTreeMap<String, Vec<f32>>), FileError> {
+pub fn from_bytes_with(bytes: &[u8], extra_prefix: Option<&str>) -> Result<(ModelFile, BTreeMap<String, Vec<f32>>), FileError> {
     check_offsets(bytes)?;
-    let (header_len, header) =
-        SafeTensors::read_metadata(bytes).map_err(|e| FileError::Safetensors(e.to_string()))?;
+    let (header_len, header) = SafeTensors::read_metadata(bytes).map_err(|e| FileError::Safetensors(e.to_string()))?;
     // `read_metadata` checked that the offsets tile exactly the bytes after the header.
     let data = bytes.get(8 + header_len..).unwrap_or_default();
     let empty = HashMap::new();
@@ -269,39 +199,24 @@ pub fn from_bytes_with(
 
     let format = get("format")?;
     if format != FORMAT_TAG {
-        return Err(FileError::WrongFormat {
-            found: format.clone(),
-        });
+        return Err(FileError::WrongFormat { found: format.clone() });
     }
     let version = get("format_version")?;
     if version != FORMAT_VERSION {
-        return Err(FileError::WrongVersion {
-            found: version.clone(),
-        });
+        return Err(FileError::WrongVersion { found: version.clone() });
     }
     let dtype = get("dtype")?;
-    let dtype: StoredDtype = dtype.parse().map_err(|_| FileError::UnknownDtype {
-        found: dtype.clone(),
-    })?;
-    let config: ModelConfig =
-        serde_json::from_str(get("config")?).map_err(|e| FileError::Config(e.to_string()))?;
-    config
-        .validate()
-        .map_err(|e| FileError::Config(e.to_string()))?;
-    let provenance: serde_json::Value = serde_json::from_str(get("provenance")?)
-        .map_err(|e| FileError::Provenance(e.to_string()))?;
+    let dtype: StoredDtype = dtype.parse().map_err(|_| FileError::UnknownDtype { found: dtype.clone() })?;
+    let config: ModelConfig = serde_json::from_str(get("config")?).map_err(|e| FileError::Config(e.to_string()))?;
+    config.validate().map_err(|e| FileError::Config(e.to_string()))?;
+    let provenance: serde_json::Value =
+        serde_json::from_str(get("provenance")?).map_err(|e| FileError::Provenance(e.to_string()))?;
 
-    let expected = expected_tensors(&config).ok_or_else(|| {
-        FileError::Config("the embedding array is too large for this platform".into())
-    })?;
+    let expected = expected_tensors(&config)
+        .ok_or_else(|| FileError::Config("the embedding array is too large for this platform".into()))?;
     let names: HashSet<&str> = expected.iter().map(|(name, _)| name.as_str()).collect();
     let is_extra = |n: &str| extra_prefix.is_some_and(|p| n.starts_with(p));
-    if let Some(extra) = header
-        .tensors()
-        .into_keys()
-        .filter(|n| !names.contains(n.as_str()) && !is_extra(n))
-        .min()
-    {
+    if let Some(extra) = header.tensors().into_keys().filter(|n| !names.contains(n.as_str()) && !is_extra(n)).min() {
         return Err(FileError::UnexpectedTensor { name: extra });
     }
     let mut extras = BTreeMap::new();
@@ -310,45 +225,27 @@ pub fn from_bytes_with(
             continue;
         }
         if info.dtype != safetensors_dtype(dtype) || info.shape.len() != 1 {
-            return Err(FileError::Shape {
-                name,
-                found: info.shape.clone(),
-                expected: vec![],
-            });
+            return Err(FileError::Shape { name, found: info.shape.clone(), expected: vec![] });
         }
         let (start, end) = info.data_offsets;
         let Some(values) = data.get(start..end) else {
-            return Err(FileError::Safetensors(format!(
-                "tensor {name:?} lies past the end of the file"
-            )));
+            return Err(FileError::Safetensors(format!("tensor {name:?} lies past the end of the file")));
         };
         let values = decode(&name, values, dtype)?;
         extras.insert(name, values);
     }
     let mut tensors = Vec::with_capacity(expected.len());
     for (name, shape) in expected {
-        let Some(info) = header.info(&name) else {
-            return Err(FileError::MissingTensor { name });
-        };
+        let Some(info) = header.info(&name) else { return Err(FileError::MissingTensor { name }) };
         if info.dtype != safetensors_dtype(dtype) {
-            return Err(FileError::TensorDtype {
-                name,
-                found: info.dtype.to_string(),
-                expected: dtype.name(),
-            });
+            return Err(FileError::TensorDtype { name, found: info.dtype.to_string(), expected: dtype.name() });
         }
         if info.shape != shape {
-            return Err(FileError::Shape {
-                name,
-                found: info.shape.clone(),
-                expected: shape,
-            });
+            return Err(FileError::Shape { name, found: info.shape.clone(), expected: shape });
         }
         let (start, end) = info.data_offsets;
         let Some(values) = data.get(start..end) else {
-            return Err(FileError::Safetensors(format!(
-                "tensor {name:?} lies past the end of the file"
-            )));
+            return Err(FileError::Safetensors(format!("tensor {name:?} lies past the end of the file")));
         };
         tensors.push(decode(&name, values, dtype)?);
     }
@@ -358,52 +255,27 @@ pub fn from_bytes_with(
     let mut mlp = |widths: &[usize]| -> Result<Vec<Linear>, FileError> {
         let mut layers = Vec::with_capacity(widths.len().saturating_sub(1));
         for w in widths.windows(2) {
-            let (weight, bias) = (
-                tensors.next().unwrap_or_default(),
-                tensors.next().unwrap_or_default(),
-            );
-            let weight = Array2::from_shape_vec((w[1], w[0]), weight)
-                .map_err(|e| FileError::Config(e.to_string()))?;
-            layers.push(Linear {
-                weight,
-                bias: Array1::from_vec(bias),
-            });
+            let (weight, bias) = (tensors.next().unwrap_or_default(), tensors.next().unwrap_or_default());
+            let weight = Array2::from_shape_vec((w[1], w[0]), weight).map_err(|e| FileError::Config(e.to_string()))?;
+            layers.push(Linear { weight, bias: Array1::from_vec(bias) });
         }
         Ok(layers)
     };
     let bottom = mlp(&config.bottom)?;
     let top = mlp(&config.top)?;
-    let model = Dlrm::from_parts(config, embedding, bottom, top)
-        .map_err(|e| FileError::Config(e.to_string()))?;
-    Ok((
-        ModelFile {
-            model,
-            dtype,
-            provenance,
-        },
-        extras,
-    ))
+    let model = Dlrm::from_parts(config, embedding, bottom, top).map_err(|e| FileError::Config(e.to_string()))?;
+    Ok((ModelFile { model, dtype, provenance }, extras))
 }
 
 /// Decodes little-endian `dtype` values (the length was checked against the shape), refusing
 /// non-finite ones.
 fn decode(name: &str, data: &[u8], dtype: StoredDtype) -> Result<Vec<f32>, FileError> {
     let values: Vec<f32> = match dtype {
-        StoredDtype::F32 => data
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect(),
-        StoredDtype::F16 => data
-            .chunks_exact(2)
-            .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32())
-            .collect(),
+        StoredDtype::F32 => data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+        StoredDtype::F16 => data.chunks_exact(2).map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
     };
     if let Some(index) = values.iter().position(|x| !x.is_finite()) {
-        return Err(FileError::NonFinite {
-            name: name.to_string(),
-            index,
-            value: values[index],
-        });
+        return Err(FileError::NonFinite { name: name.to_string(), index, value: values[index] });
     }
     Ok(values)
 }
@@ -417,33 +289,22 @@ fn check_offsets(bytes: &[u8]) -> Result<(), FileError> {
         data_offsets: Option<(u64, u64)>,
     }
     let corrupt = |why: &str| Err(FileError::Safetensors(why.to_string()));
-    let Some(len) = bytes.get(..8) else {
-        return corrupt("shorter than its 8-byte header length");
-    };
+    let Some(len) = bytes.get(..8) else { return corrupt("shorter than its 8-byte header length") };
     let n = u64::from_le_bytes(len.try_into().unwrap_or_default());
-    let Some(header) = usize::try_from(n)
-        .ok()
-        .and_then(|n| bytes.get(8..8usize.checked_add(n)?))
-    else {
+    let Some(header) = usize::try_from(n).ok().and_then(|n| bytes.get(8..8usize.checked_add(n)?)) else {
         return corrupt("header length runs past the end of the file");
     };
     let data_len = (bytes.len() - 8 - header.len()) as u64;
     // Anything that does not parse here is left to the safetensors crate to report.
-    let Ok(entries) = serde_json::from_slice::<HashMap<String, serde_json::Value>>(header) else {
-        return Ok(());
-    };
+    let Ok(entries) = serde_json::from_slice::<HashMap<String, serde_json::Value>>(header) else { return Ok(()) };
     for (name, value) in entries {
         if name == "__metadata__" {
             continue;
         }
-        if let Ok(Entry {
-            data_offsets: Some((start, end)),
-        }) = serde_json::from_value::<Entry>(value)
+        if let Ok(Entry { data_offsets: Some((start, end)) }) = serde_json::from_value::<Entry>(value)
             && (start > data_len || end > data_len)
         {
-            return Err(FileError::Safetensors(format!(
-                "tensor {name:?} lies past the end of the file"
-            )));
+            return Err(FileError::Safetensors(format!("tensor {name:?} lies past the end of the file")));
         }
     }
     Ok(())
@@ -458,16 +319,7 @@ mod tests {
 
     fn small_model(dtype: StoredDtype) -> Dlrm {
         let (dense, fields) = criteo_schema();
-        let cfg = ModelConfig::preset(
-            Preset::Small,
-            dense,
-            fields,
-            200_000,
-            4,
-            HashVariant::UmaV1,
-            dtype,
-        )
-        .unwrap();
+        let cfg = ModelConfig::preset(Preset::Small, dense, fields, 200_000, 4, HashVariant::UmaV1, dtype).unwrap();
         Dlrm::init(cfg, 7).unwrap()
     }
 
@@ -508,11 +360,7 @@ mod tests {
         assert_eq!(bits(&file.model), bits(&model));
         // The file adds only its header to the parameters.
         let params = model.param_count() * 4;
-        assert!(
-            bytes.len() > params && bytes.len() < params + 8192,
-            "{} vs {params}",
-            bytes.len()
-        );
+        assert!(bytes.len() > params && bytes.len() < params + 8192, "{} vs {params}", bytes.len());
     }
 
     #[test]
@@ -522,32 +370,19 @@ mod tests {
         assert!(bytes.len() < model.param_count() * 2 + 8192);
         let file = from_bytes(&bytes).unwrap();
         assert_eq!(file.dtype, StoredDtype::F16);
-        let original = model
-            .embedding
-            .iter()
-            .chain(model.layers().flat_map(|l| l.weight.iter().chain(&l.bias)));
-        let loaded = file.model.embedding.iter().chain(
-            file.model
-                .layers()
-                .flat_map(|l| l.weight.iter().chain(&l.bias)),
-        );
+        let original = model.embedding.iter().chain(model.layers().flat_map(|l| l.weight.iter().chain(&l.bias)));
+        let loaded = file.model.embedding.iter().chain(file.model.layers().flat_map(|l| l.weight.iter().chain(&l.bias)));
         let mut n = 0;
         for (&a, &b) in original.zip(loaded) {
             // Round to nearest: the error is at most half a unit in the last place of f16
             // (relative 2^-11), or half the smallest subnormal step (2^-25) near zero.
-            assert!(
-                (a - b).abs() <= (a.abs() * 2f32.powi(-11)).max(2f32.powi(-25)),
-                "{a} -> {b}"
-            );
+            assert!((a - b).abs() <= (a.abs() * 2f32.powi(-11)).max(2f32.powi(-25)), "{a} -> {b}");
             assert_eq!(b, f16::from_f32(a).to_f32());
             n += 1;
         }
         assert_eq!(n, model.param_count());
         // Writing the loaded model again is lossless.
-        assert_eq!(
-            to_bytes(&file.model, StoredDtype::F16, &json!(null)).unwrap(),
-            bytes
-        );
+        assert_eq!(to_bytes(&file.model, StoredDtype::F16, &json!(null)).unwrap(), bytes);
     }
 
     #[test]
@@ -555,10 +390,7 @@ mod tests {
         let mut model = small_model(StoredDtype::F16);
         model.top[1].bias[3] = 70000.0;
         let err = to_bytes(&model, StoredDtype::F16, &json!(null)).unwrap_err();
-        assert!(
-            matches!(err, FileError::F16Range { ref name, index: 3, .. } if name == "top.1.bias"),
-            "{err}"
-        );
+        assert!(matches!(err, FileError::F16Range { ref name, index: 3, .. } if name == "top.1.bias"), "{err}");
         assert!(to_bytes(&model, StoredDtype::F32, &json!(null)).is_ok());
     }
 
@@ -567,10 +399,7 @@ mod tests {
         let mut model = small_model(StoredDtype::F32);
         model.embedding[5] = f32::NAN;
         let err = to_bytes(&model, StoredDtype::F32, &json!(null)).unwrap_err();
-        assert!(
-            matches!(err, FileError::NonFinite { ref name, index: 5, .. } if name == "robe.weight"),
-            "{err}"
-        );
+        assert!(matches!(err, FileError::NonFinite { ref name, index: 5, .. } if name == "robe.weight"), "{err}");
 
         // A NaN written by someone else: patch the bytes of bottom.0.bias[2] in a valid file.
         let model = small_model(StoredDtype::F32);
@@ -581,21 +410,13 @@ mod tests {
         let at = 8 + n + start + 2 * 4;
         bytes[at..at + 4].copy_from_slice(&f32::NAN.to_le_bytes());
         let err = from_bytes(&bytes).unwrap_err();
-        assert!(
-            matches!(err, FileError::NonFinite { ref name, index: 2, .. } if name == "bottom.0.bias"),
-            "{err}"
-        );
+        assert!(matches!(err, FileError::NonFinite { ref name, index: 2, .. } if name == "bottom.0.bias"), "{err}");
         assert!(err.to_string().contains("non-finite"), "{err}");
     }
 
     #[test]
     fn truncated_bytes_are_refused() {
-        let bytes = to_bytes(
-            &small_model(StoredDtype::F32),
-            StoredDtype::F32,
-            &json!(null),
-        )
-        .unwrap();
+        let bytes = to_bytes(&small_model(StoredDtype::F32), StoredDtype::F32, &json!(null)).unwrap();
         for len in [0, 3, 8, 100, bytes.len() / 2, bytes.len() - 1] {
             let err = from_bytes(&bytes[..len]).unwrap_err();
             assert!(matches!(err, FileError::Safetensors(_)), "{len}: {err}");
@@ -619,34 +440,14 @@ mod tests {
 
     #[test]
     fn wrong_tag_and_version_are_refused() {
-        let bytes = to_bytes(
-            &small_model(StoredDtype::F32),
-            StoredDtype::F32,
-            &json!(null),
-        )
-        .unwrap();
+        let bytes = to_bytes(&small_model(StoredDtype::F32), StoredDtype::F32, &json!(null)).unwrap();
         let err = from_bytes(&set_meta(&bytes, "format", "llama")).unwrap_err();
-        assert!(
-            matches!(err, FileError::WrongFormat { ref found } if found == "llama"),
-            "{err}"
-        );
+        assert!(matches!(err, FileError::WrongFormat { ref found } if found == "llama"), "{err}");
         let err = from_bytes(&set_meta(&bytes, "format_version", "2")).unwrap_err();
-        assert!(
-            matches!(err, FileError::WrongVersion { ref found } if found == "2"),
-            "{err}"
-        );
-        let err = from_bytes(&edit_header(&bytes, |h| {
-            h.as_object_mut()
-                .unwrap()
-                .remove("__metadata__")
-                .map(drop)
-                .unwrap()
-        }))
-        .unwrap_err();
-        assert!(
-            matches!(err, FileError::MissingMetadata { key: "format" }),
-            "{err}"
-        );
+        assert!(matches!(err, FileError::WrongVersion { ref found } if found == "2"), "{err}");
+        let err = from_bytes(&edit_header(&bytes, |h| h.as_object_mut().unwrap().remove("__metadata__").map(drop).unwrap()))
+            .unwrap_err();
+        assert!(matches!(err, FileError::MissingMetadata { key: "format" }), "{err}");
         let err = from_bytes(&set_meta(&bytes, "dtype", "bf16")).unwrap_err();
         assert!(matches!(err, FileError::UnknownDtype { .. }), "{err}");
         let err = from_bytes(&set_meta(&bytes, "provenance", "{oops")).unwrap_err();
@@ -663,10 +464,7 @@ mod tests {
         let mut cfg = serde_json::to_value(&model.config).unwrap();
         cfg["dim"] = json!(9);
         let err = from_bytes(&set_meta(&bytes, "config", &cfg.to_string())).unwrap_err();
-        assert!(
-            matches!(err, FileError::Config(ref m) if m.contains("must end with d")),
-            "{err}"
-        );
+        assert!(matches!(err, FileError::Config(ref m) if m.contains("must end with d")), "{err}");
     }
 
     #[test]
@@ -693,37 +491,21 @@ mod tests {
         if let crate::EmbeddingConfig::Robe { m, .. } = &mut cfg.embedding {
             *m += 1;
         }
-        let err = from_bytes(&set_meta(
-            &bytes,
-            "config",
-            &serde_json::to_string(&cfg).unwrap(),
-        ))
-        .unwrap_err();
-        assert!(
-            matches!(err, FileError::Shape { ref name, .. } if name == "robe.weight"),
-            "{err}"
-        );
+        let err = from_bytes(&set_meta(&bytes, "config", &serde_json::to_string(&cfg).unwrap())).unwrap_err();
+        assert!(matches!(err, FileError::Shape { ref name, .. } if name == "robe.weight"), "{err}");
         // A weight declared transposed: same bytes, wrong shape.
         let err = from_bytes(&edit_header(&bytes, |h| {
             let shape = h["top.0.weight"]["shape"].as_array_mut().unwrap();
             shape.swap(0, 1);
         }))
         .unwrap_err();
-        assert!(
-            matches!(err, FileError::Shape { ref name, .. } if name == "top.0.weight"),
-            "{err}"
-        );
+        assert!(matches!(err, FileError::Shape { ref name, .. } if name == "top.0.weight"), "{err}");
         assert!(err.to_string().contains("shape"), "{err}");
     }
 
     #[test]
     fn missing_and_extra_tensors_are_refused() {
-        let bytes = to_bytes(
-            &small_model(StoredDtype::F32),
-            StoredDtype::F32,
-            &json!(null),
-        )
-        .unwrap();
+        let bytes = to_bytes(&small_model(StoredDtype::F32), StoredDtype::F32, &json!(null)).unwrap();
         let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
         let data_len = (bytes.len() - 8 - n) as u64;
 
@@ -741,22 +523,15 @@ mod tests {
         });
         missing.truncate(missing.len() - (data_len - last.1) as usize);
         let err = from_bytes(&missing).unwrap_err();
-        assert!(
-            matches!(err, FileError::MissingTensor { ref name } if *name == last.0),
-            "{err}"
-        );
+        assert!(matches!(err, FileError::MissingTensor { ref name } if *name == last.0), "{err}");
 
         // Extra: one more tensor appended with valid offsets.
         let mut extra = edit_header(&bytes, |h| {
-            h["zzz"] =
-                json!({"dtype": "F32", "shape": [1], "data_offsets": [data_len, data_len + 4]});
+            h["zzz"] = json!({"dtype": "F32", "shape": [1], "data_offsets": [data_len, data_len + 4]});
         });
         extra.extend(1f32.to_le_bytes());
         let err = from_bytes(&extra).unwrap_err();
-        assert!(
-            matches!(err, FileError::UnexpectedTensor { ref name } if name == "zzz"),
-            "{err}"
-        );
+        assert!(matches!(err, FileError::UnexpectedTensor { ref name } if name == "zzz"), "{err}");
 
         // Renamed: both at once; the unknown name is reported.
         let renamed = edit_header(&bytes, |h| {
@@ -765,28 +540,14 @@ mod tests {
             obj.insert("bottom.1.extra".into(), t);
         });
         let err = from_bytes(&renamed).unwrap_err();
-        assert!(
-            matches!(err, FileError::UnexpectedTensor { ref name } if name == "bottom.1.extra"),
-            "{err}"
-        );
+        assert!(matches!(err, FileError::UnexpectedTensor { ref name } if name == "bottom.1.extra"), "{err}");
     }
 
     #[test]
     fn wrong_tensor_dtype_is_refused() {
-        let bytes = to_bytes(
-            &small_model(StoredDtype::F32),
-            StoredDtype::F32,
-            &json!(null),
-        )
-        .unwrap();
-        let err = from_bytes(&edit_header(&bytes, |h| {
-            h["top.2.bias"]["dtype"] = json!("I32")
-        }))
-        .unwrap_err();
-        assert!(
-            matches!(err, FileError::TensorDtype { ref name, .. } if name == "top.2.bias"),
-            "{err}"
-        );
+        let bytes = to_bytes(&small_model(StoredDtype::F32), StoredDtype::F32, &json!(null)).unwrap();
+        let err = from_bytes(&edit_header(&bytes, |h| h["top.2.bias"]["dtype"] = json!("I32"))).unwrap_err();
+        assert!(matches!(err, FileError::TensorDtype { ref name, .. } if name == "top.2.bias"), "{err}");
     }
 
     #[test]
@@ -796,10 +557,7 @@ mod tests {
         let size = (1u64 << 61) - 1;
         let mut header = serde_json::Map::new();
         for k in 0..8 {
-            header.insert(
-                format!("t{k}"),
-                json!({"dtype": "U8", "shape": [size], "data_offsets": [k * size, (k + 1) * size]}),
-            );
+            header.insert(format!("t{k}"), json!({"dtype": "U8", "shape": [size], "data_offsets": [k * size, (k + 1) * size]}));
         }
         let header = serde_json::Value::Object(header).to_string();
         let mut bytes = (header.len() as u64).to_le_bytes().to_vec();

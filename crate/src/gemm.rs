@@ -12,13 +12,7 @@ const PARALLEL_MIN_WORK: usize = 1 << 22;
 pub fn matmul(a: ArrayView2<f32>, b: ArrayView2<f32>, mut c: ArrayViewMut2<f32>, accumulate: bool) {
     let (m, k) = a.dim();
     let n = b.ncols();
-    assert!(
-        b.nrows() == k && c.dim() == (m, n),
-        "matmul shapes {:?} x {:?} -> {:?}",
-        a.dim(),
-        b.dim(),
-        c.dim()
-    );
+    assert!(b.nrows() == k && c.dim() == (m, n), "matmul shapes {:?} x {:?} -> {:?}", a.dim(), b.dim(), c.dim());
     if m == 0 || n == 0 {
         return;
     }
@@ -72,43 +66,22 @@ mod tests {
     use ndarray::Array2;
 
     fn naive(a: &Array2<f32>, b: &Array2<f32>) -> Array2<f32> {
-        Array2::from_shape_fn((a.nrows(), b.ncols()), |(i, j)| {
-            (0..a.ncols()).map(|t| a[[i, t]] * b[[t, j]]).sum()
-        })
+        Array2::from_shape_fn((a.nrows(), b.ncols()), |(i, j)| (0..a.ncols()).map(|t| a[[i, t]] * b[[t, j]]).sum())
     }
 
     #[test]
     fn matches_naive_product_with_transposes_and_accumulation() {
-        for (m, k, n) in [
-            (1, 1, 1),
-            (3, 5, 7),
-            (64, 13, 33),
-            (130, 70, 1),
-            (300, 400, 200),
-        ] {
-            let a =
-                Array2::from_shape_fn((m, k), |(i, j)| ((i * 31 + j * 17) % 23) as f32 / 7.0 - 1.5);
-            let bt =
-                Array2::from_shape_fn((n, k), |(i, j)| ((i * 13 + j * 5) % 19) as f32 / 5.0 - 2.0);
+        for (m, k, n) in [(1, 1, 1), (3, 5, 7), (64, 13, 33), (130, 70, 1), (300, 400, 200)] {
+            let a = Array2::from_shape_fn((m, k), |(i, j)| ((i * 31 + j * 17) % 23) as f32 / 7.0 - 1.5);
+            let bt = Array2::from_shape_fn((n, k), |(i, j)| ((i * 13 + j * 5) % 19) as f32 / 5.0 - 2.0);
             let want = naive(&a, &bt.t().to_owned());
             let mut c = Array2::from_elem((m, n), 1.0f32);
             matmul(a.view(), bt.t(), c.view_mut(), true);
             let tol = 1e-4 * k as f32;
-            assert!(
-                c.iter()
-                    .zip(want.iter())
-                    .all(|(x, y)| (x - (y + 1.0)).abs() <= tol),
-                "{m}x{k}x{n} accumulate"
-            );
+            assert!(c.iter().zip(want.iter()).all(|(x, y)| (x - (y + 1.0)).abs() <= tol), "{m}x{k}x{n} accumulate");
             let mut ct = Array2::from_elem((n, m), 9.0f32);
             matmul(bt.view(), a.t(), ct.view_mut(), false);
-            assert!(
-                ct.t()
-                    .iter()
-                    .zip(want.iter())
-                    .all(|(x, y)| (x - y).abs() <= tol),
-                "{m}x{k}x{n} overwrite"
-            );
+            assert!(ct.t().iter().zip(want.iter()).all(|(x, y)| (x - y).abs() <= tol), "{m}x{k}x{n} overwrite");
         }
     }
 }

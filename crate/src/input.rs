@@ -39,37 +39,25 @@ pub fn sparse_value(v: &Value, what: &dyn Fn() -> String) -> Result<u32, Error> 
         Value::String(s) => Ok(fnv1a32(s.as_bytes())),
         Value::Number(n) => match n.as_f64() {
             Some(x) if x.fract() == 0.0 && (0.0..4_294_967_296.0).contains(&x) => Ok(x as u32),
-            _ => bad(format!(
-                "{} must be a string or an integer in 0..2^32, got {n}",
-                what()
-            )),
+            _ => bad(format!("{} must be a string or an integer in 0..2^32, got {n}", what())),
         },
-        other => bad(format!(
-            "{} must be a string or an integer in 0..2^32, got {}",
-            what(),
-            kind_of(other)
-        )),
+        other => bad(format!("{} must be a string or an integer in 0..2^32, got {}", what(), kind_of(other))),
     }
 }
 
 /// The values of one sparse field: a scalar for a categorical, a list for a bag.
 fn field_values(kind: FieldKind, v: &Value, what: &dyn Fn() -> String) -> Result<Vec<u32>, Error> {
     match (kind, v) {
-        (FieldKind::Categorical, Value::Array(_)) => bad(format!(
-            "{} is categorical: give one string or integer, not a list",
-            what()
-        )),
+        (FieldKind::Categorical, Value::Array(_)) => {
+            bad(format!("{} is categorical: give one string or integer, not a list", what()))
+        }
         (FieldKind::Categorical, v) => Ok(vec![sparse_value(v, what)?]),
         (_, Value::Array(items)) => items
             .iter()
             .enumerate()
             .map(|(i, x)| sparse_value(x, &|| format!("item {i} of {}", what())))
             .collect(),
-        (_, other) => bad(format!(
-            "{} is a bag: give a list of strings or integers, got {}",
-            what(),
-            kind_of(other)
-        )),
+        (_, other) => bad(format!("{} is a bag: give a list of strings or integers, got {}", what(), kind_of(other))),
     }
 }
 
@@ -77,45 +65,23 @@ fn dense_value(v: &Value, what: &dyn Fn() -> String) -> Result<f32, Error> {
     match v.as_f64().map(|x| x as f32) {
         Some(x) if x.is_finite() => Ok(x),
         Some(_) => bad(format!("{} is outside the f32 range", what())),
-        None => bad(format!(
-            "{} must be a finite number, got {}",
-            what(),
-            kind_of(v)
-        )),
+        None => bad(format!("{} must be a finite number, got {}", what(), kind_of(v))),
     }
 }
 
 fn object<'a>(v: &'a Value, what: &str) -> Result<&'a serde_json::Map<String, Value>, Error> {
-    v.as_object().map_or_else(
-        || {
-            bad(format!(
-                "{what} must be an object keyed by field name, got {}",
-                kind_of(v)
-            ))
-        },
-        Ok,
-    )
+    v.as_object().map_or_else(|| bad(format!("{what} must be an object keyed by field name, got {}", kind_of(v))), Ok)
 }
 
 /// Rejects keys that name nothing in `allowed` (typos would otherwise be silently ignored).
-fn no_unknown_keys(
-    obj: &serde_json::Map<String, Value>,
-    allowed: &[&str],
-    what: &str,
-) -> Result<(), Error> {
+fn no_unknown_keys(obj: &serde_json::Map<String, Value>, allowed: &[&str], what: &str) -> Result<(), Error> {
     match obj.keys().find(|k| !allowed.contains(&k.as_str())) {
-        Some(k) => bad(format!(
-            "{what} has unknown key {k:?}; the model's names are {allowed:?}"
-        )),
+        Some(k) => bad(format!("{what} has unknown key {k:?}; the model's names are {allowed:?}")),
         None => Ok(()),
     }
 }
 
-fn dense_of(
-    cfg: &ModelConfig,
-    obj: &serde_json::Map<String, Value>,
-    what: &str,
-) -> Result<Vec<f32>, Error> {
+fn dense_of(cfg: &ModelConfig, obj: &serde_json::Map<String, Value>, what: &str) -> Result<Vec<f32>, Error> {
     cfg.dense
         .iter()
         .map(|name| match obj.get(name) {
@@ -127,12 +93,7 @@ fn dense_of(
 
 /// Full rows (every dense feature and every field) from a list of objects.
 pub fn batch_from_objects(cfg: &ModelConfig, rows: &[Value]) -> Result<Batch, Error> {
-    let names: Vec<&str> = cfg
-        .dense
-        .iter()
-        .chain(cfg.fields.iter().map(|f| &f.name))
-        .map(String::as_str)
-        .collect();
+    let names: Vec<&str> = cfg.dense.iter().chain(cfg.fields.iter().map(|f| &f.name)).map(String::as_str).collect();
     let mut batch = Batch::with_schema(cfg.fields.len());
     for (r, row) in rows.iter().enumerate() {
         let what = format!("row {r}");
@@ -144,9 +105,7 @@ pub fn batch_from_objects(cfg: &ModelConfig, rows: &[Value]) -> Result<Batch, Er
             let Some(v) = obj.get(&spec.name).filter(|v| !v.is_null()) else {
                 return bad(format!("{what} is missing field {:?}", spec.name));
             };
-            sparse.push(field_values(spec.kind, v, &|| {
-                format!("field {:?} of {what}", spec.name)
-            })?);
+            sparse.push(field_values(spec.kind, v, &|| format!("field {:?} of {what}", spec.name))?);
         }
         batch.push_row(&dense, sparse.iter().map(Vec::as_slice), None);
     }
@@ -156,12 +115,7 @@ pub fn batch_from_objects(cfg: &ModelConfig, rows: &[Value]) -> Result<Batch, Er
 /// A ranking context: every dense feature, plus the fields it gives (a missing or null field is
 /// left to the candidates).
 pub fn context_from_object(cfg: &ModelConfig, context: &Value) -> Result<Context, Error> {
-    let names: Vec<&str> = cfg
-        .dense
-        .iter()
-        .chain(cfg.fields.iter().map(|f| &f.name))
-        .map(String::as_str)
-        .collect();
+    let names: Vec<&str> = cfg.dense.iter().chain(cfg.fields.iter().map(|f| &f.name)).map(String::as_str).collect();
     let obj = object(context, "the context")?;
     no_unknown_keys(obj, &names, "the context")?;
     let dense = dense_of(cfg, obj, "the context")?;
@@ -170,10 +124,7 @@ pub fn context_from_object(cfg: &ModelConfig, context: &Value) -> Result<Context
         .iter()
         .map(|spec| match obj.get(&spec.name) {
             None | Some(Value::Null) => Ok(None),
-            Some(v) => field_values(spec.kind, v, &|| {
-                format!("field {:?} of the context", spec.name)
-            })
-            .map(Some),
+            Some(v) => field_values(spec.kind, v, &|| format!("field {:?} of the context", spec.name)).map(Some),
         })
         .collect::<Result<_, _>>()?;
     Ok(Context { dense, fields })
@@ -181,20 +132,11 @@ pub fn context_from_object(cfg: &ModelConfig, context: &Value) -> Result<Context
 
 /// Names of the fields a context leaves to the candidates, in config order.
 pub fn candidate_field_names<'a>(cfg: &'a ModelConfig, context: &Context) -> Vec<&'a str> {
-    cfg.fields
-        .iter()
-        .zip(&context.fields)
-        .filter(|(_, v)| v.is_none())
-        .map(|(f, _)| f.name.as_str())
-        .collect()
+    cfg.fields.iter().zip(&context.fields).filter(|(_, v)| v.is_none()).map(|(f, _)| f.name.as_str()).collect()
 }
 
 /// Candidates from a list of objects holding exactly the fields the context leaves open.
-pub fn candidates_from_objects(
-    cfg: &ModelConfig,
-    context: &Context,
-    rows: &[Value],
-) -> Result<Candidates, Error> {
+pub fn candidates_from_objects(cfg: &ModelConfig, context: &Context, rows: &[Value]) -> Result<Candidates, Error> {
     let open: Vec<(usize, &str)> = cfg
         .fields
         .iter()
@@ -203,22 +145,14 @@ pub fn candidates_from_objects(
         .map(|(f, spec)| (f, spec.name.as_str()))
         .collect();
     let names: Vec<&str> = open.iter().map(|(_, n)| *n).collect();
-    let mut fields = vec![
-        FieldValues {
-            offsets: vec![0],
-            values: Vec::new()
-        };
-        open.len()
-    ];
+    let mut fields = vec![FieldValues { offsets: vec![0], values: Vec::new() }; open.len()];
     for (r, row) in rows.iter().enumerate() {
         let what = format!("candidate {r}");
         let obj = object(row, &what)?;
         if let Some(k) = obj.keys().find(|k| !names.contains(&k.as_str())) {
             let given = cfg.fields.iter().any(|f| &f.name == k);
             return bad(if given {
-                format!(
-                    "{what} gives field {k:?}, which the context already gives; candidates give {names:?}"
-                )
+                format!("{what} gives field {k:?}, which the context already gives; candidates give {names:?}")
             } else {
                 format!("{what} has unknown key {k:?}; candidates give {names:?}")
             });
@@ -227,16 +161,11 @@ pub fn candidates_from_objects(
             let Some(v) = obj.get(name).filter(|v| !v.is_null()) else {
                 return bad(format!("{what} is missing field {name:?}"));
             };
-            out.values.extend(field_values(cfg.fields[f].kind, v, &|| {
-                format!("field {name:?} of {what}")
-            })?);
+            out.values.extend(field_values(cfg.fields[f].kind, v, &|| format!("field {name:?} of {what}"))?);
             out.offsets.push(out.values.len() as u32);
         }
     }
-    Ok(Candidates {
-        rows: rows.len(),
-        fields,
-    })
+    Ok(Candidates { rows: rows.len(), fields })
 }
 
 /// One sparse field given column-wise: one value per row, or a bag in CSR form.
@@ -250,12 +179,7 @@ impl Column {
     fn into_values(self, rows: usize, kind: FieldKind, name: &str) -> Result<FieldValues, Error> {
         let fv = match self {
             Column::Single(v) if v.len() == rows => FieldValues::single(v),
-            Column::Single(v) => {
-                return bad(format!(
-                    "column {name:?} has {} values for {rows} rows",
-                    v.len()
-                ));
-            }
+            Column::Single(v) => return bad(format!("column {name:?} has {} values for {rows} rows", v.len())),
             Column::Bag { offsets, values } => {
                 let ok = offsets.len() == rows + 1
                     && offsets.first() == Some(&0)
@@ -274,9 +198,7 @@ impl Column {
         if kind == FieldKind::Categorical
             && let Some(r) = fv.offsets.windows(2).position(|w| w[1] - w[0] != 1)
         {
-            return bad(format!(
-                "categorical column {name:?} needs exactly one value in row {r}"
-            ));
+            return bad(format!("categorical column {name:?} needs exactly one value in row {r}"));
         }
         Ok(fv)
     }
@@ -291,9 +213,7 @@ fn take_columns(
     what: &str,
 ) -> Result<Vec<FieldValues>, Error> {
     if let Some((k, _)) = columns.iter().find(|(k, _)| !names.contains(&k.as_str())) {
-        return bad(format!(
-            "{what} have unknown column {k:?}; expected {names:?}"
-        ));
+        return bad(format!("{what} have unknown column {k:?}; expected {names:?}"));
     }
     names
         .iter()
@@ -301,56 +221,28 @@ fn take_columns(
             let Some(i) = columns.iter().position(|(k, _)| k == name) else {
                 return bad(format!("{what} are missing column {name:?}"));
             };
-            let kind = cfg
-                .fields
-                .iter()
-                .find(|f| f.name == name)
-                .expect("a field name")
-                .kind;
+            let kind = cfg.fields.iter().find(|f| f.name == name).expect("a field name").kind;
             columns.swap_remove(i).1.into_values(rows, kind, name)
         })
         .collect()
 }
 
 /// Full rows from columns: `dense` row-major `rows × n_dense`, one column per field.
-pub fn batch_from_columns(
-    cfg: &ModelConfig,
-    rows: usize,
-    dense: Vec<f32>,
-    columns: Vec<(String, Column)>,
-) -> Result<Batch, Error> {
+pub fn batch_from_columns(cfg: &ModelConfig, rows: usize, dense: Vec<f32>, columns: Vec<(String, Column)>) -> Result<Batch, Error> {
     let nd = cfg.dense.len();
     if dense.len() != rows * nd {
-        return bad(format!(
-            "dense has {} values; {rows} rows × {nd} features need {}",
-            dense.len(),
-            rows * nd
-        ));
+        return bad(format!("dense has {} values; {rows} rows × {nd} features need {}", dense.len(), rows * nd));
     }
     if let Some(i) = dense.iter().position(|x| !x.is_finite()) {
-        return bad(format!(
-            "dense feature {:?} of row {} is not finite",
-            cfg.dense[i % nd],
-            i / nd
-        ));
+        return bad(format!("dense feature {:?} of row {} is not finite", cfg.dense[i % nd], i / nd));
     }
     let names: Vec<&str> = cfg.fields.iter().map(|f| f.name.as_str()).collect();
     let fields = take_columns(cfg, rows, columns, &names, "rows")?;
-    Ok(Batch {
-        rows,
-        dense,
-        fields,
-        labels: Vec::new(),
-    })
+    Ok(Batch { rows, dense, fields, labels: Vec::new() })
 }
 
 /// Candidates from columns, one per field the context leaves open.
-pub fn candidates_from_columns(
-    cfg: &ModelConfig,
-    context: &Context,
-    rows: usize,
-    columns: Vec<(String, Column)>,
-) -> Result<Candidates, Error> {
+pub fn candidates_from_columns(cfg: &ModelConfig, context: &Context, rows: usize, columns: Vec<(String, Column)>) -> Result<Candidates, Error> {
     let names = candidate_field_names(cfg, context);
     let fields = take_columns(cfg, rows, columns, &names, "candidates")?;
     Ok(Candidates { rows, fields })
@@ -364,32 +256,20 @@ mod tests {
     use serde_json::json;
 
     fn cfg() -> ModelConfig {
-        let f = |n: &str, kind| Field {
-            name: n.into(),
-            kind,
-        };
+        let f = |n: &str, kind| Field { name: n.into(), kind };
         let fields = vec![
             f("recent", FieldKind::BagMean),
             f("device", FieldKind::Categorical),
             f("item", FieldKind::Categorical),
             f("tags", FieldKind::BagSum),
         ];
-        ModelConfig::preset(
-            Preset::Small,
-            vec!["hour".into()],
-            fields,
-            100_000,
-            4,
-            HashVariant::UmaV1,
-            StoredDtype::F32,
-        )
-        .unwrap()
+        ModelConfig::preset(Preset::Small, vec!["hour".into()], fields, 100_000, 4, HashVariant::UmaV1, StoredDtype::F32)
+            .unwrap()
     }
 
     #[test]
     fn objects_hash_strings_like_the_trainer_and_take_integers_as_values() {
-        let rows =
-            [json!({"hour": 20, "recent": ["i1", 7], "device": "mobile", "item": 42, "tags": []})];
+        let rows = [json!({"hour": 20, "recent": ["i1", 7], "device": "mobile", "item": 42, "tags": []})];
         let b = batch_from_objects(&cfg(), &rows).unwrap();
         b.validate(&cfg()).unwrap();
         assert_eq!(b.dense, [20.0]);
@@ -403,11 +283,7 @@ mod tests {
     fn mistakes_name_the_row_and_field() {
         let c = cfg();
         let ok = json!({"hour": 1, "recent": [], "device": "d", "item": "x", "tags": ["a"]});
-        let err = |row: Value| {
-            batch_from_objects(&c, &[ok.clone(), row])
-                .unwrap_err()
-                .to_string()
-        };
+        let err = |row: Value| batch_from_objects(&c, &[ok.clone(), row]).unwrap_err().to_string();
         let mut missing = ok.clone();
         missing.as_object_mut().unwrap().remove("device");
         assert!(err(missing).contains("row 1 is missing field \"device\""));
@@ -435,149 +311,63 @@ mod tests {
         let mut text = ok.clone();
         text["hour"] = json!("20");
         assert!(err(text).contains("must be a finite number, got a string"));
-        assert!(
-            batch_from_objects(&c, &[json!([1, 2])])
-                .unwrap_err()
-                .to_string()
-                .contains("must be an object")
-        );
+        assert!(batch_from_objects(&c, &[json!([1, 2])]).unwrap_err().to_string().contains("must be an object"));
     }
 
     #[test]
     fn context_and_candidates_split_the_fields() {
         let c = cfg();
-        let ctx = context_from_object(
-            &c,
-            &json!({"hour": 9, "recent": ["a", "b"], "device": "tablet"}),
-        )
-        .unwrap();
+        let ctx = context_from_object(&c, &json!({"hour": 9, "recent": ["a", "b"], "device": "tablet"})).unwrap();
         assert_eq!(ctx.fields[0], Some(vec![fnv1a32(b"a"), fnv1a32(b"b")]));
         assert_eq!(ctx.fields[2], None);
         assert_eq!(candidate_field_names(&c, &ctx), ["item", "tags"]);
-        let cands = candidates_from_objects(
-            &c,
-            &ctx,
-            &[
-                json!({"item": "x", "tags": ["t"]}),
-                json!({"item": 3, "tags": []}),
-            ],
-        )
-        .unwrap();
+        let cands = candidates_from_objects(&c, &ctx, &[json!({"item": "x", "tags": ["t"]}), json!({"item": 3, "tags": []})])
+            .unwrap();
         assert_eq!(cands.rows, 2);
         assert_eq!(cands.fields[0].values, [fnv1a32(b"x"), 3]);
         assert_eq!(cands.fields[1].offsets, [0, 1, 1]);
         crate::rank::validate(&c, &ctx, &cands).unwrap();
 
-        let e =
-            candidates_from_objects(&c, &ctx, &[json!({"item": "x", "tags": [], "device": "d"})])
-                .unwrap_err();
-        assert!(
-            e.to_string().contains("which the context already gives"),
-            "{e}"
-        );
+        let e = candidates_from_objects(&c, &ctx, &[json!({"item": "x", "tags": [], "device": "d"})]).unwrap_err();
+        assert!(e.to_string().contains("which the context already gives"), "{e}");
         let e = candidates_from_objects(&c, &ctx, &[json!({"item": "x"})]).unwrap_err();
-        assert!(
-            e.to_string()
-                .contains("candidate 0 is missing field \"tags\""),
-            "{e}"
-        );
+        assert!(e.to_string().contains("candidate 0 is missing field \"tags\""), "{e}");
         let e = context_from_object(&c, &json!({"recent": []})).unwrap_err();
-        assert!(
-            e.to_string().contains("missing dense feature \"hour\""),
-            "{e}"
-        );
+        assert!(e.to_string().contains("missing dense feature \"hour\""), "{e}");
         assert_eq!(candidates_from_objects(&c, &ctx, &[]).unwrap().rows, 0);
     }
 
     #[test]
     fn columns_match_objects_and_are_checked() {
         let c = cfg();
-        let ctx =
-            context_from_object(&c, &json!({"hour": 9, "recent": [], "device": "tablet"})).unwrap();
-        let objects = candidates_from_objects(
-            &c,
-            &ctx,
-            &[
-                json!({"item": 5, "tags": [1, 2]}),
-                json!({"item": 6, "tags": []}),
-            ],
-        )
-        .unwrap();
+        let ctx = context_from_object(&c, &json!({"hour": 9, "recent": [], "device": "tablet"})).unwrap();
+        let objects = candidates_from_objects(&c, &ctx, &[json!({"item": 5, "tags": [1, 2]}), json!({"item": 6, "tags": []})])
+            .unwrap();
         let cols = vec![
-            (
-                "tags".to_string(),
-                Column::Bag {
-                    offsets: vec![0, 2, 2],
-                    values: vec![1, 2],
-                },
-            ),
+            ("tags".to_string(), Column::Bag { offsets: vec![0, 2, 2], values: vec![1, 2] }),
             ("item".to_string(), Column::Single(vec![5, 6])),
         ];
         assert_eq!(candidates_from_columns(&c, &ctx, 2, cols).unwrap(), objects);
 
-        let short = vec![
-            ("item".into(), Column::Single(vec![5])),
-            ("tags".into(), Column::Single(vec![1, 2])),
-        ];
-        assert!(
-            candidates_from_columns(&c, &ctx, 2, short)
-                .unwrap_err()
-                .to_string()
-                .contains("1 values for 2 rows")
-        );
+        let short = vec![("item".into(), Column::Single(vec![5])), ("tags".into(), Column::Single(vec![1, 2]))];
+        assert!(candidates_from_columns(&c, &ctx, 2, short).unwrap_err().to_string().contains("1 values for 2 rows"));
         let bad_offsets = vec![
             ("item".into(), Column::Single(vec![5, 6])),
-            (
-                "tags".into(),
-                Column::Bag {
-                    offsets: vec![0, 3, 2],
-                    values: vec![1, 2],
-                },
-            ),
+            ("tags".into(), Column::Bag { offsets: vec![0, 3, 2], values: vec![1, 2] }),
         ];
-        assert!(
-            candidates_from_columns(&c, &ctx, 2, bad_offsets)
-                .unwrap_err()
-                .to_string()
-                .contains("non-decreasing")
-        );
+        assert!(candidates_from_columns(&c, &ctx, 2, bad_offsets).unwrap_err().to_string().contains("non-decreasing"));
         let missing = vec![("item".into(), Column::Single(vec![5, 6]))];
-        assert!(
-            candidates_from_columns(&c, &ctx, 2, missing)
-                .unwrap_err()
-                .to_string()
-                .contains("missing column \"tags\"")
-        );
+        assert!(candidates_from_columns(&c, &ctx, 2, missing).unwrap_err().to_string().contains("missing column \"tags\""));
 
         let cols = vec![
-            (
-                "recent".into(),
-                Column::Bag {
-                    offsets: vec![0, 0],
-                    values: vec![],
-                },
-            ),
+            ("recent".into(), Column::Bag { offsets: vec![0, 0], values: vec![] }),
             ("device".into(), Column::Single(vec![1])),
             ("item".into(), Column::Single(vec![2])),
-            (
-                "tags".into(),
-                Column::Bag {
-                    offsets: vec![0, 1],
-                    values: vec![3],
-                },
-            ),
+            ("tags".into(), Column::Bag { offsets: vec![0, 1], values: vec![3] }),
         ];
-        batch_from_columns(&c, 1, vec![4.0], cols.clone())
-            .unwrap()
-            .validate(&c)
-            .unwrap();
+        batch_from_columns(&c, 1, vec![4.0], cols.clone()).unwrap().validate(&c).unwrap();
         let e = batch_from_columns(&c, 1, vec![f32::NAN], cols.clone()).unwrap_err();
         assert!(e.to_string().contains("not finite"), "{e}");
-        assert!(
-            batch_from_columns(&c, 1, vec![], cols)
-                .unwrap_err()
-                .to_string()
-                .contains("need 1")
-        );
+        assert!(batch_from_columns(&c, 1, vec![], cols).unwrap_err().to_string().contains("need 1"));
     }
 }

@@ -10,9 +10,9 @@ pub mod batch;
 pub mod config;
 pub mod cpu;
 pub mod embedding;
-pub mod file;
 pub mod gemm;
 pub mod input;
+pub mod file;
 pub mod model;
 pub mod optim;
 pub mod rank;
@@ -20,15 +20,13 @@ pub mod robe;
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;
 
-pub use backend::{BackendChoice, Scorer};
 pub use batch::{Batch, FieldValues};
-pub use config::{
-    DenseTransform, EmbeddingConfig, Field, FieldKind, ModelConfig, Preset, StoredDtype,
-};
+pub use config::{DenseTransform, EmbeddingConfig, Field, FieldKind, ModelConfig, Preset, StoredDtype};
 pub use cpu::{Gradients, Workspace};
 pub use file::{FileError, ModelFile};
 pub use model::{Dlrm, Linear};
 pub use optim::{Optimizer, OptimizerKind};
+pub use backend::{BackendChoice, Scorer};
 pub use rank::{Candidates, Context, Ranked};
 pub use robe::{HashVariant, KeyMode, RobeHash};
 

@@ -16,10 +16,7 @@ pub struct Linear {
 
 impl Linear {
     pub fn zeros(fan_in: usize, fan_out: usize) -> Self {
-        Linear {
-            weight: Array2::zeros((fan_out, fan_in)),
-            bias: Array1::zeros(fan_out),
-        }
+        Linear { weight: Array2::zeros((fan_out, fan_in)), bias: Array1::zeros(fan_out) }
     }
     pub fn fan_in(&self) -> usize {
         self.weight.ncols()
@@ -46,12 +43,7 @@ pub const KAGGLE_LARGEST_TABLE: u64 = 10_131_227;
 
 impl Dlrm {
     /// Parameters from parts; checks every shape against the config.
-    pub fn from_parts(
-        config: ModelConfig,
-        embedding: Vec<f32>,
-        bottom: Vec<Linear>,
-        top: Vec<Linear>,
-    ) -> Result<Self, Error> {
+    pub fn from_parts(config: ModelConfig, embedding: Vec<f32>, bottom: Vec<Linear>, top: Vec<Linear>) -> Result<Self, Error> {
         config.validate()?;
         if embedding.len() as u64 != config.embedding_len() {
             return Err(Error::Config(format!(
@@ -60,16 +52,9 @@ impl Dlrm {
                 config.embedding_len()
             )));
         }
-        for (name, layers, widths) in [
-            ("bottom", &bottom, &config.bottom),
-            ("top", &top, &config.top),
-        ] {
+        for (name, layers, widths) in [("bottom", &bottom, &config.bottom), ("top", &top, &config.top)] {
             if layers.len() + 1 != widths.len() {
-                return Err(Error::Config(format!(
-                    "{name} MLP has {} layers, config says {}",
-                    layers.len(),
-                    widths.len() - 1
-                )));
+                return Err(Error::Config(format!("{name} MLP has {} layers, config says {}", layers.len(), widths.len() - 1)));
             }
             for (k, (l, w)) in layers.iter().zip(widths.windows(2)).enumerate() {
                 if l.weight.dim() != (w[1], w[0]) || l.bias.len() != w[1] {
@@ -84,13 +69,7 @@ impl Dlrm {
             }
         }
         let lookup = EmbeddingLookup::new(&config);
-        Ok(Dlrm {
-            config,
-            embedding,
-            bottom,
-            top,
-            lookup,
-        })
+        Ok(Dlrm { config, embedding, bottom, top, lookup })
     }
 
     /// Initialises as the authors' code does, from a seed: `W` uniform in ±sqrt(1 / largest table),
@@ -99,18 +78,12 @@ impl Dlrm {
         config.validate()?;
         let mut rng = StdRng::seed_from_u64(seed);
         let largest = match (&config.key_mode, &config.embedding) {
-            (KeyMode::Dictionary { table_sizes }, _) => {
-                table_sizes.iter().copied().max().unwrap_or(1)
-            }
-            (KeyMode::Raw, EmbeddingConfig::Full { rows }) => {
-                rows.iter().copied().max().unwrap_or(1)
-            }
+            (KeyMode::Dictionary { table_sizes }, _) => table_sizes.iter().copied().max().unwrap_or(1),
+            (KeyMode::Raw, EmbeddingConfig::Full { rows }) => rows.iter().copied().max().unwrap_or(1),
             (KeyMode::Raw, EmbeddingConfig::Robe { .. }) => KAGGLE_LARGEST_TABLE,
         };
         let bound = (1.0 / largest.max(1) as f64).sqrt() as f32;
-        let embedding = (0..config.embedding_len())
-            .map(|_| rng.random_range(-bound..=bound))
-            .collect();
+        let embedding = (0..config.embedding_len()).map(|_| rng.random_range(-bound..=bound)).collect();
         let mut mlp = |widths: &[usize]| -> Vec<Linear> {
             widths
                 .windows(2)
@@ -119,12 +92,8 @@ impl Dlrm {
                     let ws = (2.0 / (fan_in + fan_out) as f64).sqrt();
                     let bs = (1.0 / fan_out as f64).sqrt();
                     Linear {
-                        weight: Array2::from_shape_simple_fn((fan_out, fan_in), || {
-                            (normal(&mut rng) * ws) as f32
-                        }),
-                        bias: Array1::from_shape_simple_fn(fan_out, || {
-                            (normal(&mut rng) * bs) as f32
-                        }),
+                        weight: Array2::from_shape_simple_fn((fan_out, fan_in), || (normal(&mut rng) * ws) as f32),
+                        bias: Array1::from_shape_simple_fn(fan_out, || (normal(&mut rng) * bs) as f32),
                     }
                 })
                 .collect()
@@ -151,9 +120,7 @@ impl Dlrm {
     /// Whether every parameter is finite.
     pub fn is_finite(&self) -> bool {
         self.embedding.iter().all(|x| x.is_finite())
-            && self
-                .layers()
-                .all(|l| l.weight.iter().chain(&l.bias).all(|x| x.is_finite()))
+            && self.layers().all(|l| l.weight.iter().chain(&l.bias).all(|x| x.is_finite()))
     }
 }
 

@@ -56,15 +56,8 @@ impl Optimizer {
             OptimizerKind::Adagrad => 1,
             OptimizerKind::Adam => 2,
         };
-        let state = (0..copies)
-            .flat_map(|_| sizes.iter().map(|&n| vec![0.0; n]))
-            .collect();
-        Optimizer {
-            kind,
-            lr,
-            step: 0,
-            state,
-        }
+        let state = (0..copies).flat_map(|_| sizes.iter().map(|&n| vec![0.0; n])).collect();
+        Optimizer { kind, lr, step: 0, state }
     }
 
     /// Names of the state buffers, in order (for checkpoints).
@@ -75,10 +68,7 @@ impl Optimizer {
             OptimizerKind::Adagrad => &["sum_sq"],
             OptimizerKind::Adam => &["m", "v"],
         };
-        prefixes
-            .iter()
-            .flat_map(|p| tensors.iter().map(move |t| format!("{p}.{t}")))
-            .collect()
+        prefixes.iter().flat_map(|p| tensors.iter().map(move |t| format!("{p}.{t}"))).collect()
     }
 
     /// Applies one step of `grads` to `model`; leaves the embedding gradient cleared.
@@ -106,28 +96,16 @@ impl Optimizer {
             }
             OptimizerKind::Adam => {
                 let (m, v) = (&mut first[0], &mut second[0]);
-                grads
-                    .embedding
-                    .drain(|s, g| adam_update(&mut w[s], g, &mut m[s], &mut v[s], adam_lr));
+                grads.embedding.drain(|s, g| adam_update(&mut w[s], g, &mut m[s], &mut v[s], adam_lr));
             }
         }
 
         // Dense MLP updates.
-        let params = model
-            .bottom
-            .iter_mut()
-            .chain(model.top.iter_mut())
-            .flat_map(|l| {
-                [
-                    l.weight.as_slice_mut().expect("standard layout"),
-                    l.bias.as_slice_mut().expect("standard layout"),
-                ]
-            });
+        let params = model.bottom.iter_mut().chain(model.top.iter_mut()).flat_map(|l| {
+            [l.weight.as_slice_mut().expect("standard layout"), l.bias.as_slice_mut().expect("standard layout")]
+        });
         let gs = grads.bottom.iter().chain(&grads.top).flat_map(|l| {
-            [
-                l.weight.as_slice().expect("standard layout"),
-                l.bias.as_slice().expect("standard layout"),
-            ]
+            [l.weight.as_slice().expect("standard layout"), l.bias.as_slice().expect("standard layout")]
         });
         for (i, (p, g)) in params.zip(gs).enumerate() {
             match kind {
@@ -140,8 +118,7 @@ impl Optimizer {
                 }
                 OptimizerKind::Adam => {
                     let (m, v) = (&mut first[i + 1], &mut second[i + 1]);
-                    for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut())
-                    {
+                    for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
                         adam_update(p, g, m, v, adam_lr);
                     }
                 }

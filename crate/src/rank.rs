@@ -53,34 +53,18 @@ pub struct Ranked {
 
 /// Config indices of the candidate fields (the `None` fields of a context).
 pub fn candidate_fields(context: &Context) -> Vec<usize> {
-    context
-        .fields
-        .iter()
-        .enumerate()
-        .filter(|(_, v)| v.is_none())
-        .map(|(f, _)| f)
-        .collect()
+    context.fields.iter().enumerate().filter(|(_, v)| v.is_none()).map(|(f, _)| f).collect()
 }
 
 /// Checks a request against a model's schema. Errors name the field and say what is wrong.
-pub fn validate(
-    cfg: &ModelConfig,
-    context: &Context,
-    candidates: &Candidates,
-) -> Result<(), Error> {
+pub fn validate(cfg: &ModelConfig, context: &Context, candidates: &Candidates) -> Result<(), Error> {
     let bad = |m: String| Err(Error::Request(m));
     let nd = cfg.dense.len();
     if context.dense.len() != nd {
-        return bad(format!(
-            "the context has {} dense values, the model needs {nd}",
-            context.dense.len()
-        ));
+        return bad(format!("the context has {} dense values, the model needs {nd}", context.dense.len()));
     }
     if let Some(i) = context.dense.iter().position(|x| !x.is_finite()) {
-        return bad(format!(
-            "dense feature {:?} of the context is not finite",
-            cfg.dense[i]
-        ));
+        return bad(format!("dense feature {:?} of the context is not finite", cfg.dense[i]));
     }
     if context.fields.len() != cfg.fields.len() {
         return bad(format!(
@@ -94,11 +78,7 @@ pub fn validate(
             && spec.kind == FieldKind::Categorical
             && v.len() != 1
         {
-            return bad(format!(
-                "categorical context field {:?} needs exactly one value, got {}",
-                spec.name,
-                v.len()
-            ));
+            return bad(format!("categorical context field {:?} needs exactly one value, got {}", spec.name, v.len()));
         }
     }
     let cand = candidate_fields(context);
@@ -123,18 +103,12 @@ pub fn validate(
             ));
         }
         if o.windows(2).any(|w| w[0] > w[1]) {
-            return bad(format!(
-                "candidate field {:?} has decreasing offsets",
-                spec.name
-            ));
+            return bad(format!("candidate field {:?} has decreasing offsets", spec.name));
         }
         if spec.kind == FieldKind::Categorical
             && let Some(r) = o.windows(2).position(|w| w[1] - w[0] != 1)
         {
-            return bad(format!(
-                "categorical candidate field {:?} needs exactly one value in row {r}",
-                spec.name
-            ));
+            return bad(format!("categorical candidate field {:?} needs exactly one value in row {r}", spec.name));
         }
     }
     Ok(())
@@ -145,11 +119,8 @@ pub fn validate(
 pub fn full_rows(cfg: &ModelConfig, context: &Context, candidates: &Candidates) -> Batch {
     let mut batch = Batch::with_schema(cfg.fields.len());
     let mut cand = candidates.fields.iter();
-    let per_field: Vec<Result<&Vec<u32>, &FieldValues>> = context
-        .fields
-        .iter()
-        .map(|v| v.as_ref().ok_or_else(|| cand.next().expect("validated")))
-        .collect();
+    let per_field: Vec<Result<&Vec<u32>, &FieldValues>> =
+        context.fields.iter().map(|v| v.as_ref().ok_or_else(|| cand.next().expect("validated"))).collect();
     for r in 0..candidates.rows {
         let sparse = per_field.iter().map(|v| match v {
             Ok(ctx) => ctx.as_slice(),
@@ -184,14 +155,8 @@ impl ContextPlan {
         let d = cfg.dim;
         let vectors = context_vectors(model, context);
         // Interacting vectors of the context (index, values) and of the candidates (index).
-        let ctx: Vec<(usize, &[f32])> = vectors
-            .iter()
-            .enumerate()
-            .filter_map(|(g, v)| Some((g, v.as_deref()?)))
-            .collect();
-        let cand: Vec<usize> = (0..vectors.len())
-            .filter(|&g| vectors[g].is_none())
-            .collect();
+        let ctx: Vec<(usize, &[f32])> = vectors.iter().enumerate().filter_map(|(g, v)| Some((g, v.as_deref()?))).collect();
+        let cand: Vec<usize> = (0..vectors.len()).filter(|&g| vectors[g].is_none()).collect();
 
         let w1 = &model.top[0].weight;
         let top1 = w1.nrows();
@@ -203,11 +168,7 @@ impl ContextPlan {
         let ctx_dots: Vec<(usize, f32)> = ctx
             .iter()
             .enumerate()
-            .flat_map(|(a, &(gi, vi))| {
-                ctx[..a]
-                    .iter()
-                    .map(move |&(gj, vj)| (pair_column(d, gi, gj), dot(vi, vj)))
-            })
+            .flat_map(|(a, &(gi, vi))| ctx[..a].iter().map(move |&(gj, vj)| (pair_column(d, gi, gj), dot(vi, vj))))
             .collect();
         let bottom_out = ctx[0].1;
         for o in 0..top1 {
@@ -237,10 +198,7 @@ impl ContextPlan {
                 }
             }
         }
-        ContextPlan {
-            candidate_fields: candidate_fields(context),
-            first: Linear { weight, bias },
-        }
+        ContextPlan { candidate_fields: candidate_fields(context), first: Linear { weight, bias } }
     }
 
     /// Width of a candidate's first-layer input `x`.
@@ -253,9 +211,7 @@ impl ContextPlan {
 /// `None` for the candidate fields.
 fn context_vectors(model: &Dlrm, context: &Context) -> Vec<Option<Vec<f32>>> {
     let cfg = &model.config;
-    let mut x = Array2::from_shape_fn((1, cfg.dense.len()), |(_, i)| {
-        cfg.dense_transform.apply(context.dense[i])
-    });
+    let mut x = Array2::from_shape_fn((1, cfg.dense.len()), |(_, i)| cfg.dense_transform.apply(context.dense[i]));
     for layer in &model.bottom {
         let mut out = Array2::zeros((1, layer.fan_out()));
         linear_forward(layer, x.view(), &mut out, true);
@@ -267,9 +223,7 @@ fn context_vectors(model: &Dlrm, context: &Context) -> Vec<Option<Vec<f32>>> {
             let mut e = vec![0.0; cfg.dim];
             let scale = pooling_scale(spec.kind, vals.len());
             for &v in vals {
-                model
-                    .lookup()
-                    .accumulate(&model.embedding, f, v, scale, &mut e);
+                model.lookup().accumulate(&model.embedding, f, v, scale, &mut e);
             }
             e
         }));
@@ -304,12 +258,7 @@ pub fn logits(model: &Dlrm, context: &Context, candidates: &Candidates) -> Resul
 }
 
 /// Per-candidate work for rows `range`: gather, candidate dots, folded first layer, rest of the top.
-fn chunk_logits(
-    model: &Dlrm,
-    plan: &ContextPlan,
-    candidates: &Candidates,
-    range: std::ops::Range<usize>,
-) -> Vec<f32> {
+fn chunk_logits(model: &Dlrm, plan: &ContextPlan, candidates: &Candidates, range: std::ops::Range<usize>) -> Vec<f32> {
     let cfg = &model.config;
     let d = cfg.dim;
     let nq = plan.candidate_fields.len();
@@ -318,22 +267,11 @@ fn chunk_logits(
     let mut e = vec![0.0f32; nq * d];
     for (r, mut xr) in range.clone().zip(x.rows_mut()) {
         e.fill(0.0);
-        for (q, (&f, vals)) in plan
-            .candidate_fields
-            .iter()
-            .zip(&candidates.fields)
-            .enumerate()
-        {
+        for (q, (&f, vals)) in plan.candidate_fields.iter().zip(&candidates.fields).enumerate() {
             let row = vals.row(r);
             let scale = pooling_scale(cfg.fields[f].kind, row.len());
             for &v in row {
-                model.lookup().accumulate(
-                    &model.embedding,
-                    f,
-                    v,
-                    scale,
-                    &mut e[q * d..(q + 1) * d],
-                );
+                model.lookup().accumulate(&model.embedding, f, v, scale, &mut e[q * d..(q + 1) * d]);
             }
         }
         let xr = xr.as_slice_mut().expect("standard layout");
@@ -370,13 +308,7 @@ pub fn top_k(logits: &[f32], k: usize) -> Vec<Ranked> {
         idx.truncate(k);
     }
     idx.sort_unstable_by(order);
-    idx.into_iter()
-        .map(|i| Ranked {
-            index: i,
-            logit: logits[i],
-            score: sigmoid(logits[i]),
-        })
-        .collect()
+    idx.into_iter().map(|i| Ranked { index: i, logit: logits[i], score: sigmoid(logits[i]) }).collect()
 }
 
 /// Merges `(logit, index)` candidates (e.g. per-workgroup winners from the GPU) into the top `k`.
@@ -384,23 +316,12 @@ pub fn top_k_of(pairs: &[(f32, u32)], k: usize) -> Vec<Ranked> {
     let mut v: Vec<(f32, u32)> = pairs.to_vec();
     v.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
     v.truncate(k);
-    v.into_iter()
-        .map(|(l, i)| Ranked {
-            index: i as usize,
-            logit: l,
-            score: sigmoid(l),
-        })
-        .collect()
+    v.into_iter().map(|(l, i)| Ranked { index: i as usize, logit: l, score: sigmoid(l) }).collect()
 }
 
 /// Ranks a request on the CPU: the `k` best candidates, best first. `k = 0` or no candidates give
 /// an empty result; a malformed request gives [`Error::Request`].
-pub fn rank(
-    model: &Dlrm,
-    context: &Context,
-    candidates: &Candidates,
-    k: usize,
-) -> Result<Vec<Ranked>, Error> {
+pub fn rank(model: &Dlrm, context: &Context, candidates: &Candidates, k: usize) -> Result<Vec<Ranked>, Error> {
     if k == 0 {
         validate(&model.config, context, candidates)?;
         return Ok(Vec::new());

@@ -88,13 +88,7 @@ impl RobeHash {
             return None;
         }
         let range = variant.range(m, z);
-        Some(RobeHash {
-            m,
-            z,
-            variant,
-            range,
-            range_inv: (u64::MAX / range).wrapping_add(1),
-        })
+        Some(RobeHash { m, z, variant, range, range_inv: (u64::MAX / range).wrapping_add(1) })
     }
 
     pub fn m(&self) -> u64 {
@@ -190,11 +184,7 @@ pub mod limbs {
         let (mul, block_mul, add, shift) = variant.constants();
         let xm = key_mod_p(lo, hi);
         let block = (c % P) as u64 + shift; // c + 1 may reach P only if c = P − 1
-        let block = if block >= super::P {
-            block - super::P
-        } else {
-            block
-        } as u32;
+        let block = if block >= super::P { block - super::P } else { block } as u32;
         let h = add_mod(
             add_mod(mul_mod(xm, mul as u32), mul_mod(block, block_mul as u32)),
             add as u32,
@@ -261,10 +251,7 @@ mod tests {
     #[test]
     fn limb_constants() {
         assert_eq!(limbs::TWO32_MOD_P as u64, (1u64 << 32) % P);
-        assert_eq!(
-            limbs::mul_mod(P as u32 - 1, P as u32 - 1) as u64,
-            ((P - 1) * (P - 1)) % P
-        );
+        assert_eq!(limbs::mul_mod(P as u32 - 1, P as u32 - 1) as u64, ((P - 1) * (P - 1)) % P);
     }
 
     #[test]

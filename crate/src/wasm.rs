@@ -20,8 +20,8 @@ use js_sys::{Array, Float32Array, Object, Promise, Reflect, Uint32Array};
 use serde::Serialize;
 use std::cell::RefCell;
 use std::rc::Rc;
-use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS_TYPES: &str = r#"
@@ -94,19 +94,13 @@ struct Info<'a> {
 
 fn parse_backend(backend: Option<String>) -> Result<BackendChoice, JsValue> {
     let name = backend.unwrap_or_else(|| "auto".into());
-    name.parse::<BackendChoice>().map_err(|_| {
-        js_error(format!(
-            "backend {name:?} is not one of \"auto\", \"webgpu\", \"cpu\""
-        ))
-    })
+    name.parse::<BackendChoice>().map_err(|_| js_error(format!("backend {name:?} is not one of \"auto\", \"webgpu\", \"cpu\"")))
 }
 
 /// Reads the columns of `fields` (an object of Uint32Array or {offsets, values}).
 fn columns(fields: &JsValue, what: &str) -> Result<Vec<(String, Column)>, JsValue> {
     if !fields.is_object() {
-        return Err(js_error(format!(
-            "{what}.fields must be an object of columns"
-        )));
+        return Err(js_error(format!("{what}.fields must be an object of columns")));
     }
     let mut out = Vec::new();
     for key in Object::keys(fields.unchecked_ref::<Object>()).iter() {
@@ -117,10 +111,7 @@ fn columns(fields: &JsValue, what: &str) -> Result<Vec<(String, Column)>, JsValu
         } else {
             let (o, v) = (get(&col, "offsets")?, get(&col, "values")?);
             match (o.dyn_ref::<Uint32Array>(), v.dyn_ref::<Uint32Array>()) {
-                (Some(o), Some(v)) => Column::Bag {
-                    offsets: o.to_vec(),
-                    values: v.to_vec(),
-                },
+                (Some(o), Some(v)) => Column::Bag { offsets: o.to_vec(), values: v.to_vec() },
                 _ => {
                     return Err(js_error(format!(
                         "column {name:?} of {what} must be a Uint32Array or {{offsets: Uint32Array, values: Uint32Array}}"
@@ -144,31 +135,22 @@ fn column_rows(v: &JsValue, what: &str) -> Result<Option<usize>, JsValue> {
         if n.fract() == 0.0 && (0.0..=u32::MAX as f64).contains(&n) {
             return Ok(Some(n as usize));
         }
-        return Err(js_error(format!(
-            "{what}.rows must be a whole number, got {n}"
-        )));
+        return Err(js_error(format!("{what}.rows must be a whole number, got {n}")));
     }
-    Err(js_error(format!(
-        "{what} must be an array of objects or columns {{rows, fields}}"
-    )))
+    Err(js_error(format!("{what} must be an array of objects or columns {{rows, fields}}")))
 }
 
 fn objects(v: JsValue, what: &str) -> Result<Vec<serde_json::Value>, JsValue> {
-    serde_wasm_bindgen::from_value(v)
-        .map_err(|e| js_error(format!("{what} must be an array of objects: {e}")))
+    serde_wasm_bindgen::from_value(v).map_err(|e| js_error(format!("{what} must be an array of objects: {e}")))
 }
 
 fn to_js<T: Serialize>(v: &T) -> Result<JsValue, JsValue> {
-    v.serialize(&serde_wasm_bindgen::Serializer::json_compatible())
-        .map_err(js_error)
+    v.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(js_error)
 }
 
 impl Engine {
     /// Runs `call` after every earlier call has settled.
-    fn queue(
-        &self,
-        call: impl std::future::Future<Output = Result<JsValue, JsValue>> + 'static,
-    ) -> Promise {
+    fn queue(&self, call: impl std::future::Future<Output = Result<JsValue, JsValue>> + 'static) -> Promise {
         let before = self.tail.borrow().clone();
         let promise = wasm_bindgen_futures::future_to_promise(async move {
             let _ = wasm_bindgen_futures::JsFuture::from(before).await; // its outcome is its caller's
@@ -205,12 +187,7 @@ impl Engine {
         .map_err(js_error)?;
         let config = scorer.model().config.clone();
         let tail = RefCell::new(Promise::resolve(&JsValue::UNDEFINED));
-        Ok(Engine {
-            scorer: Rc::new(RefCell::new(Some(scorer))),
-            tail,
-            config,
-            info,
-        })
+        Ok(Engine { scorer: Rc::new(RefCell::new(Some(scorer))), tail, config, info })
     }
 
     /// The model's config, dtype, provenance and sizes, and the backend with the reason it was chosen.
@@ -221,10 +198,7 @@ impl Engine {
 
     /// Click probabilities of full rows, given as objects or as columns.
     #[wasm_bindgen(unchecked_return_type = "Promise<Float32Array>")]
-    pub fn score(
-        &self,
-        #[wasm_bindgen(unchecked_param_type = "Row[] | Columns")] rows: JsValue,
-    ) -> Promise {
+    pub fn score(&self, #[wasm_bindgen(unchecked_param_type = "Row[] | Columns")] rows: JsValue) -> Promise {
         let (scorer, config) = (self.scorer.clone(), &self.config);
         let batch = (|| {
             let cfg = &config;
@@ -234,18 +208,9 @@ impl Engine {
                     let dense = match dense.dyn_ref::<Float32Array>() {
                         Some(d) => d.to_vec(),
                         None if dense.is_undefined() && cfg.dense.is_empty() => Vec::new(),
-                        None => {
-                            return Err(js_error(
-                                "rows.dense must be a Float32Array of rows × n_dense values",
-                            ));
-                        }
+                        None => return Err(js_error("rows.dense must be a Float32Array of rows × n_dense values")),
                     };
-                    input::batch_from_columns(
-                        cfg,
-                        n,
-                        dense,
-                        columns(&get(&rows, "fields")?, "rows")?,
-                    )
+                    input::batch_from_columns(cfg, n, dense, columns(&get(&rows, "fields")?, "rows")?)
                 }
                 None => input::batch_from_objects(cfg, &objects(rows, "rows")?),
             }
@@ -279,23 +244,12 @@ impl Engine {
         let (scorer, config) = (self.scorer.clone(), &self.config);
         let request = (|| {
             let cfg = &config;
-            let ctx_value: serde_json::Value =
-                serde_wasm_bindgen::from_value(context).map_err(|e| {
-                    js_error(format!(
-                        "the context must be an object keyed by field name: {e}"
-                    ))
-                })?;
+            let ctx_value: serde_json::Value = serde_wasm_bindgen::from_value(context)
+                .map_err(|e| js_error(format!("the context must be an object keyed by field name: {e}")))?;
             let ctx: Context = input::context_from_object(cfg, &ctx_value).map_err(js_error)?;
             let cands = match column_rows(&candidates, "candidates")? {
-                Some(n) => input::candidates_from_columns(
-                    cfg,
-                    &ctx,
-                    n,
-                    columns(&get(&candidates, "fields")?, "candidates")?,
-                ),
-                None => {
-                    input::candidates_from_objects(cfg, &ctx, &objects(candidates, "candidates")?)
-                }
+                Some(n) => input::candidates_from_columns(cfg, &ctx, n, columns(&get(&candidates, "fields")?, "candidates")?),
+                None => input::candidates_from_objects(cfg, &ctx, &objects(candidates, "candidates")?),
             }
             .map_err(js_error)?;
             crate::rank::validate(cfg, &ctx, &cands).map_err(js_error)?;

@@ -3,8 +3,7 @@
 
 use pocketrec::cpu::{Gradients, Workspace, bce_with_logits};
 use pocketrec::{
-    Batch, DenseTransform, Dlrm, EmbeddingConfig, Field, FieldKind, FieldValues, HashVariant,
-    KeyMode, ModelConfig,
+    Batch, DenseTransform, Dlrm, EmbeddingConfig, Field, FieldKind, FieldValues, HashVariant, KeyMode, ModelConfig,
 };
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
@@ -15,17 +14,9 @@ fn random_model(rng: &mut StdRng, full: bool) -> Dlrm {
     let nd = rng.random_range(1..4);
     let nf = rng.random_range(1..5);
     let dim = rng.random_range(1..6);
-    let kinds = [
-        FieldKind::Categorical,
-        FieldKind::BagSum,
-        FieldKind::BagMean,
-    ];
-    let fields: Vec<Field> = (0..nf)
-        .map(|i| Field {
-            name: format!("f{i}"),
-            kind: kinds[rng.random_range(0..3)],
-        })
-        .collect();
+    let kinds = [FieldKind::Categorical, FieldKind::BagSum, FieldKind::BagMean];
+    let fields: Vec<Field> =
+        (0..nf).map(|i| Field { name: format!("f{i}"), kind: kinds[rng.random_range(0..3)] }).collect();
     let mut bottom = vec![nd];
     bottom.extend((0..rng.random_range(0..3)).map(|_| rng.random_range(2..7)));
     bottom.push(dim);
@@ -34,32 +25,20 @@ fn random_model(rng: &mut StdRng, full: bool) -> Dlrm {
     top.extend((0..rng.random_range(0..3)).map(|_| rng.random_range(2..7)));
     top.push(1);
     let embedding = if full {
-        EmbeddingConfig::Full {
-            rows: (0..nf).map(|_| rng.random_range(1..8)).collect(),
-        }
+        EmbeddingConfig::Full { rows: (0..nf).map(|_| rng.random_range(1..8)).collect() }
     } else {
         let z = rng.random_range(1..=dim as u32 + 1);
         let variant = HashVariant::ALL[rng.random_range(0..2)];
-        EmbeddingConfig::Robe {
-            m: rng.random_range(z as u64 + 1..60),
-            z,
-            hash: variant,
-        }
+        EmbeddingConfig::Robe { m: rng.random_range(z as u64 + 1..60), z, hash: variant }
     };
     let key_mode = if rng.random_bool(0.5) {
         KeyMode::Raw
     } else {
-        KeyMode::Dictionary {
-            table_sizes: (0..nf).map(|_| rng.random_range(1..100)).collect(),
-        }
+        KeyMode::Dictionary { table_sizes: (0..nf).map(|_| rng.random_range(1..100)).collect() }
     };
     let cfg = ModelConfig {
         dense: (0..nd).map(|i| format!("d{i}")).collect(),
-        dense_transform: if rng.random_bool(0.5) {
-            DenseTransform::Log1p
-        } else {
-            DenseTransform::Identity
-        },
+        dense_transform: if rng.random_bool(0.5) { DenseTransform::Log1p } else { DenseTransform::Identity },
         fields,
         dim,
         bottom,
@@ -69,36 +48,23 @@ fn random_model(rng: &mut StdRng, full: bool) -> Dlrm {
     };
     let mut model = Dlrm::init(cfg, rng.random()).unwrap();
     // Larger embeddings than the paper's init so the interaction terms matter in the check.
-    model
-        .embedding
-        .iter_mut()
-        .for_each(|w| *w = rng.random_range(-0.5..0.5));
+    model.embedding.iter_mut().for_each(|w| *w = rng.random_range(-0.5..0.5));
     model
 }
 
 fn random_batch(rng: &mut StdRng, cfg: &ModelConfig, rows: usize) -> Batch {
     let mut batch = Batch::with_schema(cfg.fields.len());
     for _ in 0..rows {
-        let dense: Vec<f32> = (0..cfg.dense.len())
-            .map(|_| rng.random_range(-1.0..4.0))
-            .collect();
+        let dense: Vec<f32> = (0..cfg.dense.len()).map(|_| rng.random_range(-1.0..4.0)).collect();
         let sparse: Vec<Vec<u32>> = cfg
             .fields
             .iter()
             .map(|f| {
-                let n = if f.kind == FieldKind::Categorical {
-                    1
-                } else {
-                    rng.random_range(0..4)
-                };
+                let n = if f.kind == FieldKind::Categorical { 1 } else { rng.random_range(0..4) };
                 (0..n).map(|_| rng.random_range(0..50)).collect()
             })
             .collect();
-        batch.push_row(
-            &dense,
-            sparse.iter().map(|v| v.as_slice()),
-            Some(rng.random_range(0..2) as f32),
-        );
+        batch.push_row(&dense, sparse.iter().map(|v| v.as_slice()), Some(rng.random_range(0..2) as f32));
     }
     batch
 }
@@ -120,20 +86,14 @@ fn check_gradients(seed: u64, full: bool) {
     let Reference { emb, mlp } = Reference::of(&model);
     let (loss64, logits64) = reference_loss(&model, &emb, &mlp, &batch);
     for (a, b) in logits.iter().zip(&logits64) {
-        assert!(
-            (*a as f64 - b).abs() <= 1e-5 * (1.0 + b.abs()),
-            "forward: {a} vs {b} (seed {seed})"
-        );
+        assert!((*a as f64 - b).abs() <= 1e-5 * (1.0 + b.abs()), "forward: {a} vs {b} (seed {seed})");
     }
     assert!((loss32 - loss64).abs() <= 1e-5 * (1.0 + loss64.abs()));
 
     let eps = 1e-6;
     let close = |analytic: f32, numeric: f64, what: &str| {
         let tol = 2e-5 + 2e-3 * numeric.abs().max(analytic.abs() as f64);
-        assert!(
-            (analytic as f64 - numeric).abs() <= tol,
-            "{what}: analytic {analytic} vs numeric {numeric} (seed {seed})"
-        );
+        assert!((analytic as f64 - numeric).abs() <= tol, "{what}: analytic {analytic} vs numeric {numeric} (seed {seed})");
     };
     // W, every slot (untouched slots must have zero gradient).
     for s in 0..emb.len() {
@@ -142,47 +102,23 @@ fn check_gradients(seed: u64, full: bool) {
         let up = reference_loss(&model, &e, &mlp, &batch).0;
         e[s] -= 2.0 * eps;
         let down = reference_loss(&model, &e, &mlp, &batch).0;
-        close(
-            grads.embedding.values()[s],
-            (up - down) / (2.0 * eps),
-            &format!("W[{s}]"),
-        );
+        close(grads.embedding.values()[s], (up - down) / (2.0 * eps), &format!("W[{s}]"));
     }
     // Every MLP weight and bias.
     let layer_grads: Vec<&pocketrec::Linear> = grads.bottom.iter().chain(&grads.top).collect();
     for (k, g) in layer_grads.iter().enumerate() {
         for which in 0..2 {
-            let n = if which == 0 {
-                mlp[k].0.len()
-            } else {
-                mlp[k].1.len()
-            };
-            let analytic: Vec<f32> = if which == 0 {
-                g.weight.iter().copied().collect()
-            } else {
-                g.bias.to_vec()
-            };
+            let n = if which == 0 { mlp[k].0.len() } else { mlp[k].1.len() };
+            let analytic: Vec<f32> = if which == 0 { g.weight.iter().copied().collect() } else { g.bias.to_vec() };
             for i in 0..n {
                 let mut m = mlp.clone();
-                let p = if which == 0 {
-                    &mut m[k].0[i]
-                } else {
-                    &mut m[k].1[i]
-                };
+                let p = if which == 0 { &mut m[k].0[i] } else { &mut m[k].1[i] };
                 *p += eps;
                 let up = reference_loss(&model, &emb, &m, &batch).0;
-                let p = if which == 0 {
-                    &mut m[k].0[i]
-                } else {
-                    &mut m[k].1[i]
-                };
+                let p = if which == 0 { &mut m[k].0[i] } else { &mut m[k].1[i] };
                 *p -= 2.0 * eps;
                 let down = reference_loss(&model, &emb, &m, &batch).0;
-                close(
-                    analytic[i],
-                    (up - down) / (2.0 * eps),
-                    &format!("layer {k} {} [{i}]", ["weight", "bias"][which]),
-                );
+                close(analytic[i], (up - down) / (2.0 * eps), &format!("layer {k} {} [{i}]", ["weight", "bias"][which]));
             }
         }
     }
@@ -219,18 +155,9 @@ fn sparse_gradient_touches_only_read_slots_and_drains_each_once() {
             read.extend((0..model.config.dim).map(|i| model.lookup().index(f, v, i)));
         }
     }
-    let expected: Vec<(usize, f32)> = grads
-        .embedding
-        .values()
-        .iter()
-        .copied()
-        .enumerate()
-        .filter(|&(_, g)| g != 0.0)
-        .collect();
-    assert!(
-        expected.iter().all(|(s, _)| read.contains(s)),
-        "a slot that was not read has a gradient"
-    );
+    let expected: Vec<(usize, f32)> =
+        grads.embedding.values().iter().copied().enumerate().filter(|&(_, g)| g != 0.0).collect();
+    assert!(expected.iter().all(|(s, _)| read.contains(s)), "a slot that was not read has a gradient");
     let mut drained = Vec::new();
     grads.embedding.drain(|s, g| drained.push((s, g)));
     drained.sort_by_key(|&(s, _)| s);
@@ -243,30 +170,15 @@ fn empty_bag_gives_zero_embedding_not_nan() {
     let cfg = ModelConfig {
         dense: vec!["x".into()],
         dense_transform: DenseTransform::Identity,
-        fields: vec![Field {
-            name: "bag".into(),
-            kind: FieldKind::BagMean,
-        }],
+        fields: vec![Field { name: "bag".into(), kind: FieldKind::BagMean }],
         dim: 2,
         bottom: vec![1, 2],
         top: vec![3, 1],
-        embedding: EmbeddingConfig::Robe {
-            m: 16,
-            z: 2,
-            hash: HashVariant::UmaV1,
-        },
+        embedding: EmbeddingConfig::Robe { m: 16, z: 2, hash: HashVariant::UmaV1 },
         key_mode: KeyMode::Raw,
     };
     let model = Dlrm::init(cfg, 1).unwrap();
-    let batch = Batch {
-        rows: 1,
-        dense: vec![1.0],
-        fields: vec![FieldValues {
-            offsets: vec![0, 0],
-            values: vec![],
-        }],
-        labels: vec![],
-    };
+    let batch = Batch { rows: 1, dense: vec![1.0], fields: vec![FieldValues { offsets: vec![0, 0], values: vec![] }], labels: vec![] };
     batch.validate(&model.config).unwrap();
     let mut ws = Workspace::default();
     assert!(model.forward(&batch, &mut ws)[0].is_finite());

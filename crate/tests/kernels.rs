@@ -80,10 +80,7 @@ fn matmul_matches_scalar_reference_on_small_batches() {
 fn assert_near(got: &[f32], want: &[f64], tol: f64, what: &str) {
     assert_eq!(got.len(), want.len(), "{what}: lengths");
     for (r, (&x, &y)) in got.iter().zip(want).enumerate() {
-        assert!(
-            x.is_finite() && (x as f64 - y).abs() <= tol * (y.abs() + 1.0),
-            "{what}: row {r}: {x} vs {y}"
-        );
+        assert!(x.is_finite() && (x as f64 - y).abs() <= tol * (y.abs() + 1.0), "{what}: row {r}: {x} vs {y}");
     }
 }
 
@@ -96,12 +93,7 @@ fn small_batch_scoring_matches_f64_reference() {
         let (ctx, cands) = random_request(&mut rng, &model.config, rows);
         let batch = rank::full_rows(&model.config, &ctx, &cands);
         let want = Reference::of(&model).logits(&model, &batch);
-        assert_near(
-            &forward(&model, &batch),
-            &want,
-            1e-5,
-            &format!("forward, case {case}"),
-        );
+        assert_near(&forward(&model, &batch), &want, 1e-5, &format!("forward, case {case}"));
         let once = rank::logits(&model, &ctx, &cands).unwrap();
         assert_near(&once, &want, 1e-5, &format!("context-once, case {case}"));
     }

@@ -3,23 +3,12 @@
 
 use pocketrec::config::criteo_schema;
 use pocketrec::cpu::{Gradients, Workspace, bce_with_logits};
-use pocketrec::{
-    Batch, Dlrm, HashVariant, ModelConfig, Optimizer, OptimizerKind, Preset, StoredDtype,
-};
+use pocketrec::{Batch, Dlrm, HashVariant, ModelConfig, Optimizer, OptimizerKind, Preset, StoredDtype};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
 fn setup(seed: u64) -> (Dlrm, Batch) {
     let (dense, fields) = criteo_schema();
-    let cfg = ModelConfig::preset(
-        Preset::Small,
-        dense,
-        fields,
-        2_000_000,
-        4,
-        HashVariant::UmaV1,
-        StoredDtype::F32,
-    )
-    .unwrap();
+    let cfg = ModelConfig::preset(Preset::Small, dense, fields, 2_000_000, 4, HashVariant::UmaV1, StoredDtype::F32).unwrap();
     let model = Dlrm::init(cfg, seed).unwrap();
     let mut rng = StdRng::seed_from_u64(seed);
     let mut batch = Batch::with_schema(26);
@@ -56,25 +45,12 @@ fn sparse_sgd_equals_dense_sgd_bit_for_bit() {
         for (w, g) in dense.embedding.iter_mut().zip(grads.embedding.values()) {
             *w -= lr * g;
         }
-        for (p, g) in dense
-            .bottom
-            .iter_mut()
-            .chain(dense.top.iter_mut())
-            .zip(grads.bottom.iter().chain(&grads.top))
-        {
+        for (p, g) in dense.bottom.iter_mut().chain(dense.top.iter_mut()).zip(grads.bottom.iter().chain(&grads.top)) {
             p.weight.zip_mut_with(&g.weight, |p, g| *p -= lr * g);
             p.bias.zip_mut_with(&g.bias, |p, g| *p -= lr * g);
         }
-        let nonzero = grads
-            .embedding
-            .values()
-            .iter()
-            .filter(|&&g| g != 0.0)
-            .count();
-        assert!(
-            nonzero > 0 && nonzero < dense.embedding.len() / 10,
-            "the update must be sparse"
-        );
+        let nonzero = grads.embedding.values().iter().filter(|&&g| g != 0.0).count();
+        assert!(nonzero > 0 && nonzero < dense.embedding.len() / 10, "the update must be sparse");
     }
     let bits = |m: &Dlrm| m.embedding.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
     assert_eq!(bits(&sparse), bits(&dense));
@@ -85,11 +61,7 @@ fn sparse_sgd_equals_dense_sgd_bit_for_bit() {
 
 #[test]
 fn every_optimizer_lowers_the_loss() {
-    for (kind, lr) in [
-        (OptimizerKind::Sgd, 1.0),
-        (OptimizerKind::Adagrad, 0.05),
-        (OptimizerKind::Adam, 0.005),
-    ] {
+    for (kind, lr) in [(OptimizerKind::Sgd, 1.0), (OptimizerKind::Adagrad, 0.05), (OptimizerKind::Adam, 0.005)] {
         let (mut model, batch) = setup(2);
         let mut opt = Optimizer::new(kind, lr, &model);
         let (mut ws, mut grads) = (Workspace::default(), Gradients::zeros(&model));

@@ -4,9 +4,7 @@ mod common;
 
 use common::{assert_close, forward, random_model, random_request};
 use pocketrec::rank::{self, Candidates, Context};
-use pocketrec::{
-    BackendChoice, Batch, Dlrm, FieldKind, FieldValues, HashVariant, ModelConfig, Scorer,
-};
+use pocketrec::{BackendChoice, Batch, Dlrm, FieldKind, FieldValues, HashVariant, ModelConfig, Scorer};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
 #[test]
@@ -32,30 +30,17 @@ fn context_once_on_the_benchmark_split() {
     // The split on a kaggle-shaped model: dense + first 20 fields in the context.
     let (dense, fields) = pocketrec::config::criteo_schema();
     let cfg = ModelConfig::preset(
-        pocketrec::Preset::Kaggle,
-        dense,
-        fields,
-        4_000_000,
-        4,
-        HashVariant::UmaV1,
-        pocketrec::StoredDtype::F32,
+        pocketrec::Preset::Kaggle, dense, fields, 4_000_000, 4, HashVariant::UmaV1, pocketrec::StoredDtype::F32,
     )
     .unwrap();
     let model = Dlrm::init(cfg, 3).unwrap();
     let mut rng = StdRng::seed_from_u64(11);
     let ctx = Context {
         dense: (0..13).map(|_| rng.random_range(0.0..100.0)).collect(),
-        fields: (0..26)
-            .map(|f| (f < 20).then(|| vec![rng.random()]))
-            .collect(),
+        fields: (0..26).map(|f| (f < 20).then(|| vec![rng.random()])).collect(),
     };
     let rows = 5000; // more than one chunk
-    let cands = Candidates {
-        rows,
-        fields: (0..6)
-            .map(|_| FieldValues::single((0..rows).map(|_| rng.random()).collect()))
-            .collect(),
-    };
+    let cands = Candidates { rows, fields: (0..6).map(|_| FieldValues::single((0..rows).map(|_| rng.random()).collect())).collect() };
     let once = rank::logits(&model, &ctx, &cands).unwrap();
     let full = forward(&model, &rank::full_rows(&model.config, &ctx, &cands));
     assert_close(&once, &full, 1e-5, "kaggle split");
@@ -69,22 +54,13 @@ fn context_once_on_the_benchmark_split() {
 fn top_k_orders_by_logit_then_index() {
     let logits = [0.5, 2.0, 0.5, -1.0, 2.0, 0.5];
     let top = rank::top_k(&logits, 4);
-    assert_eq!(
-        top.iter().map(|r| r.index).collect::<Vec<_>>(),
-        [1, 4, 0, 2]
-    );
+    assert_eq!(top.iter().map(|r| r.index).collect::<Vec<_>>(), [1, 4, 0, 2]);
     assert!((top[0].score - 1.0 / (1.0 + (-2.0f32).exp())).abs() < 1e-7);
     assert_eq!(rank::top_k(&logits, 100).len(), 6);
     assert!(rank::top_k(&logits, 0).is_empty());
     assert!(rank::top_k(&[], 3).is_empty());
     let pairs = [(0.5, 5), (2.0, 4), (2.0, 1), (0.5, 0)];
-    assert_eq!(
-        rank::top_k_of(&pairs, 3)
-            .iter()
-            .map(|r| r.index)
-            .collect::<Vec<_>>(),
-        [1, 4, 0]
-    );
+    assert_eq!(rank::top_k_of(&pairs, 3).iter().map(|r| r.index).collect::<Vec<_>>(), [1, 4, 0]);
 }
 
 #[test]
@@ -92,13 +68,7 @@ fn bad_requests_are_clear_errors_and_empty_ones_are_empty() {
     let mut rng = StdRng::seed_from_u64(5);
     let mut model = random_model(&mut rng);
     model.config.fields[0].kind = FieldKind::Categorical;
-    let model = Dlrm::from_parts(
-        model.config.clone(),
-        model.embedding,
-        model.bottom,
-        model.top,
-    )
-    .unwrap();
+    let model = Dlrm::from_parts(model.config.clone(), model.embedding, model.bottom, model.top).unwrap();
     let cfg = model.config.clone();
     let mut scorer = pollster::block_on(Scorer::new(model, BackendChoice::Cpu)).unwrap();
     assert_eq!(scorer.backend_name(), "cpu");
@@ -110,25 +80,9 @@ fn bad_requests_are_clear_errors_and_empty_ones_are_empty() {
     }
     let rank = |s: &mut Scorer, c: &Context, q: &Candidates, k| pollster::block_on(s.rank(c, q, k));
     assert_eq!(rank(&mut scorer, &ctx, &cands, 3).unwrap().len(), 3);
-    assert!(
-        rank(&mut scorer, &ctx, &cands, 0).unwrap().is_empty(),
-        "k = 0"
-    );
-    let none = Candidates {
-        rows: 0,
-        fields: cands
-            .fields
-            .iter()
-            .map(|_| FieldValues {
-                offsets: vec![0],
-                values: vec![],
-            })
-            .collect(),
-    };
-    assert!(
-        rank(&mut scorer, &ctx, &none, 5).unwrap().is_empty(),
-        "no candidates"
-    );
+    assert!(rank(&mut scorer, &ctx, &cands, 0).unwrap().is_empty(), "k = 0");
+    let none = Candidates { rows: 0, fields: cands.fields.iter().map(|_| FieldValues { offsets: vec![0], values: vec![] }).collect() };
+    assert!(rank(&mut scorer, &ctx, &none, 5).unwrap().is_empty(), "no candidates");
 
     let err = |c: &Context, q: &Candidates| rank::validate(&cfg, c, q).unwrap_err().to_string();
     let mut bad = ctx.clone();
@@ -160,9 +114,5 @@ fn bad_requests_are_clear_errors_and_empty_ones_are_empty() {
     bad.fields.pop();
     assert!(rank(&mut scorer, &bad, &cands, 0).is_err());
     // An empty batch scores to nothing.
-    assert!(
-        pollster::block_on(scorer.logits(&Batch::with_schema(cfg.fields.len())))
-            .unwrap()
-            .is_empty()
-    );
+    assert!(pollster::block_on(scorer.logits(&Batch::with_schema(cfg.fields.len()))).unwrap().is_empty());
 }

@@ -24,38 +24,29 @@ fn parse_all(parser: &RowParser, text: &[u8], row: &mut Row) -> u64 {
 
 fn bench_parse(c: &mut Criterion) {
     let (synthetic, _) = Synth::new(1).tsv(0, 50_000);
-    let kaggle = pocketrec_trainer::shared_data("criteo/kaggle-train-10k.tsv")
-        .and_then(|p| std::fs::read(p).ok());
+    let kaggle = pocketrec_trainer::shared_data("criteo/kaggle-train-10k.tsv").and_then(|p| std::fs::read(p).ok());
     let parser = RowParser::criteo();
     let mut group = c.benchmark_group("parse");
     let mut inputs = vec![("synthetic_criteo", synthetic.clone())];
     match kaggle {
         Some(k) => inputs.push(("kaggle_10k", k)),
-        None => {
-            eprintln!("kaggle_10k: SKIPPED, ../shared/data/criteo/kaggle-train-10k.tsv is absent")
-        }
+        None => eprintln!("kaggle_10k: SKIPPED, ../shared/data/criteo/kaggle-train-10k.tsv is absent"),
     }
     for (name, text) in &inputs {
         group.throughput(Throughput::Bytes(text.len() as u64));
         let mut row = Row::default();
-        group.bench_function(*name, |b| {
-            b.iter(|| parse_all(&parser, black_box(text), &mut row))
-        });
+        group.bench_function(*name, |b| b.iter(|| parse_all(&parser, black_box(text), &mut row)));
     }
     group.finish();
 
-    let path =
-        std::env::temp_dir().join(format!("pocketrec-parse-bench-{}.tsv", std::process::id()));
+    let path = std::env::temp_dir().join(format!("pocketrec-parse-bench-{}.tsv", std::process::id()));
     std::fs::write(&path, &synthetic).unwrap();
     let mut group = c.benchmark_group("loader");
     group.throughput(Throughput::Bytes(synthetic.len() as u64));
     group.sample_size(20);
     group.bench_function("plain_file_batch_2048", |b| {
         b.iter(|| {
-            let opts = LoaderOptions {
-                batch_size: 2048,
-                ..LoaderOptions::default()
-            };
+            let opts = LoaderOptions { batch_size: 2048, ..LoaderOptions::default() };
             let mut loader = Loader::open(path.to_str().unwrap(), opts).unwrap();
             let mut rows = 0;
             while let Some(batch) = loader.next_batch().unwrap() {

@@ -38,12 +38,7 @@ pub const SCHEMA: [&str; 11] = [
 pub const HISTORY: usize = 10;
 
 /// Time-of-day buckets: name, first hour, and the hour the page uses for it.
-pub const TIMES: [(&str, u32, u32); 4] = [
-    ("morning", 6, 9),
-    ("afternoon", 12, 15),
-    ("evening", 18, 20),
-    ("night", 23, 1),
-];
+pub const TIMES: [(&str, u32, u32); 4] = [("morning", 6, 9), ("afternoon", 12, 15), ("evening", 18, 20), ("night", 23, 1)];
 
 /// The bucket of an hour of the day.
 pub fn time_of_day(hour: u32) -> usize {
@@ -111,14 +106,7 @@ pub struct DemoOptions {
 
 impl Default for DemoOptions {
     fn default() -> Self {
-        DemoOptions {
-            seed: 7,
-            items: 10_000,
-            users: 2_000,
-            events_per_user: 30,
-            negatives: 4,
-            eval_fraction: 0.2,
-        }
+        DemoOptions { seed: 7, items: 10_000, users: 2_000, events_per_user: 30, negatives: 4, eval_fraction: 0.2 }
     }
 }
 
@@ -161,342 +149,65 @@ pub const DEVICES: [&str; 3] = ["mobile", "desktop", "tablet"];
 
 /// Category id, display name, preferred time-of-day bucket, preferred device, nouns.
 const CATEGORIES: [(&str, &str, usize, usize, [&str; 20]); 12] = [
-    (
-        "books",
-        "Books",
-        3,
-        2,
-        [
-            "Novel",
-            "Cookbook",
-            "Atlas",
-            "Memoir",
-            "Anthology",
-            "Journal",
-            "Almanac",
-            "Poetry Book",
-            "Field Guide",
-            "Thriller",
-            "Biography",
-            "Graphic Novel",
-            "Sketchbook",
-            "Travelogue",
-            "Handbook",
-            "Encyclopedia",
-            "Storybook",
-            "Essay Collection",
-            "Planner",
-            "Notebook",
-        ],
-    ),
-    (
-        "music",
-        "Music",
-        2,
-        0,
-        [
-            "Vinyl Record",
-            "Headphones",
-            "Ukulele",
-            "Synthesizer",
-            "Guitar Strap",
-            "Drum Pad",
-            "Harmonica",
-            "Speaker",
-            "Turntable",
-            "Metronome",
-            "Microphone",
-            "Piano Keyboard",
-            "Amplifier",
-            "Mixtape",
-            "Songbook",
-            "Capo",
-            "Tambourine",
-            "Kalimba",
-            "Violin",
-            "Flute",
-        ],
-    ),
-    (
-        "games",
-        "Games",
-        3,
-        1,
-        [
-            "Board Game",
-            "Puzzle Box",
-            "Controller",
-            "Card Deck",
-            "Dice Set",
-            "Chess Set",
-            "Strategy Game",
-            "Party Game",
-            "Arcade Stick",
-            "Gaming Mouse",
-            "Gaming Headset",
-            "Jigsaw",
-            "Trivia Game",
-            "Escape Kit",
-            "Racing Wheel",
-            "Handheld Console",
-            "Miniatures",
-            "Role-Playing Set",
-            "Mahjong Set",
-            "Puzzle Cube",
-        ],
-    ),
-    (
-        "kitchen",
-        "Kitchen",
-        0,
-        2,
-        [
-            "Kettle",
-            "Skillet",
-            "Teapot",
-            "Knife Set",
-            "Mixing Bowl",
-            "Coffee Grinder",
-            "French Press",
-            "Cutting Board",
-            "Dutch Oven",
-            "Whisk",
-            "Spice Rack",
-            "Toaster",
-            "Blender",
-            "Ladle",
-            "Apron",
-            "Colander",
-            "Mug",
-            "Rolling Pin",
-            "Wok",
-            "Salad Spinner",
-        ],
-    ),
-    (
-        "outdoor",
-        "Outdoor",
-        0,
-        0,
-        [
-            "Backpack",
-            "Tent",
-            "Sleeping Bag",
-            "Lantern",
-            "Hammock",
-            "Compass",
-            "Canteen",
-            "Trekking Poles",
-            "Camp Stove",
-            "Rain Shell",
-            "Binoculars",
-            "Cooler",
-            "Headlamp",
-            "Daypack",
-            "Bivy Sack",
-            "Camp Chair",
-            "Multitool",
-            "Map Case",
-            "Trail Shoes",
-            "Fleece",
-        ],
-    ),
-    (
-        "fashion",
-        "Fashion",
-        1,
-        0,
-        [
-            "Scarf",
-            "Sneakers",
-            "Jacket",
-            "Hoodie",
-            "Beanie",
-            "Tote Bag",
-            "Sunglasses",
-            "Watch",
-            "Belt",
-            "Wallet",
-            "Dress",
-            "Cardigan",
-            "Boots",
-            "Cap",
-            "Gloves",
-            "Shirt",
-            "Skirt",
-            "Raincoat",
-            "Sandals",
-            "Bracelet",
-        ],
-    ),
-    (
-        "tech",
-        "Tech",
-        1,
-        1,
-        [
-            "Charger",
-            "Mechanical Keyboard",
-            "Smartwatch",
-            "Power Bank",
-            "Webcam",
-            "Tablet Stand",
-            "USB Hub",
-            "Earbuds",
-            "Monitor",
-            "Router",
-            "SSD",
-            "Stylus",
-            "Phone Case",
-            "E-Reader",
-            "Drone",
-            "Smart Plug",
-            "Cable Kit",
-            "Laptop Sleeve",
-            "Desk Lamp",
-            "Projector",
-        ],
-    ),
-    (
-        "home",
-        "Home",
-        2,
-        2,
-        [
-            "Lamp",
-            "Cushion",
-            "Rug",
-            "Vase",
-            "Candle",
-            "Blanket",
-            "Mirror",
-            "Wall Clock",
-            "Planter",
-            "Bookshelf",
-            "Throw",
-            "Curtains",
-            "Picture Frame",
-            "Diffuser",
-            "Side Table",
-            "Doormat",
-            "Basket",
-            "Coasters",
-            "Bedspread",
-            "Ottoman",
-        ],
-    ),
-    (
-        "garden",
-        "Garden",
-        0,
-        1,
-        [
-            "Watering Can",
-            "Trowel",
-            "Seed Kit",
-            "Pruners",
-            "Bird Feeder",
-            "Garden Hose",
-            "Wheelbarrow",
-            "Rake",
-            "Compost Bin",
-            "Garden Gloves",
-            "Sprinkler",
-            "Plant Pot",
-            "Greenhouse",
-            "Hedge Shears",
-            "Bird Bath",
-            "Wind Chime",
-            "Garden Bench",
-            "Trellis",
-            "Kneeler",
-            "Seed Tray",
-        ],
-    ),
-    (
-        "beauty",
-        "Beauty",
-        2,
-        0,
-        [
-            "Lip Balm",
-            "Face Cream",
-            "Perfume",
-            "Hair Brush",
-            "Soap Bar",
-            "Bath Salts",
-            "Face Mask",
-            "Shampoo",
-            "Nail Kit",
-            "Serum",
-            "Body Lotion",
-            "Hand Cream",
-            "Comb",
-            "Compact Mirror",
-            "Eye Palette",
-            "Sunscreen",
-            "Toner",
-            "Cleanser",
-            "Bath Bomb",
-            "Razor",
-        ],
-    ),
-    (
-        "sports",
-        "Sports",
-        0,
-        0,
-        [
-            "Yoga Mat",
-            "Dumbbells",
-            "Jump Rope",
-            "Tennis Racket",
-            "Football",
-            "Basketball",
-            "Sports Bottle",
-            "Cycling Helmet",
-            "Running Shoes",
-            "Resistance Band",
-            "Kettlebell",
-            "Swim Goggles",
-            "Foam Roller",
-            "Skateboard",
-            "Frisbee",
-            "Climbing Chalk",
-            "Boxing Gloves",
-            "Badminton Set",
-            "Golf Balls",
-            "Ski Goggles",
-        ],
-    ),
-    (
-        "toys",
-        "Toys",
-        1,
-        2,
-        [
-            "Teddy Bear",
-            "Kite",
-            "Building Blocks",
-            "Train Set",
-            "Doll House",
-            "Yo-Yo",
-            "Spinning Top",
-            "Marble Run",
-            "Puppet",
-            "Robot Kit",
-            "Play Tent",
-            "Rocking Horse",
-            "Slime Kit",
-            "Bubble Wand",
-            "Toy Car",
-            "Stacking Rings",
-            "Xylophone",
-            "Paint Set",
-            "Craft Kit",
-            "Water Pistol",
-        ],
-    ),
+    ("books", "Books", 3, 2, [
+        "Novel", "Cookbook", "Atlas", "Memoir", "Anthology", "Journal", "Almanac", "Poetry Book", "Field Guide",
+        "Thriller", "Biography", "Graphic Novel", "Sketchbook", "Travelogue", "Handbook", "Encyclopedia",
+        "Storybook", "Essay Collection", "Planner", "Notebook",
+    ]),
+    ("music", "Music", 2, 0, [
+        "Vinyl Record", "Headphones", "Ukulele", "Synthesizer", "Guitar Strap", "Drum Pad", "Harmonica", "Speaker",
+        "Turntable", "Metronome", "Microphone", "Piano Keyboard", "Amplifier", "Mixtape", "Songbook", "Capo",
+        "Tambourine", "Kalimba", "Violin", "Flute",
+    ]),
+    ("games", "Games", 3, 1, [
+        "Board Game", "Puzzle Box", "Controller", "Card Deck", "Dice Set", "Chess Set", "Strategy Game",
+        "Party Game", "Arcade Stick", "Gaming Mouse", "Gaming Headset", "Jigsaw", "Trivia Game", "Escape Kit",
+        "Racing Wheel", "Handheld Console", "Miniatures", "Role-Playing Set", "Mahjong Set", "Puzzle Cube",
+    ]),
+    ("kitchen", "Kitchen", 0, 2, [
+        "Kettle", "Skillet", "Teapot", "Knife Set", "Mixing Bowl", "Coffee Grinder", "French Press",
+        "Cutting Board", "Dutch Oven", "Whisk", "Spice Rack", "Toaster", "Blender", "Ladle", "Apron", "Colander",
+        "Mug", "Rolling Pin", "Wok", "Salad Spinner",
+    ]),
+    ("outdoor", "Outdoor", 0, 0, [
+        "Backpack", "Tent", "Sleeping Bag", "Lantern", "Hammock", "Compass", "Canteen", "Trekking Poles",
+        "Camp Stove", "Rain Shell", "Binoculars", "Cooler", "Headlamp", "Daypack", "Bivy Sack", "Camp Chair",
+        "Multitool", "Map Case", "Trail Shoes", "Fleece",
+    ]),
+    ("fashion", "Fashion", 1, 0, [
+        "Scarf", "Sneakers", "Jacket", "Hoodie", "Beanie", "Tote Bag", "Sunglasses", "Watch", "Belt", "Wallet",
+        "Dress", "Cardigan", "Boots", "Cap", "Gloves", "Shirt", "Skirt", "Raincoat", "Sandals", "Bracelet",
+    ]),
+    ("tech", "Tech", 1, 1, [
+        "Charger", "Mechanical Keyboard", "Smartwatch", "Power Bank", "Webcam", "Tablet Stand", "USB Hub",
+        "Earbuds", "Monitor", "Router", "SSD", "Stylus", "Phone Case", "E-Reader", "Drone", "Smart Plug",
+        "Cable Kit", "Laptop Sleeve", "Desk Lamp", "Projector",
+    ]),
+    ("home", "Home", 2, 2, [
+        "Lamp", "Cushion", "Rug", "Vase", "Candle", "Blanket", "Mirror", "Wall Clock", "Planter", "Bookshelf",
+        "Throw", "Curtains", "Picture Frame", "Diffuser", "Side Table", "Doormat", "Basket", "Coasters",
+        "Bedspread", "Ottoman",
+    ]),
+    ("garden", "Garden", 0, 1, [
+        "Watering Can", "Trowel", "Seed Kit", "Pruners", "Bird Feeder", "Garden Hose", "Wheelbarrow", "Rake",
+        "Compost Bin", "Garden Gloves", "Sprinkler", "Plant Pot", "Greenhouse", "Hedge Shears", "Bird Bath",
+        "Wind Chime", "Garden Bench", "Trellis", "Kneeler", "Seed Tray",
+    ]),
+    ("beauty", "Beauty", 2, 0, [
+        "Lip Balm", "Face Cream", "Perfume", "Hair Brush", "Soap Bar", "Bath Salts", "Face Mask", "Shampoo",
+        "Nail Kit", "Serum", "Body Lotion", "Hand Cream", "Comb", "Compact Mirror", "Eye Palette", "Sunscreen",
+        "Toner", "Cleanser", "Bath Bomb", "Razor",
+    ]),
+    ("sports", "Sports", 0, 0, [
+        "Yoga Mat", "Dumbbells", "Jump Rope", "Tennis Racket", "Football", "Basketball", "Sports Bottle",
+        "Cycling Helmet", "Running Shoes", "Resistance Band", "Kettlebell", "Swim Goggles", "Foam Roller",
+        "Skateboard", "Frisbee", "Climbing Chalk", "Boxing Gloves", "Badminton Set", "Golf Balls", "Ski Goggles",
+    ]),
+    ("toys", "Toys", 1, 2, [
+        "Teddy Bear", "Kite", "Building Blocks", "Train Set", "Doll House", "Yo-Yo", "Spinning Top", "Marble Run",
+        "Puppet", "Robot Kit", "Play Tent", "Rocking Horse", "Slime Kit", "Bubble Wand", "Toy Car",
+        "Stacking Rings", "Xylophone", "Paint Set", "Craft Kit", "Water Pistol",
+    ]),
 ];
 
 /// The hidden truth of a synthetic item, beside its catalog entry.
@@ -522,13 +233,7 @@ struct Taste {
 }
 
 /// Planted utility of an item for a user in a context; the choice model is a softmax over it.
-fn utility(
-    t: &Taste,
-    it: &ItemTruth,
-    time: usize,
-    device: usize,
-    last_category: Option<usize>,
-) -> f32 {
+fn utility(t: &Taste, it: &ItemTruth, time: usize, device: usize, last_category: Option<usize>) -> f32 {
     let mut u = it.quality;
     if let Some(&(_, w)) = t.categories.iter().find(|(c, _)| *c == it.category) {
         u += 2.5 * w;
@@ -539,11 +244,7 @@ fn utility(
     let (_, _, cat_time, cat_device, _) = CATEGORIES[it.category];
     u += if cat_time == time { 0.8 } else { 0.0 };
     u += if cat_device == device { 0.5 } else { 0.0 };
-    u += if last_category == Some(it.category) {
-        1.0
-    } else {
-        0.0
-    };
+    u += if last_category == Some(it.category) { 1.0 } else { 0.0 };
     u
 }
 
@@ -570,10 +271,7 @@ fn synthetic_catalog(n: usize, rng: &mut StdRng) -> anyhow::Result<(Catalog, Vec
             rng.random_range(0..STYLES.len()),
             rng.random_range(0..3),
         );
-        let name = format!(
-            "{} {} {}",
-            STYLES[style].1[sw], COLORS[color].1[cw], nouns[noun]
-        );
+        let name = format!("{} {} {}", STYLES[style].1[sw], COLORS[color].1[cw], nouns[noun]);
         if !seen.insert(name.clone()) {
             continue;
         }
@@ -589,13 +287,7 @@ fn synthetic_catalog(n: usize, rng: &mut StdRng) -> anyhow::Result<(Catalog, Vec
                 format!("price:{}", PRICES[price]),
             ],
         });
-        truth.push(ItemTruth {
-            category,
-            color,
-            style,
-            price,
-            quality,
-        });
+        truth.push(ItemTruth { category, color, style, price, quality });
     }
     let catalog = Catalog {
         source: "synthetic".into(),
@@ -603,37 +295,21 @@ fn synthetic_catalog(n: usize, rng: &mut StdRng) -> anyhow::Result<(Catalog, Vec
         history: HISTORY,
         times: times(),
         devices: DEVICES.iter().map(|s| s.to_string()).collect(),
-        categories: CATEGORIES
-            .iter()
-            .map(|c| Category {
-                id: c.0.into(),
-                name: c.1.into(),
-            })
-            .collect(),
+        categories: CATEGORIES.iter().map(|c| Category { id: c.0.into(), name: c.1.into() }).collect(),
         items,
     };
     Ok((catalog, truth))
 }
 
 fn times() -> Vec<TimeOfDay> {
-    TIMES
-        .iter()
-        .map(|&(id, _, hour)| TimeOfDay {
-            id: id.into(),
-            hour,
-        })
-        .collect()
+    TIMES.iter().map(|&(id, _, hour)| TimeOfDay { id: id.into(), hour }).collect()
 }
 
 fn random_taste(rng: &mut StdRng) -> Taste {
     let mut cats: Vec<usize> = (0..CATEGORIES.len()).collect();
     cats.shuffle(rng);
     let k = rng.random_range(2..=3);
-    let categories = cats[..k]
-        .iter()
-        .enumerate()
-        .map(|(i, &c)| (c, 1.0 - 0.2 * i as f32))
-        .collect();
+    let categories = cats[..k].iter().enumerate().map(|(i, &c)| (c, 1.0 - 0.2 * i as f32)).collect();
     let device = match rng.random_range(0..100) {
         0..55 => 0,
         55..85 => 1,
@@ -657,25 +333,11 @@ fn synthetic_events(opts: &DemoOptions, truth: &[ItemTruth], rng: &mut StdRng) -
         let taste = random_taste(rng);
         let (mut n, mut last_category) = (0, None);
         while n < opts.events_per_user {
-            let time = if rng.random_bool(0.6) {
-                taste.time
-            } else {
-                rng.random_range(0..TIMES.len())
-            };
+            let time = if rng.random_bool(0.6) { taste.time } else { rng.random_range(0..TIMES.len()) };
             let (_, start, _) = TIMES[time];
-            let span = if time == 3 {
-                7
-            } else if time == 2 {
-                5
-            } else {
-                6
-            };
+            let span = if time == 3 { 7 } else if time == 2 { 5 } else { 6 };
             let hour = (start + rng.random_range(0..span)) % 24;
-            let device = if rng.random_bool(0.7) {
-                taste.device
-            } else {
-                rng.random_range(0..DEVICES.len())
-            };
+            let device = if rng.random_bool(0.7) { taste.device } else { rng.random_range(0..DEVICES.len()) };
             let session = rng.random_range(1..=6).min(opts.events_per_user - n);
             for s in 0..session {
                 let mut best = (f32::NEG_INFINITY, 0usize);
@@ -706,8 +368,7 @@ fn synthetic_events(opts: &DemoOptions, truth: &[ItemTruth], rng: &mut StdRng) -
 
 /// Splits one CSV line (RFC 4180 quotes) into fields.
 fn csv_fields(line: &str) -> Vec<String> {
-    let (mut out, mut cur, mut quoted, mut chars) =
-        (Vec::new(), String::new(), false, line.chars().peekable());
+    let (mut out, mut cur, mut quoted, mut chars) = (Vec::new(), String::new(), false, line.chars().peekable());
     while let Some(c) = chars.next() {
         match c {
             '"' if quoted && chars.peek() == Some(&'"') => {
@@ -725,37 +386,21 @@ fn csv_fields(line: &str) -> Vec<String> {
 
 /// A token safe inside a TSV cell and a comma-separated bag.
 fn token(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c == ',' || c == '\t' || c.is_whitespace() {
-                '_'
-            } else {
-                c
-            }
-        })
-        .collect()
+    s.chars().map(|c| if c == ',' || c == '\t' || c.is_whitespace() { '_' } else { c }).collect()
 }
 
 /// The MovieLens catalog (movies.csv) and events (ratings.csv, rating >= 4, in time order per user;
 /// a gap of over 30 minutes starts a new session). MovieLens has no device: it is always "web".
 fn movielens(dir: &Path) -> anyhow::Result<(Catalog, Vec<Event>, usize)> {
     let movies_path = dir.join("movies.csv");
-    let movies = std::fs::read_to_string(&movies_path).with_context(|| {
-        format!(
-            "reading {} (is --movielens the ml-latest-small folder?)",
-            movies_path.display()
-        )
-    })?;
+    let movies = std::fs::read_to_string(&movies_path)
+        .with_context(|| format!("reading {} (is --movielens the ml-latest-small folder?)", movies_path.display()))?;
     let (mut items, mut index) = (Vec::new(), HashMap::new());
     let mut genres_seen: Vec<String> = Vec::new();
     for (n, line) in movies.lines().enumerate().skip(1) {
         let f = csv_fields(line);
         if f.len() != 3 {
-            bail!(
-                "{}:{}: expected movieId,title,genres",
-                movies_path.display(),
-                n + 1
-            );
+            bail!("{}:{}: expected movieId,title,genres", movies_path.display(), n + 1);
         }
         let genres: Vec<String> = f[2].split('|').map(token).collect();
         for g in &genres {
@@ -765,42 +410,23 @@ fn movielens(dir: &Path) -> anyhow::Result<(Catalog, Vec<Event>, usize)> {
         }
         let mut attributes: Vec<String> = genres.iter().map(|g| format!("genre:{g}")).collect();
         let title = f[1].trim();
-        let year = title
-            .rfind('(')
-            .and_then(|p| title[p + 1..].get(..4))
-            .and_then(|y| y.parse::<u32>().ok());
+        let year = title.rfind('(').and_then(|p| title[p + 1..].get(..4)).and_then(|y| y.parse::<u32>().ok());
         if let Some(y) = year {
             attributes.push(format!("decade:{}s", y / 10 * 10));
         }
         index.insert(f[0].clone(), items.len() as u32);
-        items.push(Item {
-            id: format!("m{}", f[0]),
-            name: title.to_string(),
-            category: genres[0].clone(),
-            attributes,
-        });
+        items.push(Item { id: format!("m{}", f[0]), name: title.to_string(), category: genres[0].clone(), attributes });
     }
     let ratings_path = dir.join("ratings.csv");
-    let ratings = std::fs::read_to_string(&ratings_path)
-        .with_context(|| format!("reading {}", ratings_path.display()))?;
+    let ratings = std::fs::read_to_string(&ratings_path).with_context(|| format!("reading {}", ratings_path.display()))?;
     let mut by_user: HashMap<u32, Vec<(u64, u32)>> = HashMap::new();
     for (n, line) in ratings.lines().enumerate().skip(1) {
         let f: Vec<&str> = line.split(',').collect();
         let parsed = (f.len() == 4)
-            .then(|| {
-                Some((
-                    f[0].parse::<u32>().ok()?,
-                    f[2].parse::<f32>().ok()?,
-                    f[3].parse::<u64>().ok()?,
-                ))
-            })
+            .then(|| Some((f[0].parse::<u32>().ok()?, f[2].parse::<f32>().ok()?, f[3].parse::<u64>().ok()?)))
             .flatten();
         let Some((user, rating, ts)) = parsed else {
-            bail!(
-                "{}:{}: expected userId,movieId,rating,timestamp",
-                ratings_path.display(),
-                n + 1
-            );
+            bail!("{}:{}: expected userId,movieId,rating,timestamp", ratings_path.display(), n + 1);
         };
         if let (true, Some(&item)) = (rating >= 4.0, index.get(f[1])) {
             by_user.entry(user).or_default().push((ts, item));
@@ -814,18 +440,8 @@ fn movielens(dir: &Path) -> anyhow::Result<(Catalog, Vec<Event>, usize)> {
         list.sort_unstable();
         let mut session = 0;
         for (k, &(ts, item)) in list.iter().enumerate() {
-            session = if k > 0 && ts - list[k - 1].0 <= 1800 {
-                session + 1
-            } else {
-                0
-            };
-            events.push(Event {
-                user: u as u32,
-                item,
-                hour: ((ts / 3600) % 24) as u32,
-                device: 0,
-                session_length: session,
-            });
+            session = if k > 0 && ts - list[k - 1].0 <= 1800 { session + 1 } else { 0 };
+            events.push(Event { user: u as u32, item, hour: ((ts / 3600) % 24) as u32, device: 0, session_length: session });
         }
     }
     let catalog = Catalog {
@@ -834,13 +450,7 @@ fn movielens(dir: &Path) -> anyhow::Result<(Catalog, Vec<Event>, usize)> {
         history: HISTORY,
         times: times(),
         devices: vec!["web".into()],
-        categories: genres_seen
-            .iter()
-            .map(|g| Category {
-                id: g.clone(),
-                name: g.replace('_', " "),
-            })
-            .collect(),
+        categories: genres_seen.iter().map(|g| Category { id: g.clone(), name: g.replace('_', " ") }).collect(),
         items,
     };
     Ok((catalog, events, users.len()))
@@ -883,27 +493,14 @@ pub fn row(label: u8, ctx: &RowContext, item: &Item) -> String {
 /// Rows of every event: one positive plus `negatives` sampled ones, with the user's history before
 /// the event. Each user's last `eval_fraction` of events (at least one when a user has five or
 /// more) goes to eval. Train rows are shuffled.
-fn rows(
-    catalog: &Catalog,
-    events: &[Event],
-    opts: &DemoOptions,
-    rng: &mut StdRng,
-) -> (Vec<String>, Vec<String>) {
+fn rows(catalog: &Catalog, events: &[Event], opts: &DemoOptions, rng: &mut StdRng) -> (Vec<String>, Vec<String>) {
     let (mut train, mut eval) = (Vec::new(), Vec::new());
     let mut start = 0;
     while start < events.len() {
         let user = events[start].user;
-        let end = start
-            + events[start..]
-                .iter()
-                .take_while(|e| e.user == user)
-                .count();
+        let end = start + events[start..].iter().take_while(|e| e.user == user).count();
         let n = end - start;
-        let n_eval = if n >= 5 {
-            ((n as f64 * opts.eval_fraction).round() as usize).max(1)
-        } else {
-            0
-        };
+        let n_eval = if n >= 5 { ((n as f64 * opts.eval_fraction).round() as usize).max(1) } else { 0 };
         let mut history: VecDeque<&Item> = VecDeque::new();
         for (k, e) in events[start..end].iter().enumerate() {
             let ctx = RowContext {
@@ -914,11 +511,7 @@ fn rows(
                 time_of_day: &catalog.times[time_of_day(e.hour)].id,
                 device: &catalog.devices[e.device as usize],
             };
-            let out = if k >= n - n_eval {
-                &mut eval
-            } else {
-                &mut train
-            };
+            let out = if k >= n - n_eval { &mut eval } else { &mut train };
             out.push(row(1, &ctx, &catalog.items[e.item as usize]));
             for _ in 0..opts.negatives {
                 let mut neg = rng.random_range(0..catalog.items.len() as u32);
@@ -937,23 +530,17 @@ fn rows(
 }
 
 fn write_lines(path: &Path, lines: &[String]) -> anyhow::Result<()> {
-    let file =
-        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let mut w = std::io::BufWriter::new(file);
     writeln!(w, "{}", SCHEMA.join("\t"))?;
     for l in lines {
         writeln!(w, "{l}")?;
     }
-    w.flush()
-        .with_context(|| format!("writing {}", path.display()))
+    w.flush().with_context(|| format!("writing {}", path.display()))
 }
 
 /// Builds the demo world and writes `catalog.json`, `train.tsv` and `eval.tsv` into `out`.
-pub fn write_demo(
-    out: &Path,
-    opts: &DemoOptions,
-    movielens_dir: Option<&Path>,
-) -> anyhow::Result<DemoSummary> {
+pub fn write_demo(out: &Path, opts: &DemoOptions, movielens_dir: Option<&Path>) -> anyhow::Result<DemoSummary> {
     if !(0.0..1.0).contains(&opts.eval_fraction) {
         bail!("the eval fraction must be in [0, 1)");
     }
@@ -972,17 +559,10 @@ pub fn write_demo(
     let (train, eval) = rows(&catalog, &events, opts, &mut rng);
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let json = serde_json::to_string(&catalog)?;
-    std::fs::write(out.join("catalog.json"), json)
-        .with_context(|| format!("writing {}/catalog.json", out.display()))?;
+    std::fs::write(out.join("catalog.json"), json).with_context(|| format!("writing {}/catalog.json", out.display()))?;
     write_lines(&out.join("train.tsv"), &train)?;
     write_lines(&out.join("eval.tsv"), &eval)?;
-    Ok(DemoSummary {
-        items: catalog.items.len(),
-        users,
-        events: events.len(),
-        train_rows: train.len(),
-        eval_rows: eval.len(),
-    })
+    Ok(DemoSummary { items: catalog.items.len(), users, events: events.len(), train_rows: train.len(), eval_rows: eval.len() })
 }
 
 #[cfg(test)]
@@ -990,11 +570,7 @@ mod tests {
     use super::*;
 
     fn small() -> DemoOptions {
-        DemoOptions {
-            users: 200,
-            events_per_user: 20,
-            ..DemoOptions::default()
-        }
+        DemoOptions { users: 200, events_per_user: 20, ..DemoOptions::default() }
     }
 
     #[test]
@@ -1008,15 +584,7 @@ mod tests {
         for (item, t) in cat.items.iter().zip(&truth) {
             assert!(item.name.split(' ').count() >= 3, "{}", item.name);
             assert_eq!(item.category, CATEGORIES[t.category].0);
-            assert!(
-                item.name.contains(
-                    COLORS[t.color]
-                        .1
-                        .iter()
-                        .find(|w| item.name.contains(*w))
-                        .unwrap()
-                )
-            );
+            assert!(item.name.contains(COLORS[t.color].1.iter().find(|w| item.name.contains(*w)).unwrap()));
             assert_eq!(item.attributes.len(), 3);
             assert!(!item.name.contains(',') && !item.name.contains('\t'));
         }
@@ -1032,10 +600,7 @@ mod tests {
         let events = synthetic_events(&opts, &truth, &mut rng);
         assert_eq!(events.len(), opts.users * opts.events_per_user);
         let (train, eval) = rows(&cat, &events, &opts, &mut rng);
-        assert_eq!(
-            train.len() + eval.len(),
-            events.len() * (1 + opts.negatives)
-        );
+        assert_eq!(train.len() + eval.len(), events.len() * (1 + opts.negatives));
         assert_eq!(eval.len(), opts.users * 4 * (1 + opts.negatives));
         let (mut same, mut total) = ([0usize; 2], [0usize; 2]);
         for line in &train {
@@ -1048,30 +613,19 @@ mod tests {
             }
         }
         let rate = |l: usize| same[l] as f64 / total[l] as f64;
-        assert!(
-            rate(1) > 0.3 && rate(0) < 0.15,
-            "positives {:.3}, negatives {:.3}",
-            rate(1),
-            rate(0)
-        );
+        assert!(rate(1) > 0.3 && rate(0) < 0.15, "positives {:.3}, negatives {:.3}", rate(1), rate(0));
     }
 
     #[test]
     fn writes_catalog_and_tsv_with_the_schema_header() {
         let dir = std::env::temp_dir().join(format!("pocketrec-demo-{}", std::process::id()));
-        let opts = DemoOptions {
-            users: 20,
-            events_per_user: 10,
-            items: 500,
-            ..DemoOptions::default()
-        };
+        let opts = DemoOptions { users: 20, events_per_user: 10, items: 500, ..DemoOptions::default() };
         let s = write_demo(&dir, &opts, None).unwrap();
         assert_eq!(s.items, 500);
         let train = std::fs::read_to_string(dir.join("train.tsv")).unwrap();
         assert_eq!(train.lines().next().unwrap(), SCHEMA.join("\t"));
         assert_eq!(train.lines().count(), s.train_rows + 1);
-        let cat: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(dir.join("catalog.json")).unwrap()).unwrap();
+        let cat: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("catalog.json")).unwrap()).unwrap();
         assert_eq!(cat["items"].as_array().unwrap().len(), 500);
         assert_eq!(cat["schema"][4], "bag:recent_items");
         std::fs::remove_dir_all(dir).unwrap();
@@ -1079,39 +633,26 @@ mod tests {
 
     #[test]
     fn csv_fields_handle_quotes() {
-        assert_eq!(
-            csv_fields(r#"11,"American President, The (1995)",Comedy|Drama|Romance"#),
-            [
-                "11",
-                "American President, The (1995)",
-                "Comedy|Drama|Romance"
-            ]
-        );
-        assert_eq!(
-            csv_fields(r#"1,"Say ""Hi"" (2001)",Drama"#)[1],
-            r#"Say "Hi" (2001)"#
-        );
+        assert_eq!(csv_fields(r#"11,"American President, The (1995)",Comedy|Drama|Romance"#), [
+            "11",
+            "American President, The (1995)",
+            "Comedy|Drama|Romance"
+        ]);
+        assert_eq!(csv_fields(r#"1,"Say ""Hi"" (2001)",Drama"#)[1], r#"Say "Hi" (2001)"#);
     }
 
     #[test]
     fn movielens_pipeline_when_present() {
-        let Some(dir) = crate::shared_data("movielens-small/ratings.csv")
-            .and_then(|p| p.parent().map(Path::to_path_buf))
+        let Some(dir) = crate::shared_data("movielens-small/ratings.csv").and_then(|p| p.parent().map(Path::to_path_buf))
         else {
-            eprintln!(
-                "SKIPPED movielens_pipeline_when_present: ../shared/data/movielens-small is absent"
-            );
+            eprintln!("SKIPPED movielens_pipeline_when_present: ../shared/data/movielens-small is absent");
             return;
         };
         let (cat, events, users) = movielens(&dir).unwrap();
         assert_eq!(cat.items.len(), 9742);
         assert_eq!(users, 609, "users with a rating >= 4");
         assert!(events.len() > 40_000, "{}", events.len());
-        assert!(
-            cat.items
-                .iter()
-                .any(|i| i.name == "American President, The (1995)")
-        );
+        assert!(cat.items.iter().any(|i| i.name == "American President, The (1995)"));
         let toy = cat.items.iter().find(|i| i.id == "m1").unwrap();
         assert_eq!(toy.category, "Adventure");
         assert!(toy.attributes.contains(&"decade:1990s".to_string()));

@@ -41,22 +41,13 @@ impl LogReg {
 
     fn features(&self, batch: &Batch, r: usize) -> (Vec<f32>, Vec<usize>) {
         let nd = self.dense.len();
-        let x = batch.dense[r * nd..(r + 1) * nd]
-            .iter()
-            .map(|&v| self.transform.apply(v))
-            .collect();
-        let ids = batch
-            .fields
-            .iter()
-            .enumerate()
-            .flat_map(|(f, vals)| vals.row(r).iter().map(move |&v| (f, v)));
+        let x = batch.dense[r * nd..(r + 1) * nd].iter().map(|&v| self.transform.apply(v)).collect();
+        let ids = batch.fields.iter().enumerate().flat_map(|(f, vals)| vals.row(r).iter().map(move |&v| (f, v)));
         (x, ids.map(|(f, v)| self.bucket(f, v)).collect())
     }
 
     fn logit(&self, x: &[f32], ids: &[usize]) -> f32 {
-        self.bias
-            + x.iter().zip(&self.dense).map(|(a, b)| a * b).sum::<f32>()
-            + ids.iter().map(|&i| self.sparse[i]).sum::<f32>()
+        self.bias + x.iter().zip(&self.dense).map(|(a, b)| a * b).sum::<f32>() + ids.iter().map(|&i| self.sparse[i]).sum::<f32>()
     }
 
     /// One pass of Adagrad over `stream`.

@@ -7,11 +7,7 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(
-    name = "pocketrec",
-    version,
-    about = "Train and run ROBE-Z compressed DLRM recommenders"
-)]
+#[command(name = "pocketrec", version, about = "Train and run ROBE-Z compressed DLRM recommenders")]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -4,13 +4,7 @@
 /// counting one half (the Mann-Whitney U statistic with averaged ranks). O(n log n).
 /// Labels are 0 or 1 (anything > 0.5 counts as positive). Returns NaN when one class is absent.
 pub fn auc(scores: &[f32], labels: &[f32]) -> f64 {
-    assert_eq!(
-        scores.len(),
-        labels.len(),
-        "auc: {} scores but {} labels",
-        scores.len(),
-        labels.len()
-    );
+    assert_eq!(scores.len(), labels.len(), "auc: {} scores but {} labels", scores.len(), labels.len());
     let mut order: Vec<usize> = (0..scores.len()).collect();
     order.sort_unstable_by(|&a, &b| scores[a].total_cmp(&scores[b]));
     let positives = labels.iter().filter(|&&l| l > 0.5).count() as f64;
@@ -39,13 +33,7 @@ pub const LOGLOSS_EPS: f64 = 1e-7;
 
 /// Mean binary cross-entropy of probabilities against 0/1 labels (natural log). NaN when empty.
 pub fn logloss(probs: &[f32], labels: &[f32]) -> f64 {
-    assert_eq!(
-        probs.len(),
-        labels.len(),
-        "logloss: {} probabilities but {} labels",
-        probs.len(),
-        labels.len()
-    );
+    assert_eq!(probs.len(), labels.len(), "logloss: {} probabilities but {} labels", probs.len(), labels.len());
     let total: f64 = probs
         .iter()
         .zip(labels)
@@ -69,10 +57,7 @@ mod tests {
         assert_eq!(auc(&[0.9, 0.8, 0.2, 0.1], &[0.0, 0.0, 1.0, 1.0]), 0.0);
         // Pairs (pos, neg): positives 0.35, 0.8; negatives 0.1, 0.4, 0.9.
         // 0.35 beats 0.1 only (1/3); 0.8 beats 0.1 and 0.4 (2/3): 3 of 6 pairs.
-        assert_eq!(
-            auc(&[0.1, 0.35, 0.4, 0.8, 0.9], &[0.0, 1.0, 0.0, 1.0, 0.0]),
-            0.5
-        );
+        assert_eq!(auc(&[0.1, 0.35, 0.4, 0.8, 0.9], &[0.0, 1.0, 0.0, 1.0, 0.0]), 0.5);
         // Scores 0.1(neg) 0.4(pos) 0.35(neg) 0.8(pos): positives win 2 + 2 of 4 pairs.
         assert_eq!(auc(&[0.1, 0.4, 0.35, 0.8], &[0.0, 1.0, 0.0, 1.0]), 1.0);
     }
@@ -96,13 +81,7 @@ mod tests {
             for j in 0..n {
                 if labels[i] == 1.0 && labels[j] == 0.0 {
                     pairs += 1.0;
-                    wins += if scores[i] > scores[j] {
-                        1.0
-                    } else if scores[i] == scores[j] {
-                        0.5
-                    } else {
-                        0.0
-                    };
+                    wins += if scores[i] > scores[j] { 1.0 } else if scores[i] == scores[j] { 0.5 } else { 0.0 };
                 }
             }
         }

@@ -32,21 +32,11 @@ impl Reporter {
             );
             bar
         });
-        Reporter {
-            bar,
-            start: Instant::now(),
-            start_samples: None,
-            epochs: epochs.max(1),
-            loss: None,
-            last_auc: None,
-        }
+        Reporter { bar, start: Instant::now(), start_samples: None, epochs: epochs.max(1), loss: None, last_auc: None }
     }
 
     pub fn observer<'a>(&'a mut self, saver: &'a mut Saver<'a>) -> ReporterObserver<'a> {
-        ReporterObserver {
-            reporter: self,
-            saver,
-        }
+        ReporterObserver { reporter: self, saver }
     }
 
     fn samples_per_sec(&self, pos: &Position) -> f64 {
@@ -56,14 +46,7 @@ impl Reporter {
 
     /// Prints the final summary on stderr.
     /// `bayes_auc` is the AUC of the data's true probabilities, when known (synthetic data).
-    pub fn finish(
-        &mut self,
-        pos: &Position,
-        eval: Option<&EvalResult>,
-        bayes_auc: Option<f64>,
-        path: &Path,
-        bytes: usize,
-    ) {
+    pub fn finish(&mut self, pos: &Position, eval: Option<&EvalResult>, bayes_auc: Option<f64>, path: &Path, bytes: usize) {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
@@ -105,9 +88,7 @@ impl Observer for ReporterObserver<'_> {
         if let Some(bar) = &r.bar {
             let done = (pos.epoch as f64 + progress.unwrap_or(0.0)) / r.epochs as f64;
             bar.set_position((done * BAR_LEN as f64) as u64);
-            let auc = r
-                .last_auc
-                .map_or(String::new(), |a| format!(" | eval AUC {a:.4}"));
+            let auc = r.last_auc.map_or(String::new(), |a| format!(" | eval AUC {a:.4}"));
             bar.set_message(format!(
                 "epoch {} | {:.0} samples/s | loss {:.4}{auc}",
                 pos.epoch + 1,

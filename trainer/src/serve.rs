@@ -8,12 +8,7 @@ use std::path::{Component, Path, PathBuf};
 
 /// The Content-Type of a file, from its extension.
 pub fn mime(path: &Path) -> &'static str {
-    match path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(|e| e.to_ascii_lowercase())
-        .as_deref()
-    {
+    match path.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).as_deref() {
         Some("html" | "htm") => "text/html; charset=utf-8",
         Some("js" | "mjs") => "text/javascript; charset=utf-8",
         Some("wasm") => "application/wasm",
@@ -90,12 +85,7 @@ fn handle(mut stream: TcpStream, root: &Path) -> std::io::Result<()> {
     let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     if method != "GET" && method != "HEAD" {
         let body = b"only GET and HEAD\n";
-        respond(
-            &mut stream,
-            "405 Method Not Allowed",
-            "text/plain",
-            body.len() as u64,
-        )?;
+        respond(&mut stream, "405 Method Not Allowed", "text/plain", body.len() as u64)?;
         return stream.write_all(body);
     }
     match resolve(root, target).and_then(|p| std::fs::File::open(&p).ok().map(|f| (p, f))) {
@@ -109,12 +99,7 @@ fn handle(mut stream: TcpStream, root: &Path) -> std::io::Result<()> {
         }
         None => {
             let body = b"not found\n";
-            respond(
-                &mut stream,
-                "404 Not Found",
-                "text/plain",
-                body.len() as u64,
-            )?;
+            respond(&mut stream, "404 Not Found", "text/plain", body.len() as u64)?;
             if method == "GET" {
                 stream.write_all(body)?;
             }
@@ -154,10 +139,7 @@ mod tests {
         let mut out = Vec::new();
         s.read_to_end(&mut out).unwrap();
         let split = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-        (
-            String::from_utf8_lossy(&out[..split]).into_owned(),
-            out[split + 4..].to_vec(),
-        )
+        (String::from_utf8_lossy(&out[..split]).into_owned(), out[split + 4..].to_vec())
     }
 
     #[test]
@@ -169,24 +151,13 @@ mod tests {
         std::thread::spawn(move || serve(listener, r));
 
         let (head, body) = get(addr, "/");
-        assert!(
-            head.starts_with("HTTP/1.1 200") && head.contains("text/html"),
-            "{head}"
-        );
+        assert!(head.starts_with("HTTP/1.1 200") && head.contains("text/html"), "{head}");
         assert_eq!(body, b"<p>hi</p>");
         let (head, body) = get(addr, "/web/pkg/a%20b.wasm?v=1");
         assert!(head.contains("Content-Type: application/wasm"), "{head}");
         assert_eq!(body, [0, 97, 115, 109]);
-        for bad in [
-            "/../etc/passwd",
-            "/web/../../etc/passwd",
-            "/%2e%2e/etc/passwd",
-            "/..%2fetc%2fpasswd",
-            "/web\\..\\..\\x",
-            "/nope.js",
-            "/%zz",
-            "//etc/passwd",
-        ] {
+        for bad in ["/../etc/passwd", "/web/../../etc/passwd", "/%2e%2e/etc/passwd", "/..%2fetc%2fpasswd",
+                    "/web\\..\\..\\x", "/nope.js", "/%zz", "//etc/passwd"] {
             let (head, _) = get(addr, bad);
             assert!(head.starts_with("HTTP/1.1 404"), "{bad}: {head}");
         }

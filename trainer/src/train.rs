@@ -115,30 +115,21 @@ pub fn train(
     let mut grads = Gradients::zeros(model);
     let mut d_logits = Vec::new();
     let mut pos = start;
-    let mut next_eval = pos
-        .samples
-        .checked_div(opts.eval_every)
-        .map_or(u64::MAX, |k| (k + 1) * opts.eval_every);
+    let mut next_eval = pos.samples.checked_div(opts.eval_every).map_or(u64::MAX, |k| (k + 1) * opts.eval_every);
     let mut last_eval: Option<(u64, EvalResult)> = None;
-    let mut run_eval =
-        |model: &Dlrm, pos: &Position, observer: &mut dyn Observer| -> Result<Option<EvalResult>> {
-            let Some(mut stream) = open_eval()? else {
-                return Ok(None);
-            };
-            let eval = evaluate(model, stream.as_mut())?;
-            observer.on_eval(pos, &eval);
-            Ok(Some(eval))
-        };
+    let mut run_eval = |model: &Dlrm, pos: &Position, observer: &mut dyn Observer| -> Result<Option<EvalResult>> {
+        let Some(mut stream) = open_eval()? else { return Ok(None) };
+        let eval = evaluate(model, stream.as_mut())?;
+        observer.on_eval(pos, &eval);
+        Ok(Some(eval))
+    };
 
     'epochs: while pos.epoch < opts.epochs {
         opt.lr = opts.lr * opts.lr_decay.powi(pos.epoch as i32);
-        let mut stream = open(pos.epoch)
-            .with_context(|| format!("opening the training data for epoch {}", pos.epoch + 1))?;
+        let mut stream = open(pos.epoch).with_context(|| format!("opening the training data for epoch {}", pos.epoch + 1))?;
         for _ in 0..pos.batch_in_epoch {
             if stream.next_batch()?.is_none() {
-                bail!(
-                    "the training data ended before the checkpoint's position: resume with the same data and seed"
-                );
+                bail!("the training data ended before the checkpoint's position: resume with the same data and seed");
             }
         }
         while let Some(batch) = stream.next_batch()? {
@@ -184,17 +175,9 @@ pub fn train(
     Ok((pos, eval))
 }
 
-fn checkpoint(
-    model: &Dlrm,
-    opt: &Optimizer,
-    pos: &Position,
-    observer: &mut dyn Observer,
-) -> Result<()> {
+fn checkpoint(model: &Dlrm, opt: &Optimizer, pos: &Position, observer: &mut dyn Observer) -> Result<()> {
     if !model.is_finite() {
-        bail!(
-            "the model has non-finite parameters at step {}: not checkpointed, the last checkpoint is kept",
-            pos.step
-        );
+        bail!("the model has non-finite parameters at step {}: not checkpointed, the last checkpoint is kept", pos.step);
     }
     observer.on_checkpoint(pos, model, opt)
 }

@@ -31,24 +31,15 @@ fn criteo_text(n: usize) -> Vec<u8> {
 }
 
 fn lines(text: &[u8]) -> Vec<Vec<u8>> {
-    text.split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(|l| l.to_vec())
-        .collect()
+    text.split(|&b| b == b'\n').filter(|l| !l.is_empty()).map(|l| l.to_vec()).collect()
 }
 
 fn join(lines: &[Vec<u8>]) -> Vec<u8> {
-    lines
-        .iter()
-        .flat_map(|l| l.iter().copied().chain([b'\n']))
-        .collect()
+    lines.iter().flat_map(|l| l.iter().copied().chain([b'\n'])).collect()
 }
 
 fn opts(batch_size: usize) -> LoaderOptions {
-    LoaderOptions {
-        batch_size,
-        ..LoaderOptions::default()
-    }
+    LoaderOptions { batch_size, ..LoaderOptions::default() }
 }
 
 /// One row flattened for comparison: label, dense bits, then each field's values with a separator.
@@ -59,11 +50,7 @@ fn flat_rows(batch: &pocketrec::Batch) -> Vec<FlatRow> {
     (0..batch.rows)
         .map(|r| {
             let mut row = vec![batch.labels[r].to_bits()];
-            row.extend(
-                batch.dense[r * nd..(r + 1) * nd]
-                    .iter()
-                    .map(|x| x.to_bits()),
-            );
+            row.extend(batch.dense[r * nd..(r + 1) * nd].iter().map(|x| x.to_bits()));
             for f in &batch.fields {
                 row.extend_from_slice(f.row(r));
                 row.push(u32::MAX);
@@ -74,10 +61,7 @@ fn flat_rows(batch: &pocketrec::Batch) -> Vec<FlatRow> {
 }
 
 /// Every batch's rows, the batch sizes, and the final stats.
-fn read_all(
-    path: &str,
-    opts: LoaderOptions,
-) -> anyhow::Result<(Vec<FlatRow>, Vec<usize>, ReadStats)> {
+fn read_all(path: &str, opts: LoaderOptions) -> anyhow::Result<(Vec<FlatRow>, Vec<usize>, ReadStats)> {
     let mut loader = Loader::open(path, opts)?;
     let (mut rows, mut sizes) = (Vec::new(), Vec::new());
     while let Some(batch) = loader.next_batch()? {
@@ -97,11 +81,7 @@ fn config_for(schema: &Schema) -> pocketrec::ModelConfig {
         dim: 4,
         bottom: vec![schema.dense.len(), 4],
         top: vec![4, 1],
-        embedding: pocketrec::EmbeddingConfig::Robe {
-            m: 64,
-            z: 4,
-            hash: pocketrec::HashVariant::UmaV1,
-        },
+        embedding: pocketrec::EmbeddingConfig::Robe { m: 64, z: 4, hash: pocketrec::HashVariant::UmaV1 },
         key_mode: pocketrec::KeyMode::Raw,
     }
 }
@@ -124,23 +104,12 @@ fn last_line_cut_mid_row_is_a_counted_bad_line() {
     assert_eq!((rows.len(), stats.rows, stats.bad_lines), (9, 9, 1));
     assert_eq!(stats.first_bad[0].line_no, 10);
     // Cut inside a hex field, which is then too short (a cut on a tab gives too few columns).
-    assert!(
-        stats.first_bad[0].reason.contains("not 8 hex digits"),
-        "{}",
-        stats.first_bad[0].reason
-    );
+    assert!(stats.first_bad[0].reason.contains("not 8 hex digits"), "{}", stats.first_bad[0].reason);
     let text = criteo_text(3);
-    let cut = text[..text.len() - 1]
-        .iter()
-        .rposition(|&b| b == b'\t')
-        .unwrap();
+    let cut = text[..text.len() - 1].iter().rposition(|&b| b == b'\t').unwrap();
     let (_, _, stats) = read_all(&write("cut-on-tab.tsv", &text[..cut]), opts(4)).unwrap();
     assert_eq!((stats.rows, stats.bad_lines), (2, 1));
-    assert!(
-        stats.first_bad[0].reason.contains("got 39"),
-        "{}",
-        stats.first_bad[0].reason
-    );
+    assert!(stats.first_bad[0].reason.contains("got 39"), "{}", stats.first_bad[0].reason);
 }
 
 #[test]
@@ -152,24 +121,10 @@ fn a_line_of_39_columns_is_skipped_or_fatal_when_strict() {
     let (rows, _, stats) = read_all(&path, opts(8)).unwrap();
     assert_eq!((rows.len(), stats.bad_lines), (19, 1));
     assert_eq!(stats.first_bad[0].line_no, 3);
-    assert!(
-        stats.first_bad[0].reason.contains("expected 40")
-            && stats.first_bad[0].reason.contains("got 39")
-    );
+    assert!(stats.first_bad[0].reason.contains("expected 40") && stats.first_bad[0].reason.contains("got 39"));
 
-    let err = read_all(
-        &path,
-        LoaderOptions {
-            strict: true,
-            ..opts(8)
-        },
-    )
-    .unwrap_err()
-    .to_string();
-    assert!(
-        err.contains("line 3") && err.contains("got 39") && err.contains(&path),
-        "{err}"
-    );
+    let err = read_all(&path, LoaderOptions { strict: true, ..opts(8) }).unwrap_err().to_string();
+    assert!(err.contains("line 3") && err.contains("got 39") && err.contains(&path), "{err}");
 }
 
 #[test]
@@ -186,10 +141,7 @@ fn zz_in_a_hex_field_is_skipped_and_reported() {
     assert_eq!((rows.len(), stats.bad_lines), (10, 2));
     let lines: Vec<u64> = stats.first_bad.iter().map(|b| b.line_no).collect();
     assert_eq!(lines, [5, 8]);
-    assert!(
-        stats.first_bad[0].reason.contains("column 21")
-            && stats.first_bad[0].reason.contains("\"zz\"")
-    );
+    assert!(stats.first_bad[0].reason.contains("column 21") && stats.first_bad[0].reason.contains("\"zz\""));
 }
 
 #[test]
@@ -200,10 +152,7 @@ fn only_the_first_five_bad_lines_are_kept_but_all_are_counted() {
     }
     let path = write("many-bad.tsv", &join(&ls));
     let (_, _, stats) = read_all(&path, opts(5)).unwrap();
-    assert_eq!(
-        (stats.rows, stats.bad_lines, stats.first_bad.len()),
-        (22, 8, 5)
-    );
+    assert_eq!((stats.rows, stats.bad_lines, stats.first_bad.len()), (22, 8, 5));
     assert_eq!(stats.first_bad[4].line_no, 15);
 }
 
@@ -222,10 +171,7 @@ fn an_over_long_line_is_skipped() {
 fn an_empty_file_is_an_error() {
     for (name, bytes) in [("empty.tsv", Vec::new()), ("empty.tsv.gz", gzip(b""))] {
         let path = write(name, &bytes);
-        let err = Loader::open(&path, opts(4))
-            .err()
-            .expect("an empty file must not open")
-            .to_string();
+        let err = Loader::open(&path, opts(4)).err().expect("an empty file must not open").to_string();
         assert!(err.contains(&path) && err.contains("empty"), "{err}");
     }
 }
@@ -251,14 +197,9 @@ fn a_missing_file_is_a_one_line_error_naming_it() {
 fn a_gzip_file_cut_in_the_middle_is_an_error_naming_it() {
     let gz = gzip(&criteo_text(3000));
     let path = write("cut.tsv.gz", &gz[..gz.len() / 2]);
-    let Err(err) = read_all(&path, opts(64)) else {
-        panic!("a cut gzip file must not read as fewer rows")
-    };
+    let Err(err) = read_all(&path, opts(64)) else { panic!("a cut gzip file must not read as fewer rows") };
     let err = format!("{err:#}");
-    assert!(
-        err.contains(&path) && err.contains("truncated") && !err.contains('\n'),
-        "{err}"
-    );
+    assert!(err.contains(&path) && err.contains("truncated") && !err.contains('\n'), "{err}");
     // Cut inside the 8-byte trailer: all the data is there, but the file is still incomplete.
     let path = write("cut-trailer.tsv.gz", &gz[..gz.len() - 3]);
     assert!(read_all(&path, opts(64)).is_err());
@@ -267,11 +208,7 @@ fn a_gzip_file_cut_in_the_middle_is_an_error_naming_it() {
 #[test]
 fn gzip_and_plain_give_the_same_batches() {
     let text = criteo_text(1000);
-    let o = LoaderOptions {
-        shuffle_buffer: 100,
-        seed: 3,
-        ..opts(64)
-    };
+    let o = LoaderOptions { shuffle_buffer: 100, seed: 3, ..opts(64) };
     let plain = read_all(&write("same.tsv", &text), o.clone()).unwrap();
     let gz = read_all(&write("same.tsv.gz", &gzip(&text)), o.clone()).unwrap();
     // Concatenated gzip members (what `synth -o x.gz` writes) read as one stream.
@@ -286,11 +223,7 @@ fn gzip_and_plain_give_the_same_batches() {
 #[test]
 fn the_same_seed_gives_the_same_batch_sequence() {
     let path = write("seeded.tsv", &criteo_text(2000));
-    let o = LoaderOptions {
-        shuffle_buffer: 500,
-        seed: 11,
-        ..opts(100)
-    };
+    let o = LoaderOptions { shuffle_buffer: 500, seed: 11, ..opts(100) };
     let first = read_all(&path, o.clone()).unwrap();
     assert_eq!(first, read_all(&path, o.clone()).unwrap());
     let other = read_all(&path, LoaderOptions { seed: 12, ..o }).unwrap();
@@ -302,15 +235,7 @@ fn the_shuffle_buffer_keeps_every_row_exactly_once() {
     let path = write("shuffle.tsv", &criteo_text(1000));
     let (ordered, _, _) = read_all(&path, opts(7)).unwrap();
     for buffer in [1, 2, 10, 999, 1000, 5000] {
-        let (shuffled, sizes, stats) = read_all(
-            &path,
-            LoaderOptions {
-                shuffle_buffer: buffer,
-                seed: 5,
-                ..opts(7)
-            },
-        )
-        .unwrap();
+        let (shuffled, sizes, stats) = read_all(&path, LoaderOptions { shuffle_buffer: buffer, seed: 5, ..opts(7) }).unwrap();
         // A buffer of one row can only keep the order.
         assert_eq!(shuffled == ordered, buffer == 1, "buffer {buffer}");
         let (mut a, mut b) = (shuffled.clone(), ordered.clone());
@@ -318,9 +243,7 @@ fn the_shuffle_buffer_keeps_every_row_exactly_once() {
         b.sort();
         assert_eq!(a, b, "buffer {buffer} lost or duplicated rows");
         assert_eq!(sizes.iter().sum::<usize>(), 1000);
-        assert!(
-            sizes[..sizes.len() - 1].iter().all(|&s| s == 7) && *sizes.last().unwrap() == 1000 % 7
-        );
+        assert!(sizes[..sizes.len() - 1].iter().all(|&s| s == 7) && *sizes.last().unwrap() == 1000 % 7);
         assert_eq!(stats.rows, 1000);
     }
 }
@@ -330,56 +253,21 @@ fn skip_rows_and_max_rows_count_data_lines() {
     let text = criteo_text(100);
     let path = write("window.tsv", &text);
     let (all, _, _) = read_all(&path, opts(16)).unwrap();
-    let (window, _, stats) = read_all(
-        &path,
-        LoaderOptions {
-            skip_rows: 30,
-            max_rows: Some(20),
-            ..opts(16)
-        },
-    )
-    .unwrap();
+    let (window, _, stats) = read_all(&path, LoaderOptions { skip_rows: 30, max_rows: Some(20), ..opts(16) }).unwrap();
     assert_eq!(window, all[30..50]);
     assert_eq!(stats.rows, 20);
-    let (tail, _, _) = read_all(
-        &path,
-        LoaderOptions {
-            skip_rows: 80,
-            max_rows: Some(1000),
-            ..opts(16)
-        },
-    )
-    .unwrap();
+    let (tail, _, _) = read_all(&path, LoaderOptions { skip_rows: 80, max_rows: Some(1000), ..opts(16) }).unwrap();
     assert_eq!(tail, all[80..]);
     // A shuffled window holds the same rows.
-    let (mut shuffled, _, _) = read_all(
-        &path,
-        LoaderOptions {
-            skip_rows: 30,
-            max_rows: Some(20),
-            shuffle_buffer: 8,
-            ..opts(16)
-        },
-    )
-    .unwrap();
+    let (mut shuffled, _, _) =
+        read_all(&path, LoaderOptions { skip_rows: 30, max_rows: Some(20), shuffle_buffer: 8, ..opts(16) }).unwrap();
     shuffled.sort();
     let mut expected = all[30..50].to_vec();
     expected.sort();
     assert_eq!(shuffled, expected);
     // Bad lines count as data lines; the header of a schema file does not.
-    let schema = write(
-        "window-schema.tsv",
-        b"label\tdense:x\n1\t1\n0\tbad\n1\t3\n0\t4\n",
-    );
-    let (rows, _, stats) = read_all(
-        &schema,
-        LoaderOptions {
-            skip_rows: 1,
-            max_rows: Some(2),
-            ..opts(4)
-        },
-    )
-    .unwrap();
+    let schema = write("window-schema.tsv", b"label\tdense:x\n1\t1\n0\tbad\n1\t3\n0\t4\n");
+    let (rows, _, stats) = read_all(&schema, LoaderOptions { skip_rows: 1, max_rows: Some(2), ..opts(4) }).unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0][1], 3.0f32.to_bits());
     assert_eq!(stats.first_bad[0].line_no, 3);
@@ -395,16 +283,9 @@ fn schema_tsv_with_bag_fields() {
     let mut loader = Loader::open(&path, opts(10)).unwrap();
     let schema = loader.schema().clone();
     assert_eq!(schema.dense, ["age"]);
-    let kinds: Vec<_> = schema
-        .fields
-        .iter()
-        .map(|f| (f.name.as_str(), f.kind))
-        .collect();
+    let kinds: Vec<_> = schema.fields.iter().map(|f| (f.name.as_str(), f.kind)).collect();
     use pocketrec::FieldKind::*;
-    assert_eq!(
-        kinds,
-        [("user", Categorical), ("genres", BagMean), ("tags", BagSum)]
-    );
+    assert_eq!(kinds, [("user", Categorical), ("genres", BagMean), ("tags", BagSum)]);
     let batch = loader.next_batch().unwrap().unwrap();
     assert!(loader.next_batch().unwrap().is_none());
     let h = |s: &str| pocketrec::robe::fnv1a32(s.as_bytes());
@@ -434,34 +315,16 @@ fn stdin_child() {
     if std::env::var_os("POCKETREC_STDIN_CHILD").is_none() {
         return;
     }
-    let (rows, _, stats) = read_all(
-        "-",
-        LoaderOptions {
-            shuffle_buffer: 50,
-            seed: 1,
-            ..opts(32)
-        },
-    )
-    .unwrap();
+    let (rows, _, stats) = read_all("-", LoaderOptions { shuffle_buffer: 50, seed: 1, ..opts(32) }).unwrap();
     let sum: u64 = rows.iter().flatten().map(|&x| x as u64).sum();
-    println!(
-        "STDIN rows={} bad={} sum={sum}",
-        stats.rows, stats.bad_lines
-    );
+    println!("STDIN rows={} bad={} sum={sum}", stats.rows, stats.bad_lines);
 }
 
 #[test]
 fn stdin_works_plain_and_gzip() {
     let text = criteo_text(500);
-    let (rows, _, _) = read_all(
-        &write("stdin.tsv", &text),
-        LoaderOptions {
-            shuffle_buffer: 50,
-            seed: 1,
-            ..opts(32)
-        },
-    )
-    .unwrap();
+    let (rows, _, _) =
+        read_all(&write("stdin.tsv", &text), LoaderOptions { shuffle_buffer: 50, seed: 1, ..opts(32) }).unwrap();
     let sum: u64 = rows.iter().flatten().map(|&x| x as u64).sum();
     let expected = format!("STDIN rows=500 bad=0 sum={sum}");
     for input in [text.clone(), gzip(&text)] {
@@ -510,18 +373,7 @@ fn run_synth(args: &[&str], threads: &str) {
 fn synth_binary_is_deterministic_and_has_the_planted_truth() {
     let out = temp_path("synth-100k.tsv.gz");
     let out_str = out.to_str().unwrap();
-    run_synth(
-        &[
-            "--rows",
-            "100000",
-            "--seed",
-            "1",
-            "--with-probability",
-            "-o",
-            out_str,
-        ],
-        "2",
-    );
+    run_synth(&["--rows", "100000", "--seed", "1", "--with-probability", "-o", out_str], "2");
     let probs: Vec<f32> = std::fs::read_to_string(format!("{out_str}.prob"))
         .unwrap()
         .lines()
@@ -543,31 +395,11 @@ fn synth_binary_is_deterministic_and_has_the_planted_truth() {
     let (text, mem_probs) = Synth::new(1).tsv(0, 100);
     assert_eq!(mem_probs, probs[..100]);
     let plain = temp_path("synth-40k.tsv");
-    run_synth(
-        &[
-            "--rows",
-            "40000",
-            "--seed",
-            "1",
-            "-o",
-            plain.to_str().unwrap(),
-        ],
-        "2",
-    );
+    run_synth(&["--rows", "40000", "--seed", "1", "-o", plain.to_str().unwrap()], "2");
     let first = std::fs::read(&plain).unwrap();
     assert!(first.starts_with(&text));
     // The same bytes whatever the thread count.
-    run_synth(
-        &[
-            "--rows",
-            "40000",
-            "--seed",
-            "1",
-            "-o",
-            plain.to_str().unwrap(),
-        ],
-        "1",
-    );
+    run_synth(&["--rows", "40000", "--seed", "1", "-o", plain.to_str().unwrap()], "1");
     assert_eq!(first, std::fs::read(&plain).unwrap());
 }
 
@@ -579,29 +411,11 @@ fn the_criteo_kaggle_sample_parses_cleanly() {
         eprintln!("SKIPPED: ../shared/data/criteo/kaggle-train-10k.tsv is absent");
         return;
     };
-    let (rows, _, stats) = read_all(
-        path.to_str().unwrap(),
-        LoaderOptions {
-            shuffle_buffer: 1000,
-            ..opts(512)
-        },
-    )
-    .unwrap();
-    assert_eq!(
-        (rows.len(), stats.rows, stats.bad_lines),
-        (10_000, 10_000, 0),
-        "{stats}"
-    );
+    let (rows, _, stats) = read_all(path.to_str().unwrap(), LoaderOptions { shuffle_buffer: 1000, ..opts(512) }).unwrap();
+    assert_eq!((rows.len(), stats.rows, stats.bad_lines), (10_000, 10_000, 0), "{stats}");
     let clicks = rows.iter().filter(|r| r[0] == 1.0f32.to_bits()).count();
     assert_eq!(clicks, 2182, "click rate {}", clicks as f64 / 1e4); // 21.8%
     // The train/eval split of issue 3.
-    let (eval, _, _) = read_all(
-        path.to_str().unwrap(),
-        LoaderOptions {
-            skip_rows: 8000,
-            ..opts(512)
-        },
-    )
-    .unwrap();
+    let (eval, _, _) = read_all(path.to_str().unwrap(), LoaderOptions { skip_rows: 8000, ..opts(512) }).unwrap();
     assert_eq!(eval.len(), 2000);
 }

@@ -12,9 +12,7 @@ use std::process::Command;
 fn kaggle() -> Option<PathBuf> {
     let found = pocketrec_trainer::shared_data("criteo/kaggle-train-10k.tsv");
     if found.is_none() {
-        eprintln!(
-            "SKIPPED: ../shared/data/criteo/kaggle-train-10k.tsv is absent; the real-data checks did not run"
-        );
+        eprintln!("SKIPPED: ../shared/data/criteo/kaggle-train-10k.tsv is absent; the real-data checks did not run");
     }
     found
 }
@@ -27,64 +25,20 @@ impl BatchStream for Rows {
 }
 
 fn rows(path: &str, skip: usize, max: Option<usize>, shuffle_seed: u64) -> Rows {
-    let opts = LoaderOptions {
-        batch_size: 512,
-        shuffle_buffer: 10_000,
-        seed: shuffle_seed,
-        strict: true,
-        skip_rows: skip,
-        max_rows: max,
-    };
+    let opts = LoaderOptions { batch_size: 512, shuffle_buffer: 10_000, seed: shuffle_seed, strict: true, skip_rows: skip, max_rows: max };
     Rows(Loader::open(path, opts).unwrap())
 }
 
 fn dlrm_auc(path: &str, embedding: &str) -> f64 {
-    let out_path = std::env::temp_dir().join(format!(
-        "pocketrec-real-{embedding}-{}.safetensors",
-        std::process::id()
-    ));
+    let out_path = std::env::temp_dir().join(format!("pocketrec-real-{embedding}-{}.safetensors", std::process::id()));
     let args = [
-        "train",
-        "--train",
-        path,
-        "--max-rows",
-        "8000",
-        "--eval",
-        path,
-        "--eval-skip-rows",
-        "8000",
-        "--preset",
-        "kaggle",
-        "--memory",
-        "10MB",
-        "--batch",
-        "256",
-        "--epochs",
-        "2",
-        "--optimizer",
-        "adam",
-        "--lr",
-        "0.001",
-        "--embedding",
-        embedding,
-        "--quiet",
-        "-o",
-        out_path.to_str().unwrap(),
+        "train", "--train", path, "--max-rows", "8000", "--eval", path, "--eval-skip-rows", "8000", "--preset", "kaggle",
+        "--memory", "10MB", "--batch", "256", "--epochs", "2", "--optimizer", "adam", "--lr", "0.001", "--embedding",
+        embedding, "--quiet", "-o", out_path.to_str().unwrap(),
     ];
-    let out = Command::new(env!("CARGO_BIN_EXE_pocketrec"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let last = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .last()
-        .unwrap()
-        .to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_pocketrec")).args(args).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let last = String::from_utf8_lossy(&out.stdout).lines().last().unwrap().to_string();
     let v: serde_json::Value = serde_json::from_str(&last).unwrap();
     assert_eq!(v["rows"], 2000);
     v["auc"].as_f64().unwrap()
@@ -103,9 +57,7 @@ fn robe_10mb_matches_full_tables_and_beats_logistic_regression() {
     }
     let robe = dlrm_auc(path, "robe");
     let full = dlrm_auc(path, "full");
-    eprintln!(
-        "kaggle-train-10k, rows 8000..10000: robe 10MB AUC {robe:.4}, full {full:.4}, logistic regression {lr_auc:.4} (best of 3 epochs)"
-    );
+    eprintln!("kaggle-train-10k, rows 8000..10000: robe 10MB AUC {robe:.4}, full {full:.4}, logistic regression {lr_auc:.4} (best of 3 epochs)");
     assert!(robe >= full - 0.01, "robe {robe} vs full {full}");
     assert!(robe > lr_auc, "robe {robe} vs logistic regression {lr_auc}");
 }

@@ -8,18 +8,11 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 fn pocketrec(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pocketrec"))
-        .args(args)
-        .output()
-        .expect("run pocketrec")
+    Command::new(env!("CARGO_BIN_EXE_pocketrec")).args(args).output().expect("run pocketrec")
 }
 
 fn ok(out: Output) -> Output {
-    assert!(
-        out.status.success(),
-        "pocketrec failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "pocketrec failed: {}", String::from_utf8_lossy(&out.stderr));
     out
 }
 
@@ -39,69 +32,26 @@ fn data() -> &'static (PathBuf, PathBuf) {
     DATA.get_or_init(|| {
         let dir = scratch();
         let (train, eval) = (dir.join("train.tsv"), dir.join("eval.tsv"));
-        ok(pocketrec(&[
-            "synth",
-            "--rows",
-            "60000",
-            "--seed",
-            "5",
-            "--quiet",
-            "-o",
-            s(&train),
-        ]));
-        let eval_args = [
-            "synth",
-            "--rows",
-            "20000",
-            "--seed",
-            "5",
-            "--first-row",
-            "60000",
-            "--with-probability",
-        ];
-        ok(pocketrec(
-            &[&eval_args[..], &["--quiet", "-o", s(&eval)]].concat(),
-        ));
+        ok(pocketrec(&["synth", "--rows", "60000", "--seed", "5", "--quiet", "-o", s(&train)]));
+        let eval_args = ["synth", "--rows", "20000", "--seed", "5", "--first-row", "60000", "--with-probability"];
+        ok(pocketrec(&[&eval_args[..], &["--quiet", "-o", s(&eval)]].concat()));
         (train, eval)
     })
 }
 
 fn eval_lines(out: &Output) -> Vec<Value> {
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("JSON line"))
-        .collect()
+    String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect()
 }
 
 fn train(extra: &[&str], out: &Path) -> Output {
     let (train, eval) = data();
-    let base = [
-        "train",
-        "--train",
-        s(train),
-        "--eval",
-        s(eval),
-        "--preset",
-        "small",
-        "--memory",
-        "1MB",
-        "--batch",
-        "256",
-    ];
+    let base = ["train", "--train", s(train), "--eval", s(eval), "--preset", "small", "--memory", "1MB", "--batch", "256"];
     pocketrec(&[&base[..], extra, &["--quiet", "-o", s(out)]].concat())
 }
 
 fn bayes_auc(eval: &Path) -> f64 {
-    let probs: Vec<f32> = std::fs::read_to_string(format!("{}.prob", s(eval)))
-        .unwrap()
-        .lines()
-        .map(|l| l.parse().unwrap())
-        .collect();
-    let labels: Vec<f32> = std::fs::read_to_string(eval)
-        .unwrap()
-        .lines()
-        .map(|l| l[..1].parse().unwrap())
-        .collect();
+    let probs: Vec<f32> = std::fs::read_to_string(format!("{}.prob", s(eval))).unwrap().lines().map(|l| l.parse().unwrap()).collect();
+    let labels: Vec<f32> = std::fs::read_to_string(eval).unwrap().lines().map(|l| l[..1].parse().unwrap()).collect();
     pocketrec_trainer::metrics::auc(&probs, &labels)
 }
 
@@ -110,28 +60,15 @@ fn robe_model_learns_the_planted_truth() {
     let out_path = scratch().join("learn.safetensors");
     let out = ok(train(&["--eval-every", "20000"], &out_path));
     let evals = eval_lines(&out);
-    assert!(
-        evals.len() == 3,
-        "an eval line every 20k samples and at the end: {evals:?}"
-    );
+    assert!(evals.len() == 3, "an eval line every 20k samples and at the end: {evals:?}");
     let last = evals.last().unwrap();
     let auc = last["auc"].as_f64().unwrap();
     let bayes = bayes_auc(&data().1);
     eprintln!("small preset, 1 MB, 60k rows, 1 epoch: eval AUC {auc:.4}, Bayes-optimal {bayes:.4}");
     assert!(auc > 0.72 && auc < bayes, "AUC {auc} (Bayes {bayes})");
-    assert!(
-        evals[0]["auc"].as_f64().unwrap() < auc,
-        "AUC rises with training: {evals:?}"
-    );
+    assert!(evals[0]["auc"].as_f64().unwrap() < auc, "AUC rises with training: {evals:?}");
     // The written model scores the same data the same way.
-    let ev = ok(pocketrec(&[
-        "eval",
-        "--model",
-        s(&out_path),
-        "--data",
-        s(&data().1),
-        "--json",
-    ]));
+    let ev = ok(pocketrec(&["eval", "--model", s(&out_path), "--data", s(&data().1), "--json"]));
     let ev: Value = serde_json::from_slice(&ev.stdout).unwrap();
     assert!((ev["eval"]["auc"].as_f64().unwrap() - auc).abs() < 1e-9);
 }
@@ -141,49 +78,21 @@ fn checkpoint_step(path: &Path) -> u64 {
     let bytes = std::fs::read(path).unwrap();
     let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
     let header: Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
-    let provenance: Value =
-        serde_json::from_str(header["__metadata__"]["provenance"].as_str().unwrap()).unwrap();
-    provenance["checkpoint"]["position"]["step"]
-        .as_u64()
-        .unwrap()
+    let provenance: Value = serde_json::from_str(header["__metadata__"]["provenance"].as_str().unwrap()).unwrap();
+    provenance["checkpoint"]["position"]["step"].as_u64().unwrap()
 }
 
 #[test]
 fn resume_continues_bit_identically() {
     let dir = scratch();
-    let (whole, part, ckpt) = (
-        dir.join("whole.safetensors"),
-        dir.join("part.safetensors"),
-        dir.join("part.ckpt"),
-    );
-    let common = [
-        "--epochs",
-        "2",
-        "--optimizer",
-        "adam",
-        "--checkpoint-every",
-        "50",
-    ];
+    let (whole, part, ckpt) = (dir.join("whole.safetensors"), dir.join("part.safetensors"), dir.join("part.ckpt"));
+    let common = ["--epochs", "2", "--optimizer", "adam", "--checkpoint-every", "50"];
     ok(train(&common, &whole));
     // Stop inside the first epoch, then resume from the checkpoint.
-    ok(train(
-        &[
-            &common[..],
-            &["--max-steps", "170", "--checkpoint", s(&ckpt)],
-        ]
-        .concat(),
-        &part,
-    ));
-    assert_eq!(
-        checkpoint_step(&ckpt),
-        170,
-        "the partial run stops at --max-steps"
-    );
+    ok(train(&[&common[..], &["--max-steps", "170", "--checkpoint", s(&ckpt)]].concat(), &part));
+    assert_eq!(checkpoint_step(&ckpt), 170, "the partial run stops at --max-steps");
     assert!(std::fs::read(&whole).unwrap() != std::fs::read(&part).unwrap());
-    ok(train(
-        &[&common[..], &["--resume", "--checkpoint", s(&ckpt)]].concat(),
-        &part,
-    ));
+    ok(train(&[&common[..], &["--resume", "--checkpoint", s(&ckpt)]].concat(), &part));
     let same = std::fs::read(&whole).unwrap() == std::fs::read(&part).unwrap();
     assert!(same, "resumed model differs from the uninterrupted one");
 }
@@ -192,43 +101,19 @@ fn resume_continues_bit_identically() {
 fn divergence_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint() {
     let dir = scratch();
     let (out, ckpt) = (dir.join("nan.safetensors"), dir.join("nan.ckpt"));
-    let bad = train(
-        &[
-            "--optimizer",
-            "sgd",
-            "--lr",
-            "1e30",
-            "--checkpoint-every",
-            "1",
-            "--checkpoint",
-            s(&ckpt),
-        ],
-        &out,
-    );
+    let bad = train(&["--optimizer", "sgd", "--lr", "1e30", "--checkpoint-every", "1", "--checkpoint", s(&ckpt)], &out);
     let stderr = String::from_utf8_lossy(&bad.stderr);
     assert!(!bad.status.success());
-    assert!(
-        stderr.contains("the last checkpoint is kept") && !stderr.contains("panicked"),
-        "{stderr}"
-    );
-    let failed_at: u64 = stderr
-        .split("at step ")
-        .nth(1)
-        .and_then(|t| t.split(|c: char| !c.is_ascii_digit()).next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no step in {stderr}"));
+    assert!(stderr.contains("the last checkpoint is kept") && !stderr.contains("panicked"), "{stderr}");
+    let failed_at: u64 = stderr.split("at step ").nth(1).and_then(|t| t.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("no step in {stderr}"));
     assert!(!out.exists(), "a diverged model must not be written");
     // Whatever checkpoint exists is finite (the reader refuses non-finite values) and from before.
     if ckpt.exists() {
         let info = ok(pocketrec(&["inspect", s(&ckpt), "--json"]));
         let info: Value = serde_json::from_slice(&info.stdout).unwrap();
-        let step = info["provenance"]["checkpoint"]["position"]["step"]
-            .as_u64()
-            .unwrap();
-        assert!(
-            step < failed_at,
-            "checkpoint at step {step}, failure at {failed_at}"
-        );
+        let step = info["provenance"]["checkpoint"]["position"]["step"].as_u64().unwrap();
+        assert!(step < failed_at, "checkpoint at step {step}, failure at {failed_at}");
     }
 }
 
@@ -245,14 +130,7 @@ fn baselines_train_through_the_same_code() {
 
 #[test]
 fn missing_training_file_is_a_one_line_error() {
-    let out = pocketrec(&[
-        "train",
-        "--train",
-        "/nonexistent/x.tsv",
-        "-o",
-        "/tmp/never.safetensors",
-        "--quiet",
-    ]);
+    let out = pocketrec(&["train", "--train", "/nonexistent/x.tsv", "-o", "/tmp/never.safetensors", "--quiet"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert_eq!(stderr.lines().count(), 1, "{stderr}");

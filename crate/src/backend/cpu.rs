@@ -19,13 +19,7 @@ impl CpuBackend {
     }
 
     /// The `k` best candidates of a request, best first.
-    pub fn rank(
-        &mut self,
-        model: &Dlrm,
-        context: &Context,
-        candidates: &Candidates,
-        k: usize,
-    ) -> Result<Vec<Ranked>, Error> {
+    pub fn rank(&mut self, model: &Dlrm, context: &Context, candidates: &Candidates, k: usize) -> Result<Vec<Ranked>, Error> {
         rank::rank(model, context, candidates, k)
     }
 }

@@ -51,11 +51,7 @@ pub struct Scorer {
 impl Scorer {
     /// A CPU scorer (no GPU needed, never fails).
     pub fn cpu(model: Dlrm) -> Scorer {
-        Scorer {
-            model,
-            backend: Backend::Cpu(Box::default()),
-            reason: "the CPU backend was asked for".into(),
-        }
+        Scorer { model, backend: Backend::Cpu(Box::default()), reason: "the CPU backend was asked for".into() }
     }
 
     /// A scorer on the chosen backend. `Auto` falls back to the CPU when no GPU is usable and
@@ -70,9 +66,7 @@ impl Scorer {
                     let mut s = Scorer::cpu(model);
                     // A missing adapter is the common case; wgpu's details would only confuse users.
                     s.reason = match e {
-                        Error::NoAdapter(_) => {
-                            "fell back to the CPU: no WebGPU adapter".to_string()
-                        }
+                        Error::NoAdapter(_) => "fell back to the CPU: no WebGPU adapter".to_string(),
                         e => format!("fell back to the CPU: {e}"),
                     };
                     Ok(s)
@@ -89,21 +83,12 @@ impl Scorer {
             Err(e) => return Err((e, model)),
         };
         let reason = format!("WebGPU adapter: {}", backend.adapter_name());
-        Ok(Scorer {
-            model,
-            backend: Backend::Gpu(Box::new(backend)),
-            reason,
-        })
+        Ok(Scorer { model, backend: Backend::Gpu(Box::new(backend)), reason })
     }
 
     #[cfg(not(feature = "gpu"))]
     async fn gpu(model: Dlrm) -> Result<Scorer, (Error, Dlrm)> {
-        Err((
-            Error::Unsupported(
-                "this build has no WebGPU backend (built without feature `gpu`)".into(),
-            ),
-            model,
-        ))
+        Err((Error::Unsupported("this build has no WebGPU backend (built without feature `gpu`)".into()), model))
     }
 
     /// `"cpu"` or `"webgpu"`.
@@ -148,12 +133,7 @@ impl Scorer {
 
     /// The `k` best candidates for a context, best first, ties to the lower index. `k = 0` or no
     /// candidates give an empty result; a malformed request gives [`Error::Request`].
-    pub async fn rank(
-        &mut self,
-        context: &Context,
-        candidates: &Candidates,
-        k: usize,
-    ) -> Result<Vec<Ranked>, Error> {
+    pub async fn rank(&mut self, context: &Context, candidates: &Candidates, k: usize) -> Result<Vec<Ranked>, Error> {
         rank::validate(&self.model.config, context, candidates)?;
         if k == 0 || candidates.rows == 0 {
             return Ok(Vec::new());
@@ -178,40 +158,16 @@ mod tests {
         assert_eq!("cpu".parse(), Ok(BackendChoice::Cpu));
         assert_eq!("webgpu".parse(), Ok(BackendChoice::WebGpu));
         assert_eq!("gpu".parse(), Ok(BackendChoice::WebGpu));
-        assert!(
-            "tpu"
-                .parse::<BackendChoice>()
-                .unwrap_err()
-                .contains("auto, cpu or webgpu")
-        );
+        assert!("tpu".parse::<BackendChoice>().unwrap_err().contains("auto, cpu or webgpu"));
     }
 
     #[test]
     fn auto_says_which_backend_runs_and_why() {
         let (dense, fields) = criteo_schema();
-        let cfg = ModelConfig::preset(
-            Preset::Small,
-            dense,
-            fields,
-            1_000_000,
-            4,
-            HashVariant::UmaV1,
-            StoredDtype::F32,
-        )
-        .unwrap();
-        let scorer = pollster::block_on(Scorer::new(
-            Dlrm::init(cfg, 1).unwrap(),
-            BackendChoice::Auto,
-        ))
-        .unwrap();
+        let cfg = ModelConfig::preset(Preset::Small, dense, fields, 1_000_000, 4, HashVariant::UmaV1, StoredDtype::F32).unwrap();
+        let scorer = pollster::block_on(Scorer::new(Dlrm::init(cfg, 1).unwrap(), BackendChoice::Auto)).unwrap();
         match scorer.backend_name() {
-            "cpu" => assert!(
-                scorer
-                    .backend_reason()
-                    .starts_with("fell back to the CPU: "),
-                "{}",
-                scorer.backend_reason()
-            ),
+            "cpu" => assert!(scorer.backend_reason().starts_with("fell back to the CPU: "), "{}", scorer.backend_reason()),
             name => assert_eq!(name, "webgpu"),
         }
         assert!(!scorer.backend_reason().is_empty());

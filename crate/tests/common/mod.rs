@@ -5,8 +5,8 @@ pub mod reference;
 
 use pocketrec::rank::{Candidates, Context};
 use pocketrec::{
-    Batch, DenseTransform, Dlrm, EmbeddingConfig, Field, FieldKind, FieldValues, HashVariant,
-    KeyMode, ModelConfig, Workspace,
+    Batch, DenseTransform, Dlrm, EmbeddingConfig, Field, FieldKind, FieldValues, HashVariant, KeyMode, ModelConfig,
+    Workspace,
 };
 use rand::{Rng, rngs::StdRng};
 
@@ -15,17 +15,9 @@ pub fn random_model(rng: &mut StdRng) -> Dlrm {
     let nd = rng.random_range(1..6);
     let nf = rng.random_range(2..8);
     let dim = [3, 4, 8, 16][rng.random_range(0..4)];
-    let kinds = [
-        FieldKind::Categorical,
-        FieldKind::BagSum,
-        FieldKind::BagMean,
-    ];
-    let fields: Vec<Field> = (0..nf)
-        .map(|i| Field {
-            name: format!("f{i}"),
-            kind: kinds[rng.random_range(0..3)],
-        })
-        .collect();
+    let kinds = [FieldKind::Categorical, FieldKind::BagSum, FieldKind::BagMean];
+    let fields: Vec<Field> =
+        (0..nf).map(|i| Field { name: format!("f{i}"), kind: kinds[rng.random_range(0..3)] }).collect();
     let n = nf + 1;
     let mut top = vec![dim + n * (n - 1) / 2];
     if rng.random_bool(0.8) {
@@ -34,30 +26,18 @@ pub fn random_model(rng: &mut StdRng) -> Dlrm {
     top.push(1);
     let embedding = if rng.random_bool(0.8) {
         let z = [1, 2, 4, dim as u32][rng.random_range(0..4)];
-        EmbeddingConfig::Robe {
-            m: rng.random_range(100..5000),
-            z,
-            hash: HashVariant::ALL[rng.random_range(0..2)],
-        }
+        EmbeddingConfig::Robe { m: rng.random_range(100..5000), z, hash: HashVariant::ALL[rng.random_range(0..2)] }
     } else {
-        EmbeddingConfig::Full {
-            rows: (0..nf).map(|_| rng.random_range(1..50)).collect(),
-        }
+        EmbeddingConfig::Full { rows: (0..nf).map(|_| rng.random_range(1..50)).collect() }
     };
     let key_mode = if rng.random_bool(0.5) {
         KeyMode::Raw
     } else {
-        KeyMode::Dictionary {
-            table_sizes: (0..nf).map(|_| rng.random_range(1..1u64 << 34)).collect(),
-        }
+        KeyMode::Dictionary { table_sizes: (0..nf).map(|_| rng.random_range(1..1u64 << 34)).collect() }
     };
     let cfg = ModelConfig {
         dense: (0..nd).map(|i| format!("d{i}")).collect(),
-        dense_transform: if rng.random_bool(0.5) {
-            DenseTransform::Log1p
-        } else {
-            DenseTransform::Identity
-        },
+        dense_transform: if rng.random_bool(0.5) { DenseTransform::Log1p } else { DenseTransform::Identity },
         fields,
         dim,
         bottom: vec![nd, 16, dim],
@@ -74,31 +54,19 @@ pub fn random_model(rng: &mut StdRng) -> Dlrm {
 }
 
 pub fn values(rng: &mut StdRng, kind: FieldKind) -> Vec<u32> {
-    let n = if kind == FieldKind::Categorical {
-        1
-    } else {
-        rng.random_range(0..4)
-    };
+    let n = if kind == FieldKind::Categorical { 1 } else { rng.random_range(0..4) };
     (0..n).map(|_| rng.random()).collect()
 }
 
 /// A random request for a model: each field goes to the context or the candidates by chance.
 pub fn random_request(rng: &mut StdRng, cfg: &ModelConfig, rows: usize) -> (Context, Candidates) {
-    let dense = (0..cfg.dense.len())
-        .map(|_| rng.random_range(-1.0..20.0))
-        .collect();
-    let fields: Vec<Option<Vec<u32>>> = cfg
-        .fields
-        .iter()
-        .map(|f| rng.random_bool(0.5).then(|| values(rng, f.kind)))
-        .collect();
+    let dense = (0..cfg.dense.len()).map(|_| rng.random_range(-1.0..20.0)).collect();
+    let fields: Vec<Option<Vec<u32>>> =
+        cfg.fields.iter().map(|f| rng.random_bool(0.5).then(|| values(rng, f.kind))).collect();
     let mut cand = Vec::new();
     for (f, v) in cfg.fields.iter().zip(&fields) {
         if v.is_none() {
-            let mut fv = FieldValues {
-                offsets: vec![0],
-                values: Vec::new(),
-            };
+            let mut fv = FieldValues { offsets: vec![0], values: Vec::new() };
             for _ in 0..rows {
                 fv.values.extend(values(rng, f.kind));
                 fv.offsets.push(fv.values.len() as u32);
@@ -118,9 +86,7 @@ pub fn forward(model: &Dlrm, batch: &Batch) -> Vec<f32> {
 pub fn assert_close(a: &[f32], b: &[f32], tol: f32, what: &str) {
     assert_eq!(a.len(), b.len(), "{what}: lengths");
     for (i, (x, y)) in a.iter().zip(b).enumerate() {
-        assert!(
-            x.is_finite() && (x - y).abs() <= tol * (y.abs() + 1.0),
-            "{what}: row {i}: {x} vs {y}"
-        );
+        assert!(x.is_finite() && (x - y).abs() <= tol * (y.abs() + 1.0), "{what}: row {i}: {x} vs {y}");
     }
 }
+

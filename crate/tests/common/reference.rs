@@ -15,12 +15,7 @@ impl Reference {
         let emb = model.embedding.iter().map(|&x| x as f64).collect();
         let mlp = model
             .layers()
-            .map(|l| {
-                (
-                    l.weight.iter().map(|&x| x as f64).collect(),
-                    l.bias.iter().map(|&x| x as f64).collect(),
-                )
-            })
+            .map(|l| (l.weight.iter().map(|&x| x as f64).collect(), l.bias.iter().map(|&x| x as f64).collect()))
             .collect();
         Reference { emb, mlp }
     }
@@ -32,12 +27,7 @@ impl Reference {
 }
 
 /// Plain f64 DLRM forward + mean BCE, written for clarity, not speed.
-pub fn reference_loss(
-    model: &Dlrm,
-    emb: &[f64],
-    mlp: &[(Vec<f64>, Vec<f64>)],
-    batch: &Batch,
-) -> (f64, Vec<f64>) {
+pub fn reference_loss(model: &Dlrm, emb: &[f64], mlp: &[(Vec<f64>, Vec<f64>)], batch: &Batch) -> (f64, Vec<f64>) {
     let cfg = &model.config;
     let (d, nd) = (cfg.dim, cfg.dense.len());
     let nb = model.bottom.len();

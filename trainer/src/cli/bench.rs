@@ -64,47 +64,22 @@ impl Observer for Quiet {}
 fn train_bench(b: TrainBench) -> Result<()> {
     set_threads(b.threads)?;
     let (dense, fields) = criteo_schema();
-    let cfg = ModelConfig::preset(
-        b.preset,
-        dense,
-        fields,
-        b.memory,
-        4,
-        HashVariant::UmaV1,
-        StoredDtype::F32,
-    )?;
+    let cfg = ModelConfig::preset(b.preset, dense, fields, b.memory, 4, HashVariant::UmaV1, StoredDtype::F32)?;
     let flops_per_row = cfg.train_flops_per_row();
     let mut model = Dlrm::init(cfg, 1)?;
     let mut opt = Optimizer::new(b.optimizer, BENCH_LR, &model);
     let synth = pocketrec_trainer::data::synth::Synth::new(1);
-    let batches: Vec<_> = (0..b.steps + 3)
-        .map(|i| synth.batch(i * b.batch as u64, b.batch).0)
-        .collect();
+    let batches: Vec<_> = (0..b.steps + 3).map(|i| synth.batch(i * b.batch as u64, b.batch).0).collect();
 
     let gemm_before = gemm_rate();
     let mut run = |batches: Vec<pocketrec::Batch>, steps: u64| -> Result<f64> {
         let mut iter = Some(batches.into_iter());
-        let mut open =
-            |_| -> Result<Box<dyn BatchStream>> { Ok(Box::new(iter.take().expect("one epoch"))) };
+        let mut open = |_| -> Result<Box<dyn BatchStream>> { Ok(Box::new(iter.take().expect("one epoch"))) };
         let mut no_eval = || -> Result<Option<Box<dyn BatchStream>>> { Ok(None) };
-        let opts = LoopOptions {
-            epochs: 1,
-            eval_every: 0,
-            checkpoint_every: 0,
-            max_steps: Some(steps),
-            lr: BENCH_LR,
-            lr_decay: 1.0,
-        };
+        let opts =
+            LoopOptions { epochs: 1, eval_every: 0, checkpoint_every: 0, max_steps: Some(steps), lr: BENCH_LR, lr_decay: 1.0 };
         let t = Instant::now();
-        train(
-            &mut model,
-            &mut opt,
-            Position::default(),
-            &opts,
-            &mut open,
-            &mut no_eval,
-            &mut Quiet,
-        )?;
+        train(&mut model, &mut opt, Position::default(), &opts, &mut open, &mut no_eval, &mut Quiet)?;
         Ok(t.elapsed().as_secs_f64())
     };
     let (warm, timed) = batches.split_at(3);
@@ -122,25 +97,10 @@ fn train_bench(b: TrainBench) -> Result<()> {
                 "ratio_to_gemm": achieved / gemm})
         );
     } else {
-        println!(
-            "preset {:?}, batch {}, {} steps, {} threads",
-            b.preset,
-            b.batch,
-            b.steps,
-            rayon::current_num_threads()
-        );
-        println!(
-            "training   {samples_per_s:.0} samples/s = {:.1} GFLOP/s ({flops_per_row} FLOP per sample)",
-            achieved / 1e9
-        );
-        println!(
-            "GEMM       {:.1} GFLOP/s (2048x512x256, the model's kernels, same run)",
-            gemm / 1e9
-        );
-        println!(
-            "ratio      {:.0}% of the GEMM rate",
-            100.0 * achieved / gemm
-        );
+        println!("preset {:?}, batch {}, {} steps, {} threads", b.preset, b.batch, b.steps, rayon::current_num_threads());
+        println!("training   {samples_per_s:.0} samples/s = {:.1} GFLOP/s ({flops_per_row} FLOP per sample)", achieved / 1e9);
+        println!("GEMM       {:.1} GFLOP/s (2048x512x256, the model's kernels, same run)", gemm / 1e9);
+        println!("ratio      {:.0}% of the GEMM rate", 100.0 * achieved / gemm);
     }
     Ok(())
 }

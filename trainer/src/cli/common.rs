@@ -114,36 +114,16 @@ impl TrainArgs {
 impl ModelArgs {
     /// The model config for the schema of the training data.
     pub fn config(&self, data: &DataArgs, vocab: Option<&Vocabulary>) -> Result<ModelConfig> {
-        let loader = Loader::open(
-            &data.train,
-            LoaderOptions {
-                batch_size: 1,
-                shuffle_buffer: 0,
-                seed: 0,
-                strict: data.strict,
-                skip_rows: 0,
-                max_rows: Some(1),
-            },
-        )?;
+        let loader = Loader::open(&data.train, LoaderOptions { batch_size: 1, shuffle_buffer: 0, seed: 0, strict: data.strict, skip_rows: 0, max_rows: Some(1) })?;
         let schema = loader.schema().clone();
         let z = match self.embedding {
             EmbeddingKind::Hashed => self.preset.dim() as u32,
             _ => self.z,
         };
-        let mut cfg = ModelConfig::preset(
-            self.preset,
-            schema.dense,
-            schema.fields,
-            self.memory,
-            z,
-            self.hash,
-            self.dtype,
-        )?;
+        let mut cfg = ModelConfig::preset(self.preset, schema.dense, schema.fields, self.memory, z, self.hash, self.dtype)?;
         if let (EmbeddingKind::Full, Some(vocab)) = (self.embedding, vocab) {
             let sizes = vocab.table_sizes();
-            cfg.embedding = EmbeddingConfig::Full {
-                rows: sizes.clone(),
-            };
+            cfg.embedding = EmbeddingConfig::Full { rows: sizes.clone() };
             cfg.key_mode = KeyMode::Dictionary { table_sizes: sizes };
             cfg.validate()?;
         }
@@ -155,16 +135,7 @@ impl ModelArgs {
         if self.embedding != EmbeddingKind::Full {
             return Ok(None);
         }
-        let mut stream = open_stream(
-            &data.train,
-            data.skip_rows,
-            data.max_rows,
-            8192,
-            0,
-            0,
-            data.strict,
-            None,
-        )?;
+        let mut stream = open_stream(&data.train, data.skip_rows, data.max_rows, 8192, 0, 0, data.strict, None)?;
         let mut vocab = Vocabulary::default();
         while let Some(batch) = stream.next_batch()? {
             vocab.add(&batch);
@@ -184,10 +155,7 @@ pub fn set_threads(threads: Option<usize>) -> Result<()> {
     }
     // SAFETY: called at startup, before any other thread exists.
     unsafe { std::env::set_var("MATMUL_NUM_THREADS", n.to_string()) };
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(n)
-        .build_global()
-        .context("starting the worker threads")?;
+    rayon::ThreadPoolBuilder::new().num_threads(n).build_global().context("starting the worker threads")?;
     Ok(())
 }
 
@@ -214,10 +182,7 @@ impl BatchStream for LoaderStream {
             None => {
                 let stats = self.loader.stats();
                 if stats.bad_lines > 0 {
-                    eprintln!(
-                        "pocketrec: skipped malformed lines of {}: {stats}",
-                        self.path
-                    );
+                    eprintln!("pocketrec: skipped malformed lines of {}: {stats}", self.path);
                 }
             }
         }
@@ -227,9 +192,7 @@ impl BatchStream for LoaderStream {
     fn progress(&self) -> Option<f64> {
         let stats = self.loader.stats();
         let by_rows = self.max_rows.map(|m| stats.rows as f64 / m.max(1) as f64);
-        let by_bytes = self
-            .total_bytes
-            .map(|t| stats.bytes as f64 / t.max(1) as f64);
+        let by_bytes = self.total_bytes.map(|t| stats.bytes as f64 / t.max(1) as f64);
         by_rows.or(by_bytes).map(|p| p.min(1.0))
     }
 }
@@ -245,28 +208,8 @@ pub fn open_stream(
     strict: bool,
     vocab: Option<Arc<Vocabulary>>,
 ) -> Result<Box<dyn BatchStream>> {
-    let loader = Loader::open(
-        path,
-        LoaderOptions {
-            batch_size,
-            shuffle_buffer,
-            seed,
-            strict,
-            skip_rows,
-            max_rows,
-        },
-    )?;
+    let loader = Loader::open(path, LoaderOptions { batch_size, shuffle_buffer, seed, strict, skip_rows, max_rows })?;
     let plain = path != "-" && !path.ends_with(".gz");
-    let total_bytes = if plain {
-        std::fs::metadata(path).ok().map(|m| m.len())
-    } else {
-        None
-    };
-    Ok(Box::new(LoaderStream {
-        loader,
-        path: path.to_string(),
-        vocab,
-        total_bytes,
-        max_rows,
-    }))
+    let total_bytes = if plain { std::fs::metadata(path).ok().map(|m| m.len()) } else { None };
+    Ok(Box::new(LoaderStream { loader, path: path.to_string(), vocab, total_bytes, max_rows }))
 }

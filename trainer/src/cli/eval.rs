@@ -25,37 +25,20 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let bytes =
-        std::fs::read(&args.model).with_context(|| format!("reading {}", args.model.display()))?;
-    let file = pocketrec::file::from_bytes(&bytes)
-        .with_context(|| format!("loading {}", args.model.display()))?;
-    let mut stream = open_stream(
-        &args.data,
-        args.skip_rows,
-        args.max_rows,
-        4096,
-        0,
-        0,
-        false,
-        None,
-    )?;
+    let bytes = std::fs::read(&args.model).with_context(|| format!("reading {}", args.model.display()))?;
+    let file = pocketrec::file::from_bytes(&bytes).with_context(|| format!("loading {}", args.model.display()))?;
+    let mut stream = open_stream(&args.data, args.skip_rows, args.max_rows, 4096, 0, 0, false, None)?;
     let start = Instant::now();
     let e = evaluate(&file.model, stream.as_mut())?;
     let secs = start.elapsed().as_secs_f64();
     let rows_per_s = e.rows as f64 / secs.max(1e-9);
     if args.json {
-        println!(
-            "{}",
-            serde_json::json!({ "eval": e, "seconds": secs, "rows_per_s": rows_per_s })
-        );
+        println!("{}", serde_json::json!({ "eval": e, "seconds": secs, "rows_per_s": rows_per_s }));
     } else {
         println!("rows        {}", e.rows);
         println!("AUC         {:.4}", e.auc);
         println!("logloss     {:.4}", e.logloss);
-        println!(
-            "calibration mean prediction {:.4} vs click rate {:.4}",
-            e.mean_prediction, e.click_rate
-        );
+        println!("calibration mean prediction {:.4} vs click rate {:.4}", e.mean_prediction, e.click_rate);
         println!("speed       {rows_per_s:.0} rows/s ({secs:.2} s, parsing included)");
     }
     Ok(())

@@ -32,19 +32,9 @@ pub struct InitArgs {
 }
 
 pub fn run(args: InitArgs) -> Result<()> {
-    let budget = parse_bytes(&args.memory)
-        .map_err(anyhow::Error::msg)
-        .context("--memory")?;
+    let budget = parse_bytes(&args.memory).map_err(anyhow::Error::msg).context("--memory")?;
     let (dense, fields) = criteo_schema();
-    let config = ModelConfig::preset(
-        args.preset,
-        dense,
-        fields,
-        budget,
-        args.z,
-        args.hash,
-        args.dtype,
-    )?;
+    let config = ModelConfig::preset(args.preset, dense, fields, budget, args.z, args.hash, args.dtype)?;
     let m = config.embedding_len();
     let model = Dlrm::init(config, args.seed)?;
     let provenance = serde_json::json!({

@@ -32,10 +32,7 @@ pub fn run(args: InspectArgs) -> Result<()> {
 }
 
 fn mlp_params(layers: &[Linear]) -> u64 {
-    layers
-        .iter()
-        .map(|l| (l.weight.len() + l.bias.len()) as u64)
-        .sum()
+    layers.iter().map(|l| (l.weight.len() + l.bias.len()) as u64).sum()
 }
 
 /// Everything `inspect` reports, as JSON (the `--json` output; the text form prints from it).
@@ -43,11 +40,7 @@ fn describe(file: &ModelFile, file_bytes: u64) -> Value {
     let model = &file.model;
     let cfg = &model.config;
     let width = file.dtype.bytes();
-    let (embedding, bottom, top) = (
-        model.embedding.len() as u64,
-        mlp_params(&model.bottom),
-        mlp_params(&model.top),
-    );
+    let (embedding, bottom, top) = (model.embedding.len() as u64, mlp_params(&model.bottom), mlp_params(&model.top));
     let parameters = embedding + bottom + top;
     let (z, hash) = match &cfg.embedding {
         EmbeddingConfig::Robe { z, hash, .. } => (json!(z), json!(hash.name())),
@@ -76,31 +69,18 @@ fn describe(file: &ModelFile, file_bytes: u64) -> Value {
 
 fn print_text(path: &str, file: &ModelFile, r: &Value) {
     let cfg = &file.model.config;
-    let widths = |w: &[usize]| {
-        w.iter()
-            .map(|x| x.to_string())
-            .collect::<Vec<_>>()
-            .join("-")
-    };
+    let widths = |w: &[usize]| w.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("-");
     let count = |kind| cfg.fields.iter().filter(|f| f.kind == kind).count();
     let key_mode = match &cfg.key_mode {
         KeyMode::Raw => "raw".to_string(),
         KeyMode::Dictionary { table_sizes } => format!("dictionary ({} tables)", table_sizes.len()),
     };
-    println!(
-        "{path}: {FORMAT_TAG} v{FORMAT_VERSION}, {}",
-        file.dtype.name()
-    );
+    println!("{path}: {FORMAT_TAG} v{FORMAT_VERSION}, {}", file.dtype.name());
     match &cfg.embedding {
         EmbeddingConfig::Robe { m, z, hash } => {
-            println!(
-                "embedding:  ROBE-Z, M = {m}, Z = {z}, hash {}, keys {key_mode}",
-                hash.name()
-            )
+            println!("embedding:  ROBE-Z, M = {m}, Z = {z}, hash {}, keys {key_mode}", hash.name())
         }
-        EmbeddingConfig::Full { rows } => {
-            println!("embedding:  full tables, rows {rows:?}, keys {key_mode}")
-        }
+        EmbeddingConfig::Full { rows } => println!("embedding:  full tables, rows {rows:?}, keys {key_mode}"),
     }
     println!(
         "features:   {} dense ({:?}), {} sparse ({} categorical, {} bag-sum, {} bag-mean), d = {}",
@@ -117,23 +97,10 @@ fn print_text(path: &str, file: &ModelFile, r: &Value) {
     // `Value`'s Display ignores widths: format the numbers themselves.
     let n = |v: &Value| v.as_u64().map_or(String::new(), |x| x.to_string());
     println!("{:<12}{:>14}{:>14}", "part", "parameters", "bytes");
-    for (name, key) in [
-        ("embedding", "embedding"),
-        ("bottom MLP", "bottom_mlp"),
-        ("top MLP", "top_mlp"),
-    ] {
-        println!(
-            "{name:<12}{:>14}{:>14}",
-            n(&r["params"][key]),
-            n(&r["bytes"][key])
-        );
+    for (name, key) in [("embedding", "embedding"), ("bottom MLP", "bottom_mlp"), ("top MLP", "top_mlp")] {
+        println!("{name:<12}{:>14}{:>14}", n(&r["params"][key]), n(&r["bytes"][key]));
     }
     println!("{:<12}{:>14}{:>14}", "header", "", n(&r["bytes"]["header"]));
-    println!(
-        "{:<12}{:>14}{:>14}",
-        "file",
-        n(&r["params"]["total"]),
-        n(&r["bytes"]["file"])
-    );
+    println!("{:<12}{:>14}{:>14}", "file", n(&r["params"]["total"]), n(&r["bytes"]["file"]));
     println!("provenance: {}", file.provenance);
 }

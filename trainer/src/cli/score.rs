@@ -28,22 +28,10 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    let bytes =
-        std::fs::read(&a.model).with_context(|| format!("reading {}", a.model.display()))?;
-    let file = pocketrec::file::from_bytes(&bytes)
-        .with_context(|| format!("loading {}", a.model.display()))?;
-    let choice: BackendChoice = a
-        .backend
-        .parse()
-        .map_err(|e| anyhow::anyhow!("--backend: {e}"))?;
-    let opts = LoaderOptions {
-        batch_size: a.batch.max(1),
-        shuffle_buffer: 0,
-        seed: 0,
-        strict: true,
-        skip_rows: 0,
-        max_rows: None,
-    };
+    let bytes = std::fs::read(&a.model).with_context(|| format!("reading {}", a.model.display()))?;
+    let file = pocketrec::file::from_bytes(&bytes).with_context(|| format!("loading {}", a.model.display()))?;
+    let choice: BackendChoice = a.backend.parse().map_err(|e| anyhow::anyhow!("--backend: {e}"))?;
+    let opts = LoaderOptions { batch_size: a.batch.max(1), shuffle_buffer: 0, seed: 0, strict: true, skip_rows: 0, max_rows: None };
     let mut loader = Loader::open(&a.data, opts)?;
     let cfg = &file.model.config;
     let schema = loader.schema();
@@ -58,13 +46,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         );
     }
     let mut scorer = pollster::block_on(Scorer::new(file.model, choice))?;
-    eprintln!(
-        "scoring on {} ({})",
-        scorer.backend_name(),
-        scorer.backend_reason()
-    );
-    let out =
-        std::fs::File::create(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    eprintln!("scoring on {} ({})", scorer.backend_name(), scorer.backend_reason());
+    let out = std::fs::File::create(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let mut w = std::io::BufWriter::new(out);
     let mut rows = 0usize;
     while let Some(mut batch) = loader.next_batch()? {
@@ -74,8 +57,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         }
         rows += batch.rows;
     }
-    w.flush()
-        .with_context(|| format!("writing {}", a.out.display()))?;
+    w.flush().with_context(|| format!("writing {}", a.out.display()))?;
     eprintln!("{rows} rows scored -> {}", a.out.display());
     Ok(())
 }

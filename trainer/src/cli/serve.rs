@@ -15,17 +15,11 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    let root = a
-        .dir
-        .canonicalize()
-        .with_context(|| format!("cannot serve {}", a.dir.display()))?;
+    let root = a.dir.canonicalize().with_context(|| format!("cannot serve {}", a.dir.display()))?;
     let listener = std::net::TcpListener::bind(("127.0.0.1", a.port))
         .with_context(|| format!("port {} is taken; pick another with --port", a.port))?;
     let port = listener.local_addr()?.port();
-    println!(
-        "serving {} at http://127.0.0.1:{port}/ (Ctrl-C stops)",
-        root.display()
-    );
+    println!("serving {} at http://127.0.0.1:{port}/ (Ctrl-C stops)", root.display());
     std::io::stdout().flush()?;
     pocketrec_trainer::serve::serve(listener, root)?;
     Ok(())

@@ -31,33 +31,16 @@ pub struct SynthArgs {
 
 pub fn run(args: SynthArgs) -> anyhow::Result<()> {
     let start = Instant::now();
-    let bar = if args.quiet {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(args.rows)
-    };
+    let bar = if args.quiet { ProgressBar::hidden() } else { ProgressBar::new(args.rows) };
     bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} synth [{bar:30}] {human_pos}/{human_len} rows, {per_sec}, eta {eta}",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
+        ProgressStyle::with_template("{spinner} synth [{bar:30}] {human_pos}/{human_len} rows, {per_sec}, eta {eta}")
+            .expect("valid template")
+            .progress_chars("=> "),
     );
-    let summary = synth::write_files(
-        &args.out,
-        args.first_row,
-        args.rows,
-        args.seed,
-        args.with_probability,
-        |n| bar.set_position(n),
-    )?;
+    let summary = synth::write_files(&args.out, args.first_row, args.rows, args.seed, args.with_probability, |n| bar.set_position(n))?;
     bar.finish_and_clear();
     if !args.quiet {
-        let prob = if args.with_probability {
-            format!(" (+ {}.prob)", args.out.display())
-        } else {
-            String::new()
-        };
+        let prob = if args.with_probability { format!(" (+ {}.prob)", args.out.display()) } else { String::new() };
         eprintln!(
             "wrote {} rows to {}{prob} in {:.1}s",
             args.rows,

@@ -40,42 +40,20 @@ struct Point {
 
 pub fn run(args: Args) -> Result<()> {
     set_threads(args.train.threads)?;
-    std::fs::create_dir_all(&args.out_dir)
-        .with_context(|| format!("creating {}", args.out_dir.display()))?;
+    std::fs::create_dir_all(&args.out_dir).with_context(|| format!("creating {}", args.out_dir.display()))?;
     let mut runs: Vec<(String, ModelArgs)> = Vec::new();
     for budget in &args.budgets {
         let memory = pocketrec::config::parse_bytes(budget).map_err(anyhow::Error::msg)?;
-        runs.push((
-            format!("robe {budget}"),
-            ModelArgs {
-                memory,
-                embedding: EmbeddingKind::Robe,
-                ..args.model.clone()
-            },
-        ));
+        runs.push((format!("robe {budget}"), ModelArgs { memory, embedding: EmbeddingKind::Robe, ..args.model.clone() }));
     }
     if args.baselines {
-        runs.push((
-            "hashed".into(),
-            ModelArgs {
-                embedding: EmbeddingKind::Hashed,
-                ..args.model.clone()
-            },
-        ));
-        runs.push((
-            "full".into(),
-            ModelArgs {
-                embedding: EmbeddingKind::Full,
-                ..args.model.clone()
-            },
-        ));
+        runs.push(("hashed".into(), ModelArgs { embedding: EmbeddingKind::Hashed, ..args.model.clone() }));
+        runs.push(("full".into(), ModelArgs { embedding: EmbeddingKind::Full, ..args.model.clone() }));
     }
     let mut points = Vec::new();
     for (label, model) in runs {
         eprintln!("== {label}");
-        let file = args
-            .out_dir
-            .join(format!("{}.safetensors", label.replace(' ', "-")));
+        let file = args.out_dir.join(format!("{}.safetensors", label.replace(' ', "-")));
         let cmd = TrainCmd {
             data: args.data.clone(),
             model,
@@ -86,40 +64,21 @@ pub fn run(args: Args) -> Result<()> {
             quiet: args.quiet,
         };
         let outcome = train_and_write(&cmd)?;
-        let Some(eval) = outcome.eval else {
-            bail!("tradeoff needs --eval data")
-        };
-        points.push(Point {
-            label,
-            bytes: outcome.param_bytes,
-            auc: eval.auc,
-            logloss: eval.logloss,
-        });
+        let Some(eval) = outcome.eval else { bail!("tradeoff needs --eval data") };
+        points.push(Point { label, bytes: outcome.param_bytes, auc: eval.auc, logloss: eval.logloss });
     }
     let table = table(&points);
     print!("{table}");
     std::fs::write(args.out_dir.join("tradeoff.md"), &table)?;
     plot(&points, &args.out_dir.join("tradeoff.png"))?;
-    eprintln!(
-        "wrote {0}/tradeoff.md and {0}/tradeoff.png",
-        args.out_dir.display()
-    );
+    eprintln!("wrote {0}/tradeoff.md and {0}/tradeoff.png", args.out_dir.display());
     Ok(())
 }
 
 fn table(points: &[Point]) -> String {
-    let mut t = String::from(
-        "| model | stored parameters | eval AUC | eval logloss |\n|---|---:|---:|---:|\n",
-    );
+    let mut t = String::from("| model | stored parameters | eval AUC | eval logloss |\n|---|---:|---:|---:|\n");
     for p in points {
-        let _ = writeln!(
-            t,
-            "| {} | {:.2} MB | {:.4} | {:.4} |",
-            p.label,
-            p.bytes as f64 / 1e6,
-            p.auc,
-            p.logloss
-        );
+        let _ = writeln!(t, "| {} | {:.2} MB | {:.4} | {:.4} |", p.label, p.bytes as f64 / 1e6, p.auc, p.logloss);
     }
     t
 }
@@ -127,11 +86,9 @@ fn table(points: &[Point]) -> String {
 /// Registers DejaVu Sans (Debian's fonts-dejavu-core) for the plot's text.
 fn load_font() -> Result<()> {
     let path = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
-    let bytes = std::fs::read(path)
-        .with_context(|| format!("reading {path}: install fonts-dejavu-core for the plot"))?;
+    let bytes = std::fs::read(path).with_context(|| format!("reading {path}: install fonts-dejavu-core for the plot"))?;
     let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-    plotters::style::register_font("sans-serif", FontStyle::Normal, bytes)
-        .map_err(|_| anyhow::anyhow!("{path} is not a usable font"))
+    plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).map_err(|_| anyhow::anyhow!("{path} is not a usable font"))
 }
 
 fn plot(points: &[Point], path: &Path) -> Result<()> {
@@ -139,59 +96,30 @@ fn plot(points: &[Point], path: &Path) -> Result<()> {
     let root = BitMapBackend::new(path, (900, 560)).into_drawing_area();
     root.fill(&WHITE)?;
     let mb = |b: u64| (b as f64 / 1e6).max(1e-3);
-    let (lo, hi) = points.iter().fold((f64::MAX, f64::MIN), |(l, h), p| {
-        (l.min(mb(p.bytes)), h.max(mb(p.bytes)))
-    });
-    let (alo, ahi) = points.iter().fold((f64::MAX, f64::MIN), |(l, h), p| {
-        (l.min(p.auc), h.max(p.auc))
-    });
+    let (lo, hi) = points.iter().fold((f64::MAX, f64::MIN), |(l, h), p| (l.min(mb(p.bytes)), h.max(mb(p.bytes))));
+    let (alo, ahi) = points.iter().fold((f64::MAX, f64::MIN), |(l, h), p| (l.min(p.auc), h.max(p.auc)));
     let mut chart = ChartBuilder::on(&root)
         .caption("eval AUC against stored model size", ("sans-serif", 24))
         .margin(20)
         .x_label_area_size(50)
         .y_label_area_size(70)
         .build_cartesian_2d((lo / 2.0..hi * 2.0).log_scale(), (alo - 0.01)..(ahi + 0.01))?;
-    chart
-        .configure_mesh()
-        .x_desc("stored parameters (MB, log scale)")
-        .y_desc("eval AUC")
-        .draw()?;
-    let robe: Vec<(f64, f64)> = points
-        .iter()
-        .filter(|p| p.label.starts_with("robe"))
-        .map(|p| (mb(p.bytes), p.auc))
-        .collect();
-    chart
-        .draw_series(LineSeries::new(robe.clone(), BLUE.stroke_width(2)))?
-        .label("ROBE-Z")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
+    chart.configure_mesh().x_desc("stored parameters (MB, log scale)").y_desc("eval AUC").draw()?;
+    let robe: Vec<(f64, f64)> = points.iter().filter(|p| p.label.starts_with("robe")).map(|p| (mb(p.bytes), p.auc)).collect();
+    chart.draw_series(LineSeries::new(robe.clone(), BLUE.stroke_width(2)))?.label("ROBE-Z").legend(|(x, y)| {
+        PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2))
+    });
     chart.draw_series(robe.iter().map(|&p| Circle::new(p, 5, BLUE.filled())))?;
     for p in points.iter().filter(|p| !p.label.starts_with("robe")) {
         let color = if p.label == "full" { RED } else { GREEN };
-        chart.draw_series(std::iter::once(TriangleMarker::new(
-            (mb(p.bytes), p.auc),
-            8,
-            color.filled(),
-        )))?;
+        chart.draw_series(std::iter::once(TriangleMarker::new((mb(p.bytes), p.auc), 8, color.filled())))?;
     }
     for p in points {
         // Baselines are labelled below their marker, ROBE-Z above, so equal sizes do not overlap.
-        let dy = if p.label.starts_with("robe") {
-            0.002
-        } else {
-            -0.001
-        };
-        chart.draw_series(std::iter::once(Text::new(
-            p.label.clone(),
-            (mb(p.bytes) * 1.05, p.auc + dy),
-            ("sans-serif", 15),
-        )))?;
+        let dy = if p.label.starts_with("robe") { 0.002 } else { -0.001 };
+        chart.draw_series(std::iter::once(Text::new(p.label.clone(), (mb(p.bytes) * 1.05, p.auc + dy), ("sans-serif", 15))))?;
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()?;
+    chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
     root.present()?;
     Ok(())
 }

@@ -40,12 +40,7 @@ pub fn run(args: Args) -> Result<()> {
 /// `path` (as `path.prob`), over the same rows: the best any model can do on this data.
 fn bayes_auc(path: &str, skip: usize, max: Option<usize>) -> Option<f64> {
     let text = std::fs::read_to_string(format!("{path}.prob")).ok()?;
-    let probs: Vec<f32> = text
-        .lines()
-        .skip(skip)
-        .take(max.unwrap_or(usize::MAX))
-        .map(|l| l.parse().ok())
-        .collect::<Option<_>>()?;
+    let probs: Vec<f32> = text.lines().skip(skip).take(max.unwrap_or(usize::MAX)).map(|l| l.parse().ok()).collect::<Option<_>>()?;
     let mut stream = open_stream(path, skip, max, 8192, 0, 0, true, None).ok()?;
     let mut labels = Vec::with_capacity(probs.len());
     while let Some(batch) = stream.next_batch().ok()? {
@@ -98,51 +93,22 @@ pub fn train_and_write(args: &Args) -> Result<Outcome> {
         lr,
         lr_decay,
     };
-    let mut saver = |pos: &Position, model: &Dlrm, opt: &Optimizer| {
-        checkpoint::save(&ckpt_path, model, opt, pos, &args.train)
-    };
+    let mut saver =
+        |pos: &Position, model: &Dlrm, opt: &Optimizer| checkpoint::save(&ckpt_path, model, opt, pos, &args.train);
     let data = &args.data;
     let seed = args.train.seed;
     let batch = args.train.batch;
     let mut open = |epoch: u64| -> Result<Box<dyn BatchStream>> {
-        open_stream(
-            &data.train,
-            data.skip_rows,
-            data.max_rows,
-            batch,
-            data.shuffle_buffer,
-            seed ^ epoch,
-            data.strict,
-            vocab.clone(),
-        )
+        open_stream(&data.train, data.skip_rows, data.max_rows, batch, data.shuffle_buffer, seed ^ epoch, data.strict, vocab.clone())
     };
     let mut open_eval = || -> Result<Option<Box<dyn BatchStream>>> {
         data.eval
             .as_ref()
-            .map(|p| {
-                open_stream(
-                    p,
-                    data.eval_skip_rows,
-                    data.eval_max_rows,
-                    4096,
-                    0,
-                    0,
-                    data.strict,
-                    vocab.clone(),
-                )
-            })
+            .map(|p| open_stream(p, data.eval_skip_rows, data.eval_max_rows, 4096, 0, 0, data.strict, vocab.clone()))
             .transpose()
     };
     let mut observer = reporter.observer(&mut saver);
-    let (pos, eval) = train(
-        &mut model,
-        &mut opt,
-        start,
-        &opts,
-        &mut open,
-        &mut open_eval,
-        &mut observer,
-    )?;
+    let (pos, eval) = train(&mut model, &mut opt, start, &opts, &mut open, &mut open_eval, &mut observer)?;
 
     let provenance = serde_json::json!({
         "data": data.train,
@@ -158,12 +124,8 @@ pub fn train_and_write(args: &Args) -> Result<Outcome> {
         "vocabulary": if vocab.is_some() { "built from the training data; not stored: score remapped ids only" } else { "none (raw keys)" },
     });
     let bytes = pocketrec::file::to_bytes(&model, args.model.dtype, &provenance)?;
-    pocketrec_trainer::io::write_atomic(&args.output, &bytes)
-        .with_context(|| format!("writing {}", args.output.display()))?;
-    let bayes = data
-        .eval
-        .as_deref()
-        .and_then(|p| bayes_auc(p, data.eval_skip_rows, data.eval_max_rows));
+    pocketrec_trainer::io::write_atomic(&args.output, &bytes).with_context(|| format!("writing {}", args.output.display()))?;
+    let bayes = data.eval.as_deref().and_then(|p| bayes_auc(p, data.eval_skip_rows, data.eval_max_rows));
     reporter.finish(&pos, eval.as_ref(), bayes, &args.output, bytes.len());
     let param_bytes = model.param_count() as u64 * args.model.dtype.bytes();
     Ok(Outcome { eval, param_bytes })

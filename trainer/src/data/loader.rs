@@ -37,25 +37,15 @@ impl Loader {
         if opts.batch_size == 0 {
             bail!("the batch size must be at least 1");
         }
-        let name = if path == "-" {
-            "standard input".to_string()
-        } else {
-            path.to_string()
-        };
+        let name = if path == "-" { "standard input".to_string() } else { path.to_string() };
         let (input, gzip) = open_input(path, &name)?;
-        let mut lines = Lines {
-            input,
-            gzip,
-            name,
-            line_no: 0,
-            bytes: 0,
-        };
+        let mut lines = Lines { input, gzip, name, line_no: 0, bytes: 0 };
         let mut first = Vec::new();
         let (schema, parser, pending) = match lines.next(&mut first)? {
             Line::Eof => bail!("{} is empty: it holds no rows", lines.name),
             Line::Text if first.starts_with(b"label\t") || first == b"label" => {
-                let (schema, parser) = RowParser::from_header(&first)
-                    .map_err(|e| anyhow!("{}: line 1: {e}", lines.name))?;
+                let (schema, parser) =
+                    RowParser::from_header(&first).map_err(|e| anyhow!("{}: line 1: {e}", lines.name))?;
                 (schema, parser, None)
             }
             Line::Text => (Schema::criteo(), RowParser::criteo(), Some(Line::Text)),
@@ -66,26 +56,13 @@ impl Loader {
         std::thread::Builder::new()
             .name("pocketrec-loader".into())
             .spawn(move || {
-                let mut reader = Reader {
-                    lines,
-                    parser,
-                    opts,
-                    sender,
-                    n_fields,
-                    stats: ReadStats::default(),
-                    stopped: false,
-                };
+                let mut reader = Reader { lines, parser, opts, sender, n_fields, stats: ReadStats::default(), stopped: false };
                 if let Err(e) = reader.run(pending.map(|p| (p, first))) {
                     let _ = reader.sender.send(Message::Fail(e));
                 }
             })
             .context("cannot start the loader thread")?;
-        Ok(Loader {
-            schema,
-            receiver,
-            stats: ReadStats::default(),
-            finished: false,
-        })
+        Ok(Loader { schema, receiver, stats: ReadStats::default(), finished: false })
     }
 
     pub fn schema(&self) -> &Schema {
@@ -209,10 +186,7 @@ impl Lines {
     fn read_error(&self, e: io::Error) -> anyhow::Error {
         let at = format!("after {} bytes (line {})", self.bytes, self.line_no + 1);
         if self.gzip {
-            anyhow!(
-                "{}: the gzip data is truncated or corrupt {at}: {e}; the file may have been cut short",
-                self.name
-            )
+            anyhow!("{}: the gzip data is truncated or corrupt {at}: {e}; the file may have been cut short", self.name)
         } else {
             anyhow!("{}: read failed {at}: {e}", self.name)
         }
@@ -241,10 +215,7 @@ impl Reader {
         let mut batch = self.new_batch();
         let mut line = Vec::new();
         let mut data_lines = 0usize;
-        let limit = opts
-            .max_rows
-            .map(|m| opts.skip_rows.saturating_add(m))
-            .unwrap_or(usize::MAX);
+        let limit = opts.max_rows.map(|m| opts.skip_rows.saturating_add(m)).unwrap_or(usize::MAX);
         while data_lines < limit {
             let kind = match pending.take() {
                 Some((kind, text)) => {
@@ -259,9 +230,7 @@ impl Reader {
                     data_lines += 1;
                     continue;
                 }
-                Line::TooLong => Err(BadReason::TooLong {
-                    limit: MAX_LINE_BYTES,
-                }),
+                Line::TooLong => Err(BadReason::TooLong { limit: MAX_LINE_BYTES }),
                 Line::Text => self.parser.parse(&line, &mut row),
             };
             data_lines += 1;
@@ -311,17 +280,11 @@ impl Reader {
     fn bad_line(&mut self, reason: BadReason) -> anyhow::Result<()> {
         let line_no = self.lines.line_no;
         if self.opts.strict {
-            bail!(
-                "{}: line {line_no}: {reason} (strict mode stops at the first bad line)",
-                self.lines.name
-            );
+            bail!("{}: line {line_no}: {reason} (strict mode stops at the first bad line)", self.lines.name);
         }
         self.stats.bad_lines += 1;
         if self.stats.first_bad.len() < KEPT_BAD_LINES {
-            self.stats.first_bad.push(BadLine {
-                line_no,
-                reason: reason.to_string(),
-            });
+            self.stats.first_bad.push(BadLine { line_no, reason: reason.to_string() });
         }
         Ok(())
     }

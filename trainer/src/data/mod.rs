@@ -64,14 +64,7 @@ pub struct LoaderOptions {
 
 impl Default for LoaderOptions {
     fn default() -> Self {
-        LoaderOptions {
-            batch_size: 128,
-            shuffle_buffer: 0,
-            seed: 0,
-            strict: false,
-            skip_rows: 0,
-            max_rows: None,
-        }
+        LoaderOptions { batch_size: 128, shuffle_buffer: 0, seed: 0, strict: false, skip_rows: 0, max_rows: None }
     }
 }
 
@@ -97,11 +90,7 @@ pub struct ReadStats {
 
 impl std::fmt::Display for ReadStats {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} rows, {} bytes, {} bad lines",
-            self.rows, self.bytes, self.bad_lines
-        )?;
+        write!(f, "{} rows, {} bytes, {} bad lines", self.rows, self.bytes, self.bad_lines)?;
         for bad in &self.first_bad {
             write!(f, "; line {}: {}", bad.line_no, bad.reason)?;
         }

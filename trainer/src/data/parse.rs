@@ -29,11 +29,7 @@ impl Row {
 
     /// Appends this row to a batch.
     pub fn push_to(&self, batch: &mut pocketrec::Batch) {
-        batch.push_row(
-            &self.dense,
-            (0..self.ends.len()).map(|f| self.field(f)),
-            Some(self.label),
-        );
+        batch.push_row(&self.dense, (0..self.ends.len()).map(|f| self.field(f)), Some(self.label));
     }
 }
 
@@ -52,19 +48,11 @@ pub enum BadReason {
 impl std::fmt::Display for BadReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            BadReason::Columns { expected, got } => {
-                write!(f, "expected {expected} tab-separated columns, got {got}")
-            }
+            BadReason::Columns { expected, got } => write!(f, "expected {expected} tab-separated columns, got {got}"),
             BadReason::Label(t) => write!(f, "label {t:?} is not 0 or 1"),
-            BadReason::Integer { column, text } => {
-                write!(f, "column {column}: {text:?} is not an integer")
-            }
-            BadReason::Hex { column, text } => {
-                write!(f, "column {column}: {text:?} is not 8 hex digits")
-            }
-            BadReason::Float { column, text } => {
-                write!(f, "column {column}: {text:?} is not a finite number")
-            }
+            BadReason::Integer { column, text } => write!(f, "column {column}: {text:?} is not an integer"),
+            BadReason::Hex { column, text } => write!(f, "column {column}: {text:?} is not 8 hex digits"),
+            BadReason::Float { column, text } => write!(f, "column {column}: {text:?} is not a finite number"),
             BadReason::TooLong { limit } => write!(f, "line is longer than {limit} bytes"),
             BadReason::Blank => write!(f, "blank line"),
         }
@@ -156,18 +144,11 @@ struct Cells<'a> {
 
 impl<'a> Cells<'a> {
     fn new(line: &'a [u8]) -> Self {
-        Cells {
-            rest: line,
-            done: false,
-        }
+        Cells { rest: line, done: false }
     }
     /// Cells left, this one included (for the column-count message).
     fn count_rest(&self) -> usize {
-        if self.done {
-            0
-        } else {
-            1 + self.rest.iter().filter(|&&b| b == b'\t').count()
-        }
+        if self.done { 0 } else { 1 + self.rest.iter().filter(|&&b| b == b'\t').count() }
     }
 }
 
@@ -219,66 +200,44 @@ pub const CRITEO_COLUMNS: usize = 40;
 
 impl RowParser {
     pub fn criteo() -> Self {
-        RowParser {
-            format: Format::Criteo,
-        }
+        RowParser { format: Format::Criteo }
     }
 
     /// A parser for the schema TSV whose header is `header` (the first line, without its newline).
     /// Returns the schema and the parser, or a message saying what is wrong with the header.
     pub fn from_header(header: &[u8]) -> Result<(Schema, RowParser), String> {
-        let header =
-            std::str::from_utf8(header).map_err(|_| "the header is not UTF-8".to_string())?;
+        let header = std::str::from_utf8(header).map_err(|_| "the header is not UTF-8".to_string())?;
         let header = header.strip_suffix('\r').unwrap_or(header);
         let mut tokens = header.split('\t');
         if tokens.next() != Some("label") {
             return Err("a schema header must start with `label`".into());
         }
-        let mut schema = Schema {
-            dense: Vec::new(),
-            fields: Vec::new(),
-        };
+        let mut schema = Schema { dense: Vec::new(), fields: Vec::new() };
         let mut columns = Vec::new();
         for (i, token) in tokens.enumerate() {
             let (kind, name) = token.split_once(':').ok_or_else(|| {
                 format!("header column {}: {token:?} must be dense:NAME, cat:NAME, bag:NAME or bagsum:NAME", i + 2)
             })?;
             if name.is_empty() {
-                return Err(format!(
-                    "header column {}: {token:?} has an empty name",
-                    i + 2
-                ));
+                return Err(format!("header column {}: {token:?} has an empty name", i + 2));
             }
             let (column, field_kind) = match kind {
                 "dense" => (Column::Dense, None),
                 "cat" => (Column::Cat, Some(FieldKind::Categorical)),
                 "bag" => (Column::Bag, Some(FieldKind::BagMean)),
                 "bagsum" => (Column::Bag, Some(FieldKind::BagSum)),
-                _ => {
-                    return Err(format!(
-                        "header column {}: unknown kind {kind:?}: use dense, cat, bag or bagsum",
-                        i + 2
-                    ));
-                }
+                _ => return Err(format!("header column {}: unknown kind {kind:?}: use dense, cat, bag or bagsum", i + 2)),
             };
             match field_kind {
                 None => schema.dense.push(name.to_string()),
-                Some(kind) => schema.fields.push(pocketrec::Field {
-                    name: name.to_string(),
-                    kind,
-                }),
+                Some(kind) => schema.fields.push(pocketrec::Field { name: name.to_string(), kind }),
             }
             columns.push(column);
         }
         if columns.is_empty() {
             return Err("the header names no feature columns".into());
         }
-        Ok((
-            schema,
-            RowParser {
-                format: Format::Schema(columns),
-            },
-        ))
+        Ok((schema, RowParser { format: Format::Schema(columns) }))
     }
 
     /// Parses one line (without its `\n`; a trailing `\r` is ignored) into `row`.
@@ -302,25 +261,16 @@ fn parse_criteo(line: &[u8], row: &mut Row) -> Result<(), BadReason> {
         row.ends.extend(1..=26);
     }
     let mut cells = Cells::new(line);
-    let columns = |cells: &Cells, seen: usize| BadReason::Columns {
-        expected: CRITEO_COLUMNS,
-        got: seen + cells.count_rest(),
-    };
+    let columns = |cells: &Cells, seen: usize| BadReason::Columns { expected: CRITEO_COLUMNS, got: seen + cells.count_rest() };
     let label = cells.next().unwrap_or_default();
     row.label = parse_label(label).ok_or_else(|| BadReason::Label(excerpt(label)))?;
     for i in 0..13 {
         let cell = cells.next().ok_or_else(|| columns(&cells, 1 + i))?;
-        row.dense[i] = parse_int(cell).ok_or_else(|| BadReason::Integer {
-            column: 2 + i,
-            text: excerpt(cell),
-        })?;
+        row.dense[i] = parse_int(cell).ok_or_else(|| BadReason::Integer { column: 2 + i, text: excerpt(cell) })?;
     }
     for i in 0..26 {
         let cell = cells.next().ok_or_else(|| columns(&cells, 14 + i))?;
-        row.values[i] = parse_hex8(cell).ok_or_else(|| BadReason::Hex {
-            column: 15 + i,
-            text: excerpt(cell),
-        })?;
+        row.values[i] = parse_hex8(cell).ok_or_else(|| BadReason::Hex { column: 15 + i, text: excerpt(cell) })?;
     }
     if !cells.done {
         return Err(columns(&cells, CRITEO_COLUMNS));
@@ -344,35 +294,20 @@ fn parse_schema(columns: &[Column], line: &[u8], row: &mut Row) -> Result<(), Ba
                 let x = if cell.is_empty() {
                     0.0
                 } else {
-                    std::str::from_utf8(cell)
-                        .ok()
-                        .and_then(|s| s.trim().parse::<f32>().ok())
-                        .filter(|x| x.is_finite())
-                        .ok_or_else(|| BadReason::Float {
-                            column: 2 + i,
-                            text: excerpt(cell),
-                        })?
+                    std::str::from_utf8(cell).ok().and_then(|s| s.trim().parse::<f32>().ok()).filter(|x| x.is_finite())
+                        .ok_or_else(|| BadReason::Float { column: 2 + i, text: excerpt(cell) })?
                 };
                 row.dense.push(x);
             }
-            Column::Cat => row
-                .values
-                .push(if cell.is_empty() { 0 } else { fnv1a32(cell) }),
-            Column::Bag => row.values.extend(
-                cell.split(|&b| b == b',')
-                    .filter(|t| !t.is_empty())
-                    .map(fnv1a32),
-            ),
+            Column::Cat => row.values.push(if cell.is_empty() { 0 } else { fnv1a32(cell) }),
+            Column::Bag => row.values.extend(cell.split(|&b| b == b',').filter(|t| !t.is_empty()).map(fnv1a32)),
         }
         if *column != Column::Dense {
             row.ends.push(row.values.len() as u32);
         }
     }
     if !cells.done {
-        return Err(BadReason::Columns {
-            expected,
-            got: expected + cells.count_rest(),
-        });
+        return Err(BadReason::Columns { expected, got: expected + cells.count_rest() });
     }
     Ok(())
 }
@@ -383,29 +318,15 @@ mod tests {
 
     fn criteo_line() -> String {
         let mut cells = vec!["1".to_string()];
-        cells.extend((0..13).map(|i| {
-            if i == 3 {
-                String::new()
-            } else {
-                format!("{}", i as i64 * 7 - 2)
-            }
-        }));
-        cells.extend((0..26).map(|i| {
-            if i == 5 {
-                String::new()
-            } else {
-                format!("{:08x}", 0x1234_5678u32.wrapping_mul(i + 1))
-            }
-        }));
+        cells.extend((0..13).map(|i| if i == 3 { String::new() } else { format!("{}", i as i64 * 7 - 2) }));
+        cells.extend((0..26).map(|i| if i == 5 { String::new() } else { format!("{:08x}", 0x1234_5678u32.wrapping_mul(i + 1)) }));
         cells.join("\t")
     }
 
     #[test]
     fn parses_a_criteo_line() {
         let mut row = Row::default();
-        RowParser::criteo()
-            .parse(criteo_line().as_bytes(), &mut row)
-            .unwrap();
+        RowParser::criteo().parse(criteo_line().as_bytes(), &mut row).unwrap();
         assert_eq!(row.label, 1.0);
         assert_eq!(row.dense[0], -2.0);
         assert_eq!(row.dense[3], 0.0);
@@ -419,14 +340,7 @@ mod tests {
     fn hex_accepts_both_cases_and_rejects_the_rest() {
         assert_eq!(parse_hex8(b"ffFF0a9B"), Some(0xffff_0a9b));
         assert_eq!(parse_hex8(b""), Some(0));
-        for bad in [
-            &b"zz"[..],
-            b"0000000g",
-            b"1234567",
-            b"123456789",
-            b"-1234567",
-            b"1234 567",
-        ] {
+        for bad in [&b"zz"[..], b"0000000g", b"1234567", b"123456789", b"-1234567", b"1234 567"] {
             assert_eq!(parse_hex8(bad), None, "{:?}", String::from_utf8_lossy(bad));
         }
     }
@@ -447,31 +361,13 @@ mod tests {
         let mut row = Row::default();
         let good = criteo_line();
         let cut = good.rsplit_once('\t').unwrap().0;
-        assert_eq!(
-            p.parse(cut.as_bytes(), &mut row),
-            Err(BadReason::Columns {
-                expected: 40,
-                got: 39
-            })
-        );
+        assert_eq!(p.parse(cut.as_bytes(), &mut row), Err(BadReason::Columns { expected: 40, got: 39 }));
         let extra = format!("{good}\t");
-        assert_eq!(
-            p.parse(extra.as_bytes(), &mut row),
-            Err(BadReason::Columns {
-                expected: 40,
-                got: 41
-            })
-        );
+        assert_eq!(p.parse(extra.as_bytes(), &mut row), Err(BadReason::Columns { expected: 40, got: 41 }));
         let zz = good.replacen("12345678", "zz", 1);
-        assert!(matches!(
-            p.parse(zz.as_bytes(), &mut row),
-            Err(BadReason::Hex { column: 15, .. })
-        ));
+        assert!(matches!(p.parse(zz.as_bytes(), &mut row), Err(BadReason::Hex { column: 15, .. })));
         let label = format!("2{}", &good[1..]);
-        assert!(matches!(
-            p.parse(label.as_bytes(), &mut row),
-            Err(BadReason::Label(_))
-        ));
+        assert!(matches!(p.parse(label.as_bytes(), &mut row), Err(BadReason::Label(_))));
         assert_eq!(p.parse(b"", &mut row), Err(BadReason::Blank));
         assert_eq!(p.parse(b"\r", &mut row), Err(BadReason::Blank));
         let crlf = format!("{good}\r");
@@ -480,41 +376,19 @@ mod tests {
 
     #[test]
     fn schema_header_and_rows() {
-        let (schema, p) =
-            RowParser::from_header(b"label\tdense:age\tcat:user\tbag:genres\tbagsum:tags\tdense:x")
-                .unwrap();
+        let (schema, p) = RowParser::from_header(b"label\tdense:age\tcat:user\tbag:genres\tbagsum:tags\tdense:x").unwrap();
         assert_eq!(schema.dense, ["age", "x"]);
         let kinds: Vec<_> = schema.fields.iter().map(|f| f.kind).collect();
-        assert_eq!(
-            kinds,
-            [
-                FieldKind::Categorical,
-                FieldKind::BagMean,
-                FieldKind::BagSum
-            ]
-        );
+        assert_eq!(kinds, [FieldKind::Categorical, FieldKind::BagMean, FieldKind::BagSum]);
         let mut row = Row::default();
-        p.parse(b"1\t3.5\tu42\tdrama,comedy\t\t-1e2", &mut row)
-            .unwrap();
+        p.parse(b"1\t3.5\tu42\tdrama,comedy\t\t-1e2", &mut row).unwrap();
         assert_eq!(row.dense, [3.5, -100.0]);
         assert_eq!(row.field(0), &[fnv1a32(b"u42")]);
         assert_eq!(row.field(1), &[fnv1a32(b"drama"), fnv1a32(b"comedy")]);
         assert_eq!(row.field(2), &[] as &[u32]);
-        assert!(matches!(
-            p.parse(b"0\tabc\tu\t\t\t1", &mut row),
-            Err(BadReason::Float { column: 2, .. })
-        ));
-        assert!(matches!(
-            p.parse(b"0\tnan\tu\t\t\t1", &mut row),
-            Err(BadReason::Float { .. })
-        ));
-        assert!(matches!(
-            p.parse(b"0\t1\tu", &mut row),
-            Err(BadReason::Columns {
-                expected: 6,
-                got: 3
-            })
-        ));
+        assert!(matches!(p.parse(b"0\tabc\tu\t\t\t1", &mut row), Err(BadReason::Float { column: 2, .. })));
+        assert!(matches!(p.parse(b"0\tnan\tu\t\t\t1", &mut row), Err(BadReason::Float { .. })));
+        assert!(matches!(p.parse(b"0\t1\tu", &mut row), Err(BadReason::Columns { expected: 6, got: 3 })));
         assert!(RowParser::from_header(b"label\tfoo:x").is_err());
         assert!(RowParser::from_header(b"label").is_err());
     }

@@ -12,9 +12,7 @@ pub fn mix64(mut z: u64) -> u64 {
 /// Hashes a few words into one, order-sensitive.
 #[inline]
 pub fn hash(words: &[u64]) -> u64 {
-    words.iter().fold(0x9e37_79b9_7f4a_7c15, |h, &w| {
-        mix64(h ^ mix64(w.wrapping_add(0x632b_e59b_d9b4_e019)))
-    })
+    words.iter().fold(0x9e37_79b9_7f4a_7c15, |h, &w| mix64(h ^ mix64(w.wrapping_add(0x632b_e59b_d9b4_e019))))
 }
 
 /// A uniform float in [0, 1) from 53 bits of a hash.

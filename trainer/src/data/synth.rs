@@ -29,13 +29,13 @@ use std::io::Write;
 
 /// Criteo Kaggle's table sizes, used as the fields' cardinalities.
 pub const CARDINALITIES: [u64; 26] = [
-    1460, 583, 10131227, 2202608, 305, 24, 12517, 633, 3, 93145, 5683, 8351593, 3194, 27, 14992,
-    5461306, 10, 5652, 2173, 4, 7046547, 18, 15, 286181, 105, 142572,
+    1460, 583, 10131227, 2202608, 305, 24, 12517, 633, 3, 93145, 5683, 8351593, 3194, 27, 14992, 5461306, 10, 5652,
+    2173, 4, 7046547, 18, 15, 286181, 105, 142572,
 ];
 /// Share of empty cells per categorical field (Criteo leaves some fields empty often).
 const MISSING: [f64; 26] = [
-    0.0, 0.0, 0.03, 0.03, 0.0, 0.12, 0.0, 0.0, 0.0, 0.0, 0.0, 0.03, 0.0, 0.0, 0.0, 0.03, 0.0, 0.0,
-    0.44, 0.44, 0.03, 0.76, 0.0, 0.03, 0.44, 0.44,
+    0.0, 0.0, 0.03, 0.03, 0.0, 0.12, 0.0, 0.0, 0.0, 0.0, 0.0, 0.03, 0.0, 0.0, 0.0, 0.03, 0.0, 0.0, 0.44, 0.44, 0.03,
+    0.76, 0.0, 0.03, 0.44, 0.44,
 ];
 /// Field pairs that interact, with a weight each.
 const PAIRS: [(usize, usize, f64); 12] = [
@@ -122,25 +122,11 @@ impl Synth {
             effect_scale[f] = 0.45 / (1.0 + 0.12 * size * size.max(2.0) / 2.0);
             latent_scale[f] = 0.75 / (1.0 + 0.05 * size * size);
         }
-        let zipf = std::array::from_fn(|f| {
-            Zipf::new(
-                CARDINALITIES[f],
-                1.05 + 0.3 * unit(hash(&[seed, f as u64, 0xf1])),
-            )
-        });
+        let zipf = std::array::from_fn(|f| Zipf::new(CARDINALITIES[f], 1.05 + 0.3 * unit(hash(&[seed, f as u64, 0xf1]))));
         let key = |salt: u64| std::array::from_fn(|f| hash(&[seed, salt, f as u64]));
-        let (value_key, effect_key, latent_key) =
-            (key(SALT_VALUE), key(SALT_EFFECT), key(SALT_LATENT));
-        let mut synth = Synth {
-            seed,
-            intercept: 0.0,
-            zipf,
-            effect_scale,
-            latent_scale,
-            value_key,
-            effect_key,
-            latent_key,
-        };
+        let (value_key, effect_key, latent_key) = (key(SALT_VALUE), key(SALT_EFFECT), key(SALT_LATENT));
+        let mut synth =
+            Synth { seed, intercept: 0.0, zipf, effect_scale, latent_scale, value_key, effect_key, latent_key };
         synth.intercept = synth.calibrate();
         synth
     }
@@ -148,21 +134,11 @@ impl Synth {
     /// The intercept that makes the mean click probability of a pilot sample [`TARGET_CTR`].
     fn calibrate(&self) -> f64 {
         let logits: Vec<f64> = (0..PILOT_ROWS).map(|i| self.draw(u64::MAX - i).2).collect();
-        let mean_prob = |b: f64| {
-            logits
-                .iter()
-                .map(|&l| 1.0 / (1.0 + (-(l + b)).exp()))
-                .sum::<f64>()
-                / logits.len() as f64
-        };
+        let mean_prob = |b: f64| logits.iter().map(|&l| 1.0 / (1.0 + (-(l + b)).exp())).sum::<f64>() / logits.len() as f64;
         let (mut lo, mut hi) = (-20.0, 20.0);
         for _ in 0..60 {
             let mid = (lo + hi) / 2.0;
-            if mean_prob(mid) < TARGET_CTR {
-                lo = mid
-            } else {
-                hi = mid
-            }
+            if mean_prob(mid) < TARGET_CTR { lo = mid } else { hi = mid }
         }
         (lo + hi) / 2.0
     }
@@ -222,12 +198,7 @@ impl Synth {
         let (dense, cats, logit, mut rng) = self.draw(i);
         let prob = 1.0 / (1.0 + (-(logit + self.intercept)).exp());
         let label = if rng.unit() < prob { 1.0 } else { 0.0 };
-        SynthRow {
-            label,
-            prob: prob as f32,
-            dense,
-            cats,
-        }
+        SynthRow { label, prob: prob as f32, dense, cats }
     }
 
     /// Rows `start..start + n` as Criteo TSV text, and their true probabilities.
@@ -237,11 +208,7 @@ impl Synth {
     }
 
     fn chunk(&self, start: u64, n: usize) -> Chunk {
-        let mut chunk = Chunk {
-            text: Vec::with_capacity(n * 250),
-            probs: Vec::with_capacity(n),
-            labels: Vec::with_capacity(n),
-        };
+        let mut chunk = Chunk { text: Vec::with_capacity(n * 250), probs: Vec::with_capacity(n), labels: Vec::with_capacity(n) };
         for i in start..start + n as u64 {
             let row = self.row(i);
             write_line(&row, &mut chunk.text);
@@ -260,11 +227,7 @@ impl Synth {
             let row = self.row(i);
             let dense = row.dense.map(|x| x.unwrap_or(0) as f32);
             let cats = row.cats.map(|v| v.unwrap_or(0));
-            batch.push_row(
-                &dense,
-                cats.iter().map(std::slice::from_ref),
-                Some(row.label),
-            );
+            batch.push_row(&dense, cats.iter().map(std::slice::from_ref), Some(row.label));
             probs.push(row.prob);
         }
         (batch, probs)
@@ -283,16 +246,8 @@ struct Zipf {
 
 impl Zipf {
     fn new(n: u64, s: f64) -> Zipf {
-        let a = if (1.0 - s).abs() < 1e-6 {
-            -1e-6
-        } else {
-            1.0 - s
-        };
-        Zipf {
-            n,
-            a,
-            span: ((n + 1) as f64).powf(a) - 1.0,
-        }
+        let a = if (1.0 - s).abs() < 1e-6 { -1e-6 } else { 1.0 - s };
+        Zipf { n, a, span: ((n + 1) as f64).powf(a) - 1.0 }
     }
 
     /// The rank for a uniform `u` in [0, 1).
@@ -305,8 +260,7 @@ impl Zipf {
 
 /// The dense part of the truth: smooth nonlinear functions of the log-counts, with interactions.
 fn dense_logit(l: &[f64; 13]) -> f64 {
-    0.5 * (l[0] - 1.0).tanh() + 0.5 * (-(l[2] - 2.5) * (l[2] - 2.5) / 2.0).exp()
-        - 0.35 * (l[4] - 7.0).tanh()
+    0.5 * (l[0] - 1.0).tanh() + 0.5 * (-(l[2] - 2.5) * (l[2] - 2.5) / 2.0).exp() - 0.35 * (l[4] - 7.0).tanh()
         + 0.3 * (l[6] - 2.0).tanh() * (l[7] - 2.5).tanh()
         + 0.25 * (1.2 * l[8]).sin()
         + 0.4 * (l[9] - 0.5).tanh()
@@ -377,16 +331,10 @@ pub fn write_files(
         std::path::PathBuf::from(t)
     };
     let create = |p: &std::path::Path| {
-        std::fs::File::create(p)
-            .map(|f| std::io::BufWriter::with_capacity(1 << 20, f))
-            .with_context(|| format!("cannot create {}", p.display()))
+        std::fs::File::create(p).map(|f| std::io::BufWriter::with_capacity(1 << 20, f)).with_context(|| format!("cannot create {}", p.display()))
     };
     let mut out = create(&temp(path))?;
-    let mut prob_out = if with_probability {
-        Some(create(&temp(&prob_path))?)
-    } else {
-        None
-    };
+    let mut prob_out = if with_probability { Some(create(&temp(&prob_path))?) } else { None };
     let synth = Synth::new(seed);
     let chunks = rows.div_ceil(CHUNK_ROWS);
     let wave = (rayon::current_num_threads() * 4) as u64;
@@ -400,14 +348,10 @@ pub fn write_files(
             .into_par_iter()
             .map(|c| {
                 let start = c * CHUNK_ROWS;
-                let mut chunk =
-                    synth.chunk(first_row + start, CHUNK_ROWS.min(rows - start) as usize);
+                let mut chunk = synth.chunk(first_row + start, CHUNK_ROWS.min(rows - start) as usize);
                 let bytes = if gzip {
-                    let mut enc =
-                        flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-                    enc.write_all(&chunk.text)
-                        .and_then(|_| enc.finish())
-                        .expect("writing to memory cannot fail")
+                    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                    enc.write_all(&chunk.text).and_then(|_| enc.finish()).expect("writing to memory cannot fail")
                 } else {
                     std::mem::take(&mut chunk.text)
                 };
@@ -426,37 +370,25 @@ pub fn write_files(
                 all_probs.extend(chunk.probs);
                 all_labels.extend(chunk.labels);
             }
-            out.write_all(&text)
-                .with_context(|| format!("cannot write {}", path.display()))?;
+            out.write_all(&text).with_context(|| format!("cannot write {}", path.display()))?;
             if let Some(p) = prob_out.as_mut() {
-                p.write_all(&prob_text)
-                    .with_context(|| format!("cannot write {}", prob_path.display()))?;
+                p.write_all(&prob_text).with_context(|| format!("cannot write {}", prob_path.display()))?;
             }
             written = ((c + 1) * CHUNK_ROWS).min(rows);
         }
         progress(written);
     }
-    let finish =
-        |w: std::io::BufWriter<std::fs::File>, p: &std::path::Path| -> anyhow::Result<()> {
-            let file = w
-                .into_inner()
-                .map_err(|e| e.into_error())
-                .with_context(|| format!("cannot write {}", p.display()))?;
-            file.sync_all()
-                .with_context(|| format!("cannot write {}", p.display()))?;
-            std::fs::rename(temp(p), p)
-                .with_context(|| format!("cannot rename {} into place", temp(p).display()))
-        };
+    let finish = |w: std::io::BufWriter<std::fs::File>, p: &std::path::Path| -> anyhow::Result<()> {
+        let file = w.into_inner().map_err(|e| e.into_error()).with_context(|| format!("cannot write {}", p.display()))?;
+        file.sync_all().with_context(|| format!("cannot write {}", p.display()))?;
+        std::fs::rename(temp(p), p).with_context(|| format!("cannot rename {} into place", temp(p).display()))
+    };
     finish(out, path)?;
     if let Some(p) = prob_out {
         finish(p, &prob_path)?;
     }
     let bayes_auc = with_probability.then(|| crate::metrics::auc(&all_probs, &all_labels));
-    Ok(SynthSummary {
-        rows,
-        clicks,
-        bayes_auc,
-    })
+    Ok(SynthSummary { rows, clicks, bayes_auc })
 }
 
 #[cfg(test)]
@@ -472,16 +404,11 @@ mod tests {
                 let z = Zipf::new(n, s);
                 assert!((0..1000).all(|k| z.rank(k as f64 / 1000.0) < n));
                 assert_eq!(z.rank(0.0), 0);
-                assert!(
-                    z.rank(0.999_999_999) >= n / 2,
-                    "n {n}, s {s}: the tail is reachable"
-                );
+                assert!(z.rank(0.999_999_999) >= n / 2, "n {n}, s {s}: the tail is reachable");
             }
         }
         let z = Zipf::new(1_000_000, 1.2);
-        let head = (0..10_000)
-            .filter(|&k| z.rank(k as f64 / 10_000.0) < 10)
-            .count();
+        let head = (0..10_000).filter(|&k| z.rank(k as f64 / 10_000.0) < 10).count();
         assert!(head > 3_000, "{head}");
     }
 

@@ -37,13 +37,7 @@ const TOPK: &str = include_str!("topk.wgsl");
 
 /// Appends one field's CSR to the shared offsets/values buffers; returns (field, where its offsets
 /// start, where its values start) for the field table.
-fn pack_field(
-    f: usize,
-    fo: &[u32],
-    fv: &[u32],
-    offsets: &mut Vec<u32>,
-    values: &mut Vec<u32>,
-) -> (usize, usize, usize) {
+fn pack_field(f: usize, fo: &[u32], fv: &[u32], offsets: &mut Vec<u32>, values: &mut Vec<u32>) -> (usize, usize, usize) {
     let entry = (f, offsets.len(), values.len());
     offsets.extend_from_slice(fo);
     values.extend_from_slice(fv);
@@ -111,33 +105,13 @@ struct Grow {
 
 impl Grow {
     fn new(device: &wgpu::Device, label: &'static str, usage: wgpu::BufferUsages) -> Grow {
-        Grow {
-            buffer: Self::create(device, label, usage, 256),
-            label,
-            usage,
-        }
+        Grow { buffer: Self::create(device, label, usage, 256), label, usage }
     }
     fn storage(device: &wgpu::Device, label: &'static str) -> Grow {
-        Grow::new(
-            device,
-            label,
-            wgpu::BufferUsages::STORAGE
-                | wgpu::BufferUsages::COPY_DST
-                | wgpu::BufferUsages::COPY_SRC,
-        )
+        Grow::new(device, label, wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC)
     }
-    fn create(
-        device: &wgpu::Device,
-        label: &'static str,
-        usage: wgpu::BufferUsages,
-        size: u64,
-    ) -> wgpu::Buffer {
-        device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some(label),
-            size,
-            usage,
-            mapped_at_creation: false,
-        })
+    fn create(device: &wgpu::Device, label: &'static str, usage: wgpu::BufferUsages, size: u64) -> wgpu::Buffer {
+        device.create_buffer(&wgpu::BufferDescriptor { label: Some(label), size, usage, mapped_at_creation: false })
     }
     fn ensure(&mut self, device: &wgpu::Device, bytes: usize) -> &wgpu::Buffer {
         let bytes = (bytes as u64).max(256);
@@ -217,11 +191,7 @@ fn params(words: &[u32]) -> [u32; PARAM_WORDS] {
 /// kernels index `x + y · 65535 · 64`).
 fn linear_groups(n: usize) -> (u32, u32) {
     let g = n.div_ceil(64).max(1);
-    if g <= MAX_GROUPS {
-        (g as u32, 1)
-    } else {
-        (MAX_GROUPS as u32, g.div_ceil(MAX_GROUPS) as u32)
-    }
+    if g <= MAX_GROUPS { (g as u32, 1) } else { (MAX_GROUPS as u32, g.div_ceil(MAX_GROUPS) as u32) }
 }
 
 /// The wgpu backend of one model. Build it with [`GpuBackend::new`], then pass the same model to
@@ -241,8 +211,7 @@ pub struct GpuBackend {
 impl GpuBackend {
     /// Finds an adapter, builds the pipelines and uploads the model.
     pub async fn new(model: &Dlrm) -> Result<GpuBackend, Error> {
-        let instance =
-            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
         let adapter = instance
             .request_adapter(&wgpu::RequestAdapterOptions {
                 power_preference: wgpu::PowerPreference::HighPerformance,
@@ -253,9 +222,7 @@ impl GpuBackend {
         let info = adapter.get_info();
         let limits = adapter.limits();
         let cfg = &model.config;
-        let max_binding = limits
-            .max_storage_buffer_binding_size
-            .min(limits.max_buffer_size);
+        let max_binding = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
         let embedding_bytes = model.embedding.len() as u64 * 4;
         if embedding_bytes > max_binding {
             return Err(Error::Unsupported(format!(
@@ -299,38 +266,28 @@ impl GpuBackend {
             ls.iter()
                 .map(|l| {
                     let w = l.weight.as_standard_layout();
-                    (
-                        init(name, w.as_slice().expect("standard layout")),
-                        init(name, l.bias.as_slice().expect("contiguous")),
-                    )
+                    (init(name, w.as_slice().expect("standard layout")), init(name, l.bias.as_slice().expect("contiguous")))
                 })
                 .collect()
         };
         let n = cfg.interacting() as u32;
-        let all_pairs: Vec<u32> = (1..n)
-            .flat_map(|i| (0..i).flat_map(move |j| [i, j]))
-            .collect();
+        let all_pairs: Vec<u32> = (1..n).flat_map(|i| (0..i).flat_map(move |j| [i, j])).collect();
         let model_buffers = ModelBuffers {
             embedding: init("robe.weight", &model.embedding),
             bottom: layers(&model.bottom, "bottom"),
             top: layers(&model.top, "top"),
             all_pairs: device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
                 label: Some("all pairs"),
-                contents: bytemuck::cast_slice(if all_pairs.is_empty() {
-                    &[0u32, 0]
-                } else {
-                    &all_pairs
-                }),
+                contents: bytemuck::cast_slice(if all_pairs.is_empty() { &[0u32, 0] } else { &all_pairs }),
                 usage: wgpu::BufferUsages::STORAGE,
             }),
         };
 
         let lookup = model.lookup();
         let (kind, range) = match (&cfg.embedding, lookup.hash()) {
-            (EmbeddingConfig::Robe { hash, .. }, Some(h)) => (
-                if *hash == HashVariant::UmaV1 { 0 } else { 1 },
-                limbs::range(h),
-            ),
+            (EmbeddingConfig::Robe { hash, .. }, Some(h)) => {
+                (if *hash == HashVariant::UmaV1 { 0 } else { 1 }, limbs::range(h))
+            }
             _ => (2, 1),
         };
         let offsets = cfg.key_mode.table_offsets();
@@ -362,12 +319,7 @@ impl GpuBackend {
         // Widest per-row activation of any chunk, to keep every binding under the limit.
         let nq_max = cfg.fields.len();
         let widest = [
-            cfg.bottom
-                .iter()
-                .chain(&cfg.top)
-                .copied()
-                .max()
-                .unwrap_or(1),
+            cfg.bottom.iter().chain(&cfg.top).copied().max().unwrap_or(1),
             cfg.interacting() * cfg.dim,
             nq_max * cfg.dim + nq_max * nq_max.saturating_sub(1) / 2,
         ]
@@ -375,19 +327,11 @@ impl GpuBackend {
         .max()
         .unwrap_or(1);
         let fit = (max_binding / (4 * widest as u64)).max(64) as usize;
-        let chunk_rows = if fit >= MAX_CHUNK_ROWS {
-            MAX_CHUNK_ROWS
-        } else {
-            1 << fit.ilog2()
-        };
+        let chunk_rows = if fit >= MAX_CHUNK_ROWS { MAX_CHUNK_ROWS } else { 1 << fit.ilog2() };
 
         let s = |label| Grow::storage(&device, label);
         let scratch = Scratch {
-            params: Grow::new(
-                &device,
-                "params",
-                wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-            ),
+            params: Grow::new(&device, "params", wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST),
             fields_a: s("fields a"),
             fields_b: s("fields b"),
             offsets: s("offsets"),
@@ -404,11 +348,7 @@ impl GpuBackend {
             folded_bias: s("folded bias"),
             logits: s("logits"),
             topk: s("top-k"),
-            staging: Grow::new(
-                &device,
-                "staging",
-                wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            ),
+            staging: Grow::new(&device, "staging", wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST),
         };
         Ok(GpuBackend {
             device,
@@ -449,33 +389,17 @@ impl GpuBackend {
         for &(f, obase, vbase) in list {
             let [lo, hi, base, rows] = self.layout.per_field[f];
             let mean = (model.config.fields[f].kind == FieldKind::BagMean) as u32;
-            t.extend([
-                f as u32,
-                mean,
-                obase as u32,
-                vbase as u32,
-                lo,
-                hi,
-                base,
-                rows,
-            ]);
+            t.extend([f as u32, mean, obase as u32, vbase as u32, lo, hi, base, rows]);
         }
         t
     }
 
     /// The first slot of every block of each (field, value), computed on the GPU by the same
     /// hash the gather uses: `out[i · blocks + c]`.
-    pub async fn block_offsets(
-        &mut self,
-        model: &Dlrm,
-        fields: &[u32],
-        values: &[u32],
-    ) -> Result<Vec<u32>, Error> {
+    pub async fn block_offsets(&mut self, model: &Dlrm, fields: &[u32], values: &[u32]) -> Result<Vec<u32>, Error> {
         let nf = model.config.fields.len();
         if fields.len() != values.len() || fields.iter().any(|&f| f as usize >= nf) {
-            return Err(Error::Request(format!(
-                "need one value per field index, each below {nf}"
-            )));
+            return Err(Error::Request(format!("need one value per field index, each below {nf}")));
         }
         let n = fields.len();
         if n == 0 {
@@ -492,33 +416,12 @@ impl GpuBackend {
         let l = &self.layout;
         let dispatch = Dispatch {
             kernel: &self.kernels.indices,
-            params: params(&[
-                n as u32,
-                l.blocks,
-                l.kind,
-                l.range,
-                l.key_mode,
-                model.config.dim as u32,
-            ]),
-            buffers: vec![
-                &s.fields_a.buffer,
-                &s.offsets.buffer,
-                &s.values.buffer,
-                &s.logits.buffer,
-            ],
+            params: params(&[n as u32, l.blocks, l.kind, l.range, l.key_mode, model.config.dim as u32]),
+            buffers: vec![&s.fields_a.buffer, &s.offsets.buffer, &s.values.buffer, &s.logits.buffer],
             groups: linear_groups(n),
         };
         let bytes = n * blocks * 4;
-        submit(
-            device,
-            queue,
-            &mut s.params,
-            &mut s.staging,
-            &[dispatch],
-            &s.logits.buffer,
-            bytes,
-        )
-        .await?;
+        submit(device, queue, &mut s.params, &mut s.staging, &[dispatch], &s.logits.buffer, bytes).await?;
         let out = read_back(device, &s.staging.buffer, bytes).await?;
         Ok(bytemuck::cast_slice(&out).to_vec())
     }
@@ -544,13 +447,7 @@ impl GpuBackend {
         s.values.upload(device, queue, &values);
         s.dense_raw.upload(device, queue, &batch.dense[..rows * nd]);
         s.dense_x.ensure(device, rows * nd * 4);
-        let widest = cfg
-            .bottom
-            .iter()
-            .chain(&cfg.top)
-            .copied()
-            .max()
-            .unwrap_or(1);
+        let widest = cfg.bottom.iter().chain(&cfg.top).copied().max().unwrap_or(1);
         s.act[0].ensure(device, chunk * widest * 4);
         s.act[1].ensure(device, chunk * widest * 4);
         s.vectors.ensure(device, chunk * nvec * d * 4);
@@ -561,10 +458,7 @@ impl GpuBackend {
         let l = &self.layout;
         let mut ds = vec![Dispatch {
             kernel: &k.dense,
-            params: params(&[
-                (rows * nd) as u32,
-                (cfg.dense_transform == crate::DenseTransform::Log1p) as u32,
-            ]),
+            params: params(&[(rows * nd) as u32, (cfg.dense_transform == crate::DenseTransform::Log1p) as u32]),
             buffers: vec![&s.dense_raw.buffer, &s.dense_x.buffer],
             groups: linear_groups(rows * nd),
         }];
@@ -573,139 +467,63 @@ impl GpuBackend {
             let m = chunk.min(rows - start);
             let act = [&s.act[0].buffer, &s.act[1].buffer];
             // Bottom MLP; the last layer writes vector 0 of each row.
-            mlp(
-                &mut ds,
-                &k.gemm,
-                &self.model.bottom,
-                &cfg.bottom,
-                m,
-                true,
-                (&s.dense_x.buffer, start * nd),
-                act,
-                (&s.vectors.buffer, 0, nvec * d),
-            );
-            let bufs = [
-                &s.fields_a.buffer,
-                &s.offsets.buffer,
-                &s.values.buffer,
-                &self.model.embedding,
-                &s.vectors.buffer,
-            ];
-            ds.push(embed(
-                &k.embed,
-                l,
-                bufs,
-                [m, cfg.fields.len(), d, nvec, 1, start],
-            ));
+            mlp(&mut ds, &k.gemm, &self.model.bottom, &cfg.bottom, m, true, (&s.dense_x.buffer, start * nd), act, (&s.vectors.buffer, 0, nvec * d));
+            let bufs = [&s.fields_a.buffer, &s.offsets.buffer, &s.values.buffer, &self.model.embedding, &s.vectors.buffer];
+            ds.push(embed(&k.embed, l, bufs, [m, cfg.fields.len(), d, nvec, 1, start]));
             let width = cfg.top[0];
             ds.push(Dispatch {
                 kernel: &k.interact,
-                params: params(&[
-                    m as u32,
-                    nvec as u32,
-                    d as u32,
-                    1,
-                    (nvec * (nvec - 1) / 2) as u32,
-                    width as u32,
-                ]),
+                params: params(&[m as u32, nvec as u32, d as u32, 1, (nvec * (nvec - 1) / 2) as u32, width as u32]),
                 buffers: vec![&self.model.all_pairs, &s.vectors.buffer, &s.top_in.buffer],
                 groups: (width.div_ceil(64) as u32, m as u32),
             });
-            mlp(
-                &mut ds,
-                &k.gemm,
-                &self.model.top,
-                &cfg.top,
-                m,
-                false,
-                (&s.top_in.buffer, 0),
-                act,
-                (&s.logits.buffer, start, 1),
-            );
+            mlp(&mut ds, &k.gemm, &self.model.top, &cfg.top, m, false, (&s.top_in.buffer, 0), act, (&s.logits.buffer, start, 1));
             start += m;
         }
-        submit(
-            device,
-            queue,
-            &mut s.params,
-            &mut s.staging,
-            &ds,
-            &s.logits.buffer,
-            rows * 4,
-        )
-        .await?;
+        submit(device, queue, &mut s.params, &mut s.staging, &ds, &s.logits.buffer, rows * 4).await?;
         let out = read_back(device, &s.staging.buffer, rows * 4).await?;
         Ok(bytemuck::cast_slice(&out).to_vec())
     }
 
     /// Logits of every candidate of a request, in candidate order, context-once (as
     /// [`crate::rank::logits`] on the CPU).
-    pub async fn rank_logits(
-        &mut self,
-        model: &Dlrm,
-        context: &Context,
-        candidates: &Candidates,
-    ) -> Result<Vec<f32>, Error> {
+    pub async fn rank_logits(&mut self, model: &Dlrm, context: &Context, candidates: &Candidates) -> Result<Vec<f32>, Error> {
         rank::validate(&model.config, context, candidates)?;
         if candidates.rows == 0 {
             return Ok(Vec::new());
         }
-        self.run_rank(model, context, candidates, None)
-            .await
-            .map(|r| match r {
-                RankOut::Logits(l) => l,
-                RankOut::Winners(_) => unreachable!("no top-k asked"),
-            })
+        self.run_rank(model, context, candidates, None).await.map(|r| match r {
+            RankOut::Logits(l) => l,
+            RankOut::Winners(_) => unreachable!("no top-k asked"),
+        })
     }
 
     /// The `k` best candidates of a validated request with `k >= 1` and at least one candidate.
-    pub async fn rank(
-        &mut self,
-        model: &Dlrm,
-        context: &Context,
-        candidates: &Candidates,
-        k: usize,
-    ) -> Result<Vec<Ranked>, Error> {
+    pub async fn rank(&mut self, model: &Dlrm, context: &Context, candidates: &Candidates, k: usize) -> Result<Vec<Ranked>, Error> {
         let n = candidates.rows;
         let keep = k.min(TOPK_SPAN);
         let groups = n.div_ceil(TOPK_SPAN);
         // Top-k on the GPU when the read-back is large and it shrinks it at least fourfold.
         let on_gpu = n >= 4096 && k <= TOPK_SPAN / 4 && 8 * groups * keep <= n;
-        match self
-            .run_rank(model, context, candidates, on_gpu.then_some(keep))
-            .await?
-        {
+        match self.run_rank(model, context, candidates, on_gpu.then_some(keep)).await? {
             RankOut::Logits(l) => Ok(rank::top_k(&l, k)),
             RankOut::Winners(w) => {
-                let pairs: Vec<(f32, u32)> = w
-                    .chunks_exact(2)
-                    .filter(|p| (p[1] as usize) < n)
-                    .map(|p| (f32::from_bits(p[0]), p[1]))
-                    .collect();
+                let pairs: Vec<(f32, u32)> =
+                    w.chunks_exact(2).filter(|p| (p[1] as usize) < n).map(|p| (f32::from_bits(p[0]), p[1])).collect();
                 Ok(rank::top_k_of(&pairs, k))
             }
         }
     }
 
-    async fn run_rank(
-        &mut self,
-        model: &Dlrm,
-        context: &Context,
-        candidates: &Candidates,
-        topk: Option<usize>,
-    ) -> Result<RankOut, Error> {
+    async fn run_rank(&mut self, model: &Dlrm, context: &Context, candidates: &Candidates, topk: Option<usize>) -> Result<RankOut, Error> {
         let cfg = &model.config;
         let (rows, nd, d) = (candidates.rows, cfg.dense.len(), cfg.dim);
         let cand_fields = rank::candidate_fields(context);
         let nq = cand_fields.len();
         // Context vectors: 0 = bottom output, then the context fields; their global indices.
-        let ctx_fields: Vec<usize> = (0..cfg.fields.len())
-            .filter(|f| context.fields[*f].is_some())
-            .collect();
+        let ctx_fields: Vec<usize> = (0..cfg.fields.len()).filter(|f| context.fields[*f].is_some()).collect();
         let nctx = ctx_fields.len() + 1;
-        let mut fold_index: Vec<u32> = std::iter::once(0)
-            .chain(ctx_fields.iter().map(|&f| f as u32 + 1))
-            .collect();
+        let mut fold_index: Vec<u32> = std::iter::once(0).chain(ctx_fields.iter().map(|&f| f as u32 + 1)).collect();
         fold_index.extend(cand_fields.iter().map(|&f| f as u32 + 1));
         let width = nq * d + nq * nq.saturating_sub(1) / 2;
         let top1 = cfg.top[1];
@@ -724,9 +542,7 @@ impl GpuBackend {
             .zip(&candidates.fields)
             .map(|(&f, fv)| pack_field(f, &fv.offsets, &fv.values, &mut offsets, &mut values))
             .collect();
-        let qq_pairs: Vec<u32> = (1..nq as u32)
-            .flat_map(|a| (0..a).flat_map(move |b| [a, b]))
-            .collect();
+        let qq_pairs: Vec<u32> = (1..nq as u32).flat_map(|a| (0..a).flat_map(move |b| [a, b])).collect();
         let ctx_table = self.field_table(model, &ctx_list);
         let cand_table = self.field_table(model, &cand_list);
         let chunk = self.chunk_rows.min(rows);
@@ -744,13 +560,7 @@ impl GpuBackend {
         s.ctx_vectors.ensure(device, nctx * d * 4);
         s.folded.ensure(device, top1 * width * 4);
         s.folded_bias.ensure(device, top1 * 4);
-        let widest = cfg
-            .bottom
-            .iter()
-            .chain(&cfg.top)
-            .copied()
-            .max()
-            .unwrap_or(1);
+        let widest = cfg.bottom.iter().chain(&cfg.top).copied().max().unwrap_or(1);
         s.act[0].ensure(device, chunk * widest * 4);
         s.act[1].ensure(device, chunk * widest * 4);
         s.vectors.ensure(device, chunk * nq * d * 4);
@@ -767,49 +577,18 @@ impl GpuBackend {
         // Once per request: the context's bottom MLP, embeddings, and the fold.
         let mut ds = vec![Dispatch {
             kernel: &k.dense,
-            params: params(&[
-                nd as u32,
-                (cfg.dense_transform == crate::DenseTransform::Log1p) as u32,
-            ]),
+            params: params(&[nd as u32, (cfg.dense_transform == crate::DenseTransform::Log1p) as u32]),
             buffers: vec![&s.dense_raw.buffer, &s.dense_x.buffer],
             groups: linear_groups(nd),
         }];
-        mlp(
-            &mut ds,
-            &k.gemm,
-            &self.model.bottom,
-            &cfg.bottom,
-            1,
-            true,
-            (&s.dense_x.buffer, 0),
-            act,
-            (&s.ctx_vectors.buffer, 0, nctx * d),
-        );
+        mlp(&mut ds, &k.gemm, &self.model.bottom, &cfg.bottom, 1, true, (&s.dense_x.buffer, 0), act, (&s.ctx_vectors.buffer, 0, nctx * d));
         if !ctx_fields.is_empty() {
-            let bufs = [
-                &s.fields_a.buffer,
-                &s.offsets.buffer,
-                &s.values.buffer,
-                &self.model.embedding,
-                &s.ctx_vectors.buffer,
-            ];
-            ds.push(embed(
-                &k.embed,
-                l,
-                bufs,
-                [1, ctx_fields.len(), d, nctx, 1, 0],
-            ));
+            let bufs = [&s.fields_a.buffer, &s.offsets.buffer, &s.values.buffer, &self.model.embedding, &s.ctx_vectors.buffer];
+            ds.push(embed(&k.embed, l, bufs, [1, ctx_fields.len(), d, nctx, 1, 0]));
         }
         ds.push(Dispatch {
             kernel: &k.fold,
-            params: params(&[
-                top1 as u32,
-                d as u32,
-                nctx as u32,
-                nq as u32,
-                width as u32,
-                cfg.top[0] as u32,
-            ]),
+            params: params(&[top1 as u32, d as u32, nctx as u32, nq as u32, width as u32, cfg.top[0] as u32]),
             buffers: vec![
                 &s.fold_index.buffer,
                 &s.ctx_vectors.buffer,
@@ -826,24 +605,11 @@ impl GpuBackend {
         while start < rows {
             let m = chunk.min(rows - start);
             if nq > 0 {
-                let bufs = [
-                    &s.fields_b.buffer,
-                    &s.offsets.buffer,
-                    &s.values.buffer,
-                    &self.model.embedding,
-                    &s.vectors.buffer,
-                ];
+                let bufs = [&s.fields_b.buffer, &s.offsets.buffer, &s.values.buffer, &self.model.embedding, &s.vectors.buffer];
                 ds.push(embed(&k.embed, l, bufs, [m, nq, d, nq, 0, start]));
                 ds.push(Dispatch {
                     kernel: &k.interact,
-                    params: params(&[
-                        m as u32,
-                        nq as u32,
-                        d as u32,
-                        nq as u32,
-                        (qq_pairs.len() / 2) as u32,
-                        width as u32,
-                    ]),
+                    params: params(&[m as u32, nq as u32, d as u32, nq as u32, (qq_pairs.len() / 2) as u32, width as u32]),
                     buffers: vec![&s.pairs.buffer, &s.vectors.buffer, &s.top_in.buffer],
                     groups: (width.div_ceil(64).max(1) as u32, m as u32),
                 });
@@ -852,17 +618,7 @@ impl GpuBackend {
             layers.extend(self.model.top[1..].iter().map(|(w, b)| (w, b)));
             let mut widths = vec![width];
             widths.extend_from_slice(&cfg.top[1..]);
-            mlp_refs(
-                &mut ds,
-                &k.gemm,
-                &layers,
-                &widths,
-                m,
-                false,
-                (&s.top_in.buffer, 0),
-                act,
-                (&s.logits.buffer, start, 1),
-            );
+            mlp_refs(&mut ds, &k.gemm, &layers, &widths, m, false, (&s.top_in.buffer, 0), act, (&s.logits.buffer, start, 1));
             start += m;
         }
         let (src, bytes) = match topk {
@@ -877,16 +633,7 @@ impl GpuBackend {
             }
             None => (&s.logits.buffer, rows * 4),
         };
-        submit(
-            device,
-            queue,
-            &mut s.params,
-            &mut s.staging,
-            &ds,
-            src,
-            bytes,
-        )
-        .await?;
+        submit(device, queue, &mut s.params, &mut s.staging, &ds, src, bytes).await?;
         let out = read_back(device, &s.staging.buffer, bytes).await?;
         Ok(match topk {
             Some(_) => RankOut::Winners(bytemuck::cast_slice(&out).to_vec()),
@@ -897,28 +644,11 @@ impl GpuBackend {
 
 /// The gather of `[rows, fields listed, d, vectors per row, first vector, first row]`, with
 /// buffers `[field table, offsets, values, embedding, vectors out]`.
-fn embed<'a>(
-    kernel: &'a Kernel,
-    l: &Layout,
-    buffers: [&'a wgpu::Buffer; 5],
-    dims: [usize; 6],
-) -> Dispatch<'a> {
+fn embed<'a>(kernel: &'a Kernel, l: &Layout, buffers: [&'a wgpu::Buffer; 5], dims: [usize; 6]) -> Dispatch<'a> {
     let [rows, n_list, d, nvec, base, start] = dims.map(|x| x as u32);
     Dispatch {
         kernel,
-        params: params(&[
-            rows,
-            n_list,
-            d,
-            nvec,
-            base,
-            l.kind,
-            l.block_len,
-            l.blocks,
-            l.range,
-            l.key_mode,
-            start,
-        ]),
+        params: params(&[rows, n_list, d, nvec, base, l.kind, l.block_len, l.blocks, l.range, l.key_mode, start]),
         buffers: buffers.to_vec(),
         groups: (rows.div_ceil(64), n_list),
     }
@@ -965,24 +695,11 @@ fn mlp_refs<'a>(
     for (i, &(w, b)) in layers.iter().enumerate() {
         let (n_in, n_out) = (widths[i], widths[i + 1]);
         let (a, a_off) = if i == 0 { input } else { (act[(i - 1) % 2], 0) };
-        let (c, c_off, ldc) = if i == last {
-            (out.0, out.1 * out.2, out.2)
-        } else {
-            (act[i % 2], 0, n_out)
-        };
+        let (c, c_off, ldc) = if i == last { (out.0, out.1 * out.2, out.2) } else { (act[i % 2], 0, n_out) };
         let relu = i < last || relu_last;
         ds.push(Dispatch {
             kernel: gemm,
-            params: params(&[
-                m as u32,
-                n_out as u32,
-                n_in as u32,
-                n_in as u32,
-                ldc as u32,
-                relu as u32,
-                a_off as u32,
-                c_off as u32,
-            ]),
+            params: params(&[m as u32, n_out as u32, n_in as u32, n_in as u32, ldc as u32, relu as u32, a_off as u32, c_off as u32]),
             buffers: vec![a, w, b, c],
             groups: (n_out.div_ceil(64) as u32, m.div_ceil(64) as u32),
         });
@@ -1021,29 +738,14 @@ async fn submit(
                 }),
             }];
             entries.extend(
-                d.buffers
-                    .iter()
-                    .enumerate()
-                    .map(|(j, b)| wgpu::BindGroupEntry {
-                        binding: j as u32 + 1,
-                        resource: b.as_entire_binding(),
-                    }),
+                d.buffers.iter().enumerate().map(|(j, b)| wgpu::BindGroupEntry { binding: j as u32 + 1, resource: b.as_entire_binding() }),
             );
-            device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: None,
-                layout: &d.kernel.layout,
-                entries: &entries,
-            })
+            device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &d.kernel.layout, entries: &entries })
         })
         .collect();
-    let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-        label: Some("pocketrec"),
-    });
+    let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("pocketrec") });
     {
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: None,
-            timestamp_writes: None,
-        });
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
         for (d, g) in dispatches.iter().zip(&groups) {
             if d.groups.0 == 0 || d.groups.1 == 0 {
                 continue;
@@ -1065,11 +767,7 @@ async fn submit(
 
 /// Maps the first `bytes` of the staging buffer and copies them out. Natively `poll` waits for
 /// the submission; in the browser the map promise resolves when it is done.
-async fn read_back(
-    device: &wgpu::Device,
-    staging: &wgpu::Buffer,
-    bytes: usize,
-) -> Result<Vec<u8>, Error> {
+async fn read_back(device: &wgpu::Device, staging: &wgpu::Buffer, bytes: usize) -> Result<Vec<u8>, Error> {
     if bytes == 0 {
         return Ok(Vec::new());
     }
@@ -1084,16 +782,11 @@ async fn read_back(
         }
     });
     #[cfg(not(target_arch = "wasm32"))]
-    device
-        .poll(wgpu::PollType::wait_indefinitely())
-        .map_err(|e| gpu_err("waiting for the GPU", e))?;
+    device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| gpu_err("waiting for the GPU", e))?;
     #[cfg(target_arch = "wasm32")]
     let _ = device;
     done.await.map_err(|e| gpu_err("reading results back", e))?;
-    let out = slice
-        .get_mapped_range()
-        .map_err(|e| gpu_err("mapping the results", e))?
-        .to_vec();
+    let out = slice.get_mapped_range().map_err(|e| gpu_err("mapping the results", e))?.to_vec();
     staging.unmap();
     Ok(out)
 }
