@@ -6,6 +6,7 @@
 
 use crate::batch::Batch;
 use crate::config::FieldKind;
+use crate::embedding::EmbeddingLookup;
 use crate::model::{Dlrm, Linear};
 use crate::gemm::matmul;
 use ndarray::{Array2, ArrayView2, s};
@@ -135,13 +136,28 @@ impl SparseGrad {
 }
 
 /// `out = input · Wᵀ + b`, then ReLU if asked.
-pub(crate) fn linear_forward(layer: &Linear, input: ArrayView2<f32>, out: &mut Array2<f32>, relu: bool) {
+fn linear_forward(layer: &Linear, input: ArrayView2<f32>, out: &mut Array2<f32>, relu: bool) {
     let dim = out.raw_dim();
     out.assign(&layer.bias.broadcast(dim).expect("bias width matches"));
     matmul(input, layer.weight.t(), out.view_mut(), true);
     if relu {
         out.mapv_inplace(|x| x.max(0.0));
     }
+}
+
+/// `input · Wᵀ + b`, then ReLU if asked, as a new array (written once, no zero fill).
+pub(crate) fn linear(layer: &Linear, input: ArrayView2<f32>, relu: bool) -> Array2<f32> {
+    let bias = layer.bias.as_slice().expect("standard layout");
+    let mut data = Vec::with_capacity(input.nrows() * bias.len());
+    for _ in 0..input.nrows() {
+        data.extend_from_slice(bias);
+    }
+    let mut out = Array2::from_shape_vec((input.nrows(), bias.len()), data).expect("rows × fan_out");
+    matmul(input, layer.weight.t(), out.view_mut(), true);
+    if relu {
+        out.mapv_inplace(|x| x.max(0.0));
+    }
+    out
 }
 
 /// Gradients of one layer from `dz` (the gradient at its pre-activation output) and its input;
@@ -160,13 +176,9 @@ fn linear_backward(layer: &Linear, input: ArrayView2<f32>, dz: ArrayView2<f32>, 
 /// Hashes every value of every field of the batch to its block offsets, in parallel over fields.
 fn hash_batch(model: &Dlrm, batch: &Batch, slots: &mut Vec<Vec<u32>>) {
     let lookup = model.lookup();
-    let blocks = lookup.blocks();
     slots.resize_with(batch.fields.len(), Vec::new);
     let work = |(f, (vals, out)): (usize, (&crate::batch::FieldValues, &mut Vec<u32>))| {
-        out.resize(vals.values.len() * blocks, 0);
-        for (&v, o) in vals.values.iter().zip(out.chunks_exact_mut(blocks)) {
-            lookup.block_offsets(f, v, o);
-        }
+        hash_values(lookup, f, &vals.values, out)
     };
     #[cfg(feature = "parallel")]
     {
@@ -177,26 +189,35 @@ fn hash_batch(model: &Dlrm, batch: &Batch, slots: &mut Vec<Vec<u32>>) {
     batch.fields.iter().zip(slots.iter_mut()).enumerate().for_each(work);
 }
 
+/// The block offsets of `values` of field `f`, `blocks` per value, into `out`.
+pub(crate) fn hash_values(lookup: &EmbeddingLookup, f: usize, values: &[u32], out: &mut Vec<u32>) {
+    let blocks = lookup.blocks();
+    out.resize(values.len() * blocks, 0);
+    for (&v, o) in values.iter().zip(out.chunks_exact_mut(blocks)) {
+        lookup.block_offsets(f, v, o);
+    }
+}
+
 /// Pools every sparse field of row `r` into `out[..F·d]` from the hashed block offsets.
 fn gather_row(model: &Dlrm, batch: &Batch, slots: &[Vec<u32>], r: usize, out: &mut [f32]) {
     let lookup = model.lookup();
-    let (d, z, blocks) = (model.config.dim, lookup.block_len(), lookup.blocks());
-    let w = &model.embedding;
+    let (d, blocks) = (model.config.dim, lookup.blocks());
+    let ahead = r + PREFETCH_ROWS;
     for (f, (vals, spec)) in batch.fields.iter().zip(&model.config.fields).enumerate() {
+        if ahead < batch.rows {
+            let (lo, hi) = (vals.offsets[ahead] as usize, vals.offsets[ahead + 1] as usize);
+            lookup.prefetch(&model.embedding, &slots[f][lo * blocks..hi * blocks]);
+        }
         let e = &mut out[f * d..(f + 1) * d];
         e.fill(0.0);
         let (lo, hi) = (vals.offsets[r] as usize, vals.offsets[r + 1] as usize);
-        let scale = pooling_scale(spec.kind, hi - lo);
-        for starts in slots[f][lo * blocks..hi * blocks].chunks_exact(blocks) {
-            for (part, &start) in e.chunks_mut(z).zip(starts) {
-                let (start, len) = (start as usize, part.len());
-                for (x, &y) in part.iter_mut().zip(&w[start..start + len]) {
-                    *x += scale * y;
-                }
-            }
-        }
+        lookup.pool(&model.embedding, &slots[f][lo * blocks..hi * blocks], pooling_scale(spec.kind, hi - lo), e);
     }
 }
+
+/// How many rows ahead a gather prefetches its embedding blocks (`W` is read at random and does
+/// not fit in L2).
+pub(crate) const PREFETCH_ROWS: usize = 8;
 
 #[inline]
 pub(crate) fn pooling_scale(kind: FieldKind, n: usize) -> f32 {

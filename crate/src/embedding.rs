@@ -124,11 +124,52 @@ impl EmbeddingLookup {
     /// Adds `scale ×` the embedding of (field, v) into `out[..d]`.
     #[inline]
     pub fn accumulate(&self, w: &[f32], field: usize, v: u32, scale: f32, out: &mut [f32]) {
-        for (c, part) in out[..self.dim].chunks_mut(self.block_len).enumerate() {
-            let start = self.block_offset(field, v, c);
-            for (x, &y) in part.iter_mut().zip(&w[start..]) {
-                *x += scale * y;
+        // The batched, division-free offsets where they fit a small buffer (every preset does).
+        let mut starts = [0u32; 64];
+        if self.blocks <= starts.len() {
+            self.block_offsets(field, v, &mut starts);
+            self.pool(w, &starts[..self.blocks], scale, out);
+        } else {
+            for (c, part) in out[..self.dim].chunks_mut(self.block_len).enumerate() {
+                let start = self.block_offset(field, v, c);
+                add_scaled(part, &w[start..start + part.len()], scale);
             }
         }
+    }
+
+    /// Asks the cache for the blocks at `starts` ahead of a [`EmbeddingLookup::pool`] over them:
+    /// `W` does not fit in L2 and its blocks are read at random. A no-op off x86-64.
+    #[inline]
+    pub fn prefetch(&self, w: &[f32], starts: &[u32]) {
+        #[cfg(target_arch = "x86_64")]
+        for &start in starts {
+            if let Some(p) = w.get(start as usize) {
+                // SAFETY: a prefetch is only a hint; it never faults, and `p` points into `w`.
+                #[allow(unused_unsafe)]
+                unsafe {
+                    std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p as *const f32 as *const i8)
+                };
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = (w, starts);
+    }
+
+    /// Adds `scale ×` every embedding whose block offsets are in `starts` (`blocks` per value)
+    /// into `out[..d]`. Offsets computed ahead let the loads of many rows overlap.
+    #[inline]
+    pub fn pool(&self, w: &[f32], starts: &[u32], scale: f32, out: &mut [f32]) {
+        for value in starts.chunks_exact(self.blocks) {
+            for (part, &start) in out[..self.dim].chunks_mut(self.block_len).zip(value) {
+                add_scaled(part, &w[start as usize..start as usize + part.len()], scale);
+            }
+        }
+    }
+}
+
+#[inline]
+fn add_scaled(out: &mut [f32], src: &[f32], scale: f32) {
+    for (x, &y) in out.iter_mut().zip(src) {
+        *x += scale * y;
     }
 }

@@ -20,9 +20,10 @@
 use crate::Error;
 use crate::batch::{Batch, FieldValues};
 use crate::config::{FieldKind, ModelConfig};
-use crate::cpu::{linear_forward, pooling_scale, sigmoid};
+use crate::cpu::{PREFETCH_ROWS, hash_values, linear, pooling_scale, sigmoid};
 use crate::model::{Dlrm, Linear};
-use ndarray::{Array1, Array2};
+use crate::gemm::matmul;
+use ndarray::{Array1, Array2, ArrayView1, s};
 
 /// The fields shared by every candidate of one request.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -162,40 +163,35 @@ impl ContextPlan {
         let top1 = w1.nrows();
         let nq = cand.len();
         let width = nq * d + nq * nq.saturating_sub(1) / 2;
-        let mut weight = Array2::<f32>::zeros((top1, width));
-        let mut bias = Array1::<f32>::zeros(top1);
 
-        let ctx_dots: Vec<(usize, f32)> = ctx
-            .iter()
-            .enumerate()
-            .flat_map(|(a, &(gi, vi))| ctx[..a].iter().map(move |&(gj, vj)| (pair_column(d, gi, gj), dot(vi, vj))))
-            .collect();
-        let bottom_out = ctx[0].1;
-        for o in 0..top1 {
-            let row = w1.row(o);
-            let row = row.as_slice().expect("standard layout");
-            let mut c = model.top[0].bias[o] + dot(&row[..d], bottom_out);
-            for &(col, p) in &ctx_dots {
-                c += row[col] * p;
+        // The context's own share of the first layer's input (bottom output, context-context
+        // dots, zero elsewhere) folds into the bias: c = b1 + W1 t.
+        let mut t = Array1::<f32>::zeros(w1.ncols());
+        t.slice_mut(s![..d]).assign(&ArrayView1::from(ctx[0].1));
+        for (a, &(gi, vi)) in ctx.iter().enumerate() {
+            for &(gj, vj) in &ctx[..a] {
+                t[pair_column(d, gi, gj)] = dot(vi, vj);
             }
-            bias[o] = c;
-            let mut out = weight.row_mut(o);
-            let out = out.as_slice_mut().expect("standard layout");
-            for (q, &gq) in cand.iter().enumerate() {
-                let a = &mut out[q * d..(q + 1) * d];
-                for &(gc, vc) in &ctx {
-                    let wcol = row[pair_column(d, gq.max(gc), gq.min(gc))];
-                    for (x, &v) in a.iter_mut().zip(vc) {
-                        *x += wcol * v;
-                    }
-                }
+        }
+        let bias = &model.top[0].bias + &w1.dot(&t);
+
+        // A_q = G_q V: G_q gathers the columns of W1 that pair candidate q with each context
+        // vector, V stacks the context vectors.
+        let v = Array2::from_shape_fn((ctx.len(), d), |(c, i)| ctx[c].1[i]);
+        let mut weight = Array2::<f32>::zeros((top1, width));
+        let mut g = Array2::<f32>::zeros((top1, ctx.len()));
+        for (q, &gq) in cand.iter().enumerate() {
+            for (c, &(gc, _)) in ctx.iter().enumerate() {
+                g.column_mut(c).assign(&w1.column(pair_column(d, gq.max(gc), gq.min(gc))));
             }
-            let mut k = nq * d;
-            for a in 0..nq {
-                for b in 0..a {
-                    out[k] = row[pair_column(d, cand[a], cand[b])];
-                    k += 1;
-                }
+            matmul(g.view(), v.view(), weight.slice_mut(s![.., q * d..(q + 1) * d]), false);
+        }
+        // Candidate-candidate dots keep their own columns of W1.
+        let mut k = nq * d;
+        for a in 0..nq {
+            for b in 0..a {
+                weight.column_mut(k).assign(&w1.column(pair_column(d, cand[a], cand[b])));
+                k += 1;
             }
         }
         ContextPlan { candidate_fields: candidate_fields(context), first: Linear { weight, bias } }
@@ -213,9 +209,7 @@ fn context_vectors(model: &Dlrm, context: &Context) -> Vec<Option<Vec<f32>>> {
     let cfg = &model.config;
     let mut x = Array2::from_shape_fn((1, cfg.dense.len()), |(_, i)| cfg.dense_transform.apply(context.dense[i]));
     for layer in &model.bottom {
-        let mut out = Array2::zeros((1, layer.fan_out()));
-        linear_forward(layer, x.view(), &mut out, true);
-        x = out;
+        x = linear(layer, x.view(), true);
     }
     let mut vectors = vec![Some(x.into_raw_vec_and_offset().0)];
     for (f, (spec, vals)) in cfg.fields.iter().zip(&context.fields).enumerate() {
@@ -263,16 +257,36 @@ fn chunk_logits(model: &Dlrm, plan: &ContextPlan, candidates: &Candidates, range
     let d = cfg.dim;
     let nq = plan.candidate_fields.len();
     let rows = range.len();
+    let lookup = model.lookup();
+    let blocks = lookup.blocks();
+    // Block offsets of every value of the chunk first, so the gathers below do not wait on hashing.
+    let starts: Vec<Vec<u32>> = plan
+        .candidate_fields
+        .iter()
+        .zip(&candidates.fields)
+        .map(|(&f, vals)| {
+            let o = &vals.offsets;
+            let mut out = Vec::new();
+            hash_values(lookup, f, &vals.values[o[range.start] as usize..o[range.end] as usize], &mut out);
+            out
+        })
+        .collect();
     let mut x = Array2::<f32>::zeros((rows, plan.input_width()));
     let mut e = vec![0.0f32; nq * d];
+    let row_starts = |q: usize, r: usize| {
+        let o = &candidates.fields[q].offsets;
+        let base = o[range.start] as usize;
+        &starts[q][(o[r] as usize - base) * blocks..(o[r + 1] as usize - base) * blocks]
+    };
     for (r, mut xr) in range.clone().zip(x.rows_mut()) {
+        if r + PREFETCH_ROWS < range.end {
+            (0..nq).for_each(|q| lookup.prefetch(&model.embedding, row_starts(q, r + PREFETCH_ROWS)));
+        }
         e.fill(0.0);
-        for (q, (&f, vals)) in plan.candidate_fields.iter().zip(&candidates.fields).enumerate() {
-            let row = vals.row(r);
-            let scale = pooling_scale(cfg.fields[f].kind, row.len());
-            for &v in row {
-                model.lookup().accumulate(&model.embedding, f, v, scale, &mut e[q * d..(q + 1) * d]);
-            }
+        for (q, &f) in plan.candidate_fields.iter().enumerate() {
+            let row = row_starts(q, r);
+            let scale = pooling_scale(cfg.fields[f].kind, row.len() / blocks);
+            lookup.pool(&model.embedding, row, scale, &mut e[q * d..(q + 1) * d]);
         }
         let xr = xr.as_slice_mut().expect("standard layout");
         xr[..nq * d].copy_from_slice(&e);
@@ -285,12 +299,9 @@ fn chunk_logits(model: &Dlrm, plan: &ContextPlan, candidates: &Candidates, range
         }
     }
     let last = model.top.len() - 1;
-    let mut h = Array2::zeros((rows, plan.first.fan_out()));
-    linear_forward(&plan.first, x.view(), &mut h, last > 0);
+    let mut h = linear(&plan.first, x.view(), last > 0);
     for (k, layer) in model.top.iter().enumerate().skip(1) {
-        let mut out = Array2::zeros((rows, layer.fan_out()));
-        linear_forward(layer, h.view(), &mut out, k < last);
-        h = out;
+        h = linear(layer, h.view(), k < last);
     }
     h.into_raw_vec_and_offset().0
 }
