@@ -72,8 +72,8 @@ test-browser: setup build wasm
 # Browser benchmark (not part of `make test`): kaggle preset at 10 MB in headless Chromium, wasm-CPU
 # against WebGPU (SwiftShader): cold start, rank() of 1k/10k/100k candidates, score() of 1k full rows.
 # Then the native single-thread CPU path on the same work (criterion, crate/benches/rank.rs, 1,000
-# candidates) for the wasm-vs-native ratio. Output: tests/out/bench-browser.txt, tests/out/bench-native-rank.txt.
-NATIVE_RANK_FILTER ?= cpu (context-once|full rows)/1000$$
+# candidates) and the native GEMM rate, for the wasm-vs-native ratios. Output: tests/out/bench-browser.txt, tests/out/bench-native-rank.txt.
+NATIVE_RANK_FILTER ?= gemm|cpu (context-once|full rows)/1000$$
 bench-browser: setup build wasm
 	cd tests/browser && POCKETREC_BIN=$(CURDIR)/$(BIN) node bench-browser.mjs
 	set -o pipefail; RAYON_NUM_THREADS=1 $(CARGO) bench -p pocketrec --no-default-features --bench rank -- '$(NATIVE_RANK_FILTER)' \

@@ -63,6 +63,26 @@ impl Batch {
         self.rows += 1;
     }
 
+    /// Overwrites `out` with rows `range` of this batch (reusing its allocations).
+    pub fn copy_rows_into(&self, range: std::ops::Range<usize>, out: &mut Batch) {
+        let nd = if self.rows == 0 { 0 } else { self.dense.len() / self.rows };
+        out.rows = range.len();
+        out.dense.clear();
+        out.dense.extend_from_slice(&self.dense[range.start * nd..range.end * nd]);
+        out.labels.clear();
+        if !self.labels.is_empty() {
+            out.labels.extend_from_slice(&self.labels[range.clone()]);
+        }
+        out.fields.resize_with(self.fields.len(), FieldValues::default);
+        for (src, dst) in self.fields.iter().zip(&mut out.fields) {
+            let (lo, hi) = (src.offsets[range.start], src.offsets[range.end]);
+            dst.values.clear();
+            dst.values.extend_from_slice(&src.values[lo as usize..hi as usize]);
+            dst.offsets.clear();
+            dst.offsets.extend(src.offsets[range.start..=range.end].iter().map(|&o| o - lo));
+        }
+    }
+
     /// Empties the batch, keeping its allocations.
     pub fn clear(&mut self) {
         self.rows = 0;

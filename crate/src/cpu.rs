@@ -82,6 +82,15 @@ impl Gradients {
             embedding: SparseGrad::new(model.embedding.len(), model.lookup().block_len()),
         }
     }
+
+    /// Adds `other` into these gradients; `other`'s embedding gradient is left all zero.
+    pub fn absorb(&mut self, other: &mut Gradients) {
+        for (a, b) in self.bottom.iter_mut().chain(&mut self.top).zip(other.bottom.iter().chain(&other.top)) {
+            a.weight += &b.weight;
+            a.bias += &b.bias;
+        }
+        self.embedding.absorb(&mut other.embedding);
+    }
 }
 
 /// Per-slot gradient of `W`: a dense buffer allocated once, plus the start of every block that was
@@ -127,6 +136,19 @@ impl SparseGrad {
             }
         }
         self.blocks.clear();
+    }
+
+    /// Adds `other` into this gradient and leaves `other` all zero: the sum of two shards' gradients.
+    pub fn absorb(&mut self, other: &mut SparseGrad) {
+        let z = self.block_len;
+        for &b in &other.blocks {
+            let b = b as usize;
+            for (v, o) in self.values[b..b + z].iter_mut().zip(&mut other.values[b..b + z]) {
+                *v += *o;
+                *o = 0.0;
+            }
+        }
+        self.blocks.append(&mut other.blocks);
     }
 
     /// Zeroes the gradient.

@@ -17,6 +17,7 @@ pub mod model;
 pub mod optim;
 pub mod rank;
 pub mod robe;
+pub mod step;
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;
 
@@ -29,6 +30,7 @@ pub use optim::{Optimizer, OptimizerKind};
 pub use backend::{BackendChoice, Scorer};
 pub use rank::{Candidates, Context, Ranked};
 pub use robe::{HashVariant, KeyMode, RobeHash};
+pub use step::TrainStep;
 
 /// Everything that can go wrong in the library. Each message says what to change.
 #[derive(Debug, thiserror::Error)]

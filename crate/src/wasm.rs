@@ -65,6 +65,20 @@ pub fn fnv1a32(s: &str) -> u32 {
     crate::robe::fnv1a32(s.as_bytes())
 }
 
+/// Runs `reps` products of an `m×k` by `k×n` matrix on the CPU kernels the engine uses and
+/// returns a checksum. `make bench-browser` times it: the wasm GEMM rate beside the native one.
+#[wasm_bindgen(js_name = benchMatmul)]
+pub fn bench_matmul(m: usize, k: usize, n: usize, reps: u32) -> f32 {
+    use ndarray::Array2;
+    let a = Array2::from_shape_fn((m, k), |(i, j)| ((i * 7 + j * 3) % 13) as f32 * 0.01);
+    let b = Array2::from_shape_fn((k, n), |(i, j)| ((i * 5 + j) % 11) as f32 * 0.01);
+    let mut c = Array2::<f32>::zeros((m, n));
+    for _ in 0..reps {
+        crate::gemm::matmul(a.view(), b.view(), c.view_mut(), false);
+    }
+    c.sum()
+}
+
 /// A loaded model and the backend that scores it.
 #[wasm_bindgen]
 pub struct Engine {

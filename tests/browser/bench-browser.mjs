@@ -2,7 +2,8 @@
 // at 10 MB, wasm-CPU (no --enable-unsafe-webgpu) against WebGPU (SwiftShader). Measures cold start
 // (model bytes in memory -> Engine.load -> first rank of 1,000 candidates), the median latency of
 // context-once rank() of 1,000 / 10,000 / 100,000 candidates (top 10) and of full-row score() of
-// 1,000 rows. Context = I1..I13 and C1..C20, candidates = C21..C26 as Uint32Array columns.
+// 1,000 rows, and the wasm GEMM rate. Context = I1..I13 and C1..C20, candidates = C21..C26 as
+// Uint32Array columns.
 // Not a test (no timed assertions): prints `METRIC ...` lines and writes tests/out/bench-browser.txt.
 //   node tests/browser/bench-browser.mjs        (run by `make bench-browser`)
 import { execFileSync } from "node:child_process";
@@ -30,7 +31,7 @@ function need() {
 /** Runs in the page: loads the engine, then times cold start, rank() and score(). */
 async function pageBench({ backend, modelPath, sizes, k, maxRuns, budgetS, maxCallS }) {
   const t0 = performance.now();
-  const { default: init, Engine } = await import("/web/pkg/pocketrec.js");
+  const { default: init, Engine, benchMatmul } = await import("/web/pkg/pocketrec.js");
   await init();
   const initMs = performance.now() - t0;
   const bytes = new Uint8Array(await (await fetch(modelPath)).arrayBuffer());
@@ -108,7 +109,14 @@ async function pageBench({ backend, modelPath, sizes, k, maxRuns, budgetS, maxCa
     if (p.length !== rows || !p.every(Number.isFinite)) throw new Error("bad scores");
   });
   engine.free();
-  return { info: { backend: info.backend, reason: info.backend_reason, simd128: info.simd128, bytes: info.model_bytes },
+
+  // The wasm GEMM rate on the top MLP's largest layer (compare: `cargo bench --bench rank`, gemm).
+  const [gm, gk, gn, reps] = [1000, 512, 256, 20];
+  benchMatmul(gm, gk, gn, 2);
+  const g0 = performance.now();
+  if (!Number.isFinite(benchMatmul(gm, gk, gn, reps))) throw new Error("bad GEMM checksum");
+  const gemmGflops = (2 * gm * gk * gn * reps) / ((performance.now() - g0) * 1e6);
+  return { gemmGflops, info: { backend: info.backend, reason: info.backend_reason, simd128: info.simd128, bytes: info.model_bytes },
     initMs, loadMs, coldMs, rank, score };
 }
 
@@ -145,6 +153,7 @@ async function main() {
         }
         metric(`${tag} score 1000 full rows (typed-array columns): median ${fmt(r.score.median)} ms ` +
           `(runs ${r.score.runs.map(fmt).join(", ")})`);
+        metric(`${tag} wasm GEMM 1000x512x256 (SIMD128, one thread): ${r.gemmGflops.toFixed(1)} GFLOP/s`);
       } finally {
         await ctx.close();
       }

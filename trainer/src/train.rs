@@ -6,8 +6,8 @@
 //! bit-identically.
 
 use anyhow::{Context as _, Result, bail};
-use pocketrec::cpu::{Gradients, Workspace, bce_with_logits, sigmoid};
-use pocketrec::{Batch, Dlrm, Optimizer};
+use pocketrec::cpu::{Workspace, sigmoid};
+use pocketrec::{Batch, Dlrm, Optimizer, TrainStep};
 
 /// A source of batches for one pass over the data.
 pub trait BatchStream {
@@ -111,9 +111,7 @@ pub fn train(
     open_eval: &mut dyn FnMut() -> Result<Option<Box<dyn BatchStream>>>,
     observer: &mut dyn Observer,
 ) -> Result<(Position, Option<EvalResult>)> {
-    let mut ws = Workspace::default();
-    let mut grads = Gradients::zeros(model);
-    let mut d_logits = Vec::new();
+    let mut stepper = TrainStep::new();
     let mut pos = start;
     let mut next_eval = pos.samples.checked_div(opts.eval_every).map_or(u64::MAX, |k| (k + 1) * opts.eval_every);
     let mut last_eval: Option<(u64, EvalResult)> = None;
@@ -140,9 +138,7 @@ pub fn train(
             if batch.labels.len() != batch.rows {
                 bail!("training rows need labels");
             }
-            let logits = model.forward(&batch, &mut ws);
-            d_logits.resize(batch.rows, 0.0);
-            let loss = bce_with_logits(logits, &batch.labels, &mut d_logits);
+            let loss = stepper.step(model, opt, &batch);
             if !loss.is_finite() {
                 bail!(
                     "the loss became {loss} at step {}: training stopped, the last checkpoint is kept; \
@@ -150,8 +146,6 @@ pub fn train(
                     pos.step + 1
                 );
             }
-            model.backward(&batch, &mut ws, &d_logits, &mut grads);
-            opt.apply(model, &mut grads);
             pos.step += 1;
             pos.batch_in_epoch += 1;
             pos.samples += batch.rows as u64;

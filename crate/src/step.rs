@@ -1,0 +1,90 @@
+//! One training step, data-parallel over the worker threads.
+//!
+//! The batch is cut into one shard of rows per thread. Each shard runs its forward and backward
+//! pass on its own workspace and gradients, so the threads stay busy for the whole pass instead of
+//! meeting at every layer (at small batches those meetings cost more than the work), and each
+//! scatters its own embedding gradient. The shards' gradients are then summed and the optimizer
+//! takes one step, exactly as on the whole batch up to float summation order. With one thread (or
+//! without the `parallel` feature) it is the plain forward, backward and update.
+
+use crate::batch::Batch;
+use crate::cpu::{Gradients, Workspace, bce_with_logits};
+use crate::model::Dlrm;
+use crate::optim::Optimizer;
+
+/// Fewest rows worth a shard of their own.
+const MIN_SHARD_ROWS: usize = 32;
+
+#[derive(Default)]
+struct Shard {
+    rows: Batch,
+    ws: Workspace,
+    grads: Option<Gradients>,
+    d_logits: Vec<f32>,
+    /// Sum (not mean) of the shard's losses.
+    loss_sum: f64,
+}
+
+/// Reusable state of [`TrainStep::step`]: per-shard rows, activations and gradients.
+#[derive(Default)]
+pub struct TrainStep {
+    shards: Vec<Shard>,
+}
+
+impl TrainStep {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Forward, mean binary cross-entropy, backward and one optimizer step on a validated,
+    /// labelled batch. Returns the mean loss. A loss that is not finite leaves the model and the
+    /// optimizer untouched (the caller stops).
+    pub fn step(&mut self, model: &mut Dlrm, opt: &mut Optimizer, batch: &Batch) -> f64 {
+        let n = shard_count(batch.rows);
+        self.shards.resize_with(n, Shard::default);
+        let total = batch.rows;
+        let bounds: Vec<usize> = (0..=n).map(|i| i * total / n).collect();
+        let model_ref: &Dlrm = model;
+        let run = |(i, shard): (usize, &mut Shard)| {
+            batch.copy_rows_into(bounds[i]..bounds[i + 1], &mut shard.rows);
+            let grads = shard.grads.get_or_insert_with(|| Gradients::zeros(model_ref));
+            let rows = shard.rows.rows;
+            let logits = model_ref.forward(&shard.rows, &mut shard.ws);
+            shard.d_logits.resize(rows, 0.0);
+            let mean = bce_with_logits(logits, &shard.rows.labels, &mut shard.d_logits);
+            // The shard's share of the batch mean: scale its gradient by rows / total.
+            let share = rows as f32 / total as f32;
+            shard.d_logits.iter_mut().for_each(|g| *g *= share);
+            shard.loss_sum = mean * rows as f64;
+            model_ref.backward(&shard.rows, &mut shard.ws, &shard.d_logits, grads);
+        };
+        #[cfg(feature = "parallel")]
+        {
+            use rayon::prelude::*;
+            self.shards.par_iter_mut().enumerate().for_each(run);
+        }
+        #[cfg(not(feature = "parallel"))]
+        self.shards.iter_mut().enumerate().for_each(run);
+
+        let loss = self.shards.iter().map(|s| s.loss_sum).sum::<f64>() / total as f64;
+        let (first, rest) = self.shards.split_first_mut().expect("at least one shard");
+        let grads = first.grads.as_mut().expect("set by the pass");
+        for other in rest {
+            grads.absorb(other.grads.as_mut().expect("set by the pass"));
+        }
+        if loss.is_finite() {
+            opt.apply(model, grads);
+        } else {
+            grads.embedding.clear();
+        }
+        loss
+    }
+}
+
+fn shard_count(rows: usize) -> usize {
+    #[cfg(feature = "parallel")]
+    let threads = rayon::current_num_threads();
+    #[cfg(not(feature = "parallel"))]
+    let threads = 1;
+    threads.min(rows / MIN_SHARD_ROWS).max(1)
+}
