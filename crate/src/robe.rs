@@ -22,22 +22,31 @@ pub enum HashVariant {
     UmaV1,
     /// `h = ((x mod P)·R1 + (c+1)·R2 + R3) mod P`, `idx = h mod (M − Z) + j` (the 2023 branch).
     NewRobez,
+    /// pocketrec's ablation of DESIGN.md §3's "independent" variant: uma-v1 with the key's
+    /// multiplier changing per block, `h = ((x mod P)·m_c + c·R2 + R1) mod P` with
+    /// `m_c = (R3 + c·R2) mod P`, `idx = h mod (M − Z + 1) + j`. In both published variants `h` is
+    /// linear in `c` with the same slope for every key, so two keys that collide on one block
+    /// usually collide on all of them; here the difference of two keys' `h` is `(x − y)·m_c`,
+    /// different for every block. Block 0 is uma-v1's.
+    Independent,
 }
 
 impl HashVariant {
-    pub const ALL: [HashVariant; 2] = [HashVariant::UmaV1, HashVariant::NewRobez];
+    pub const ALL: [HashVariant; 3] = [HashVariant::UmaV1, HashVariant::NewRobez, HashVariant::Independent];
 
     pub fn name(self) -> &'static str {
         match self {
             HashVariant::UmaV1 => "uma-v1",
             HashVariant::NewRobez => "new-robez",
+            HashVariant::Independent => "independent",
         }
     }
 
-    /// `(multiplier of x, multiplier of the block term, additive constant, block shift)`.
+    /// `(multiplier of x, multiplier of the block term, additive constant, block shift)`; the
+    /// independent variant adds `c·R2` to the multiplier of x.
     fn constants(self) -> (u64, u64, u64, u64) {
         match self {
-            HashVariant::UmaV1 => (R3, R2, R1, 0),
+            HashVariant::UmaV1 | HashVariant::Independent => (R3, R2, R1, 0),
             HashVariant::NewRobez => (R1, R2, R3, 1),
         }
     }
@@ -45,9 +54,21 @@ impl HashVariant {
     /// Number of distinct block starts, `M − Z + 1` or `M − Z`.
     fn range(self, m: u64, z: u64) -> u64 {
         match self {
-            HashVariant::UmaV1 => m - z + 1,
+            HashVariant::UmaV1 | HashVariant::Independent => m - z + 1,
             HashVariant::NewRobez => m - z,
         }
+    }
+
+    /// `h` of block `c` for `xm = x mod P`, in exact u64 arithmetic (every term below 2^62).
+    #[inline]
+    fn h(self, xm: u64, c: u64) -> u64 {
+        let (mul, block_mul, add, shift) = self.constants();
+        let block = (c + shift) % P;
+        let mul = match self {
+            HashVariant::Independent => (mul + block * block_mul) % P,
+            _ => mul,
+        };
+        (xm * mul + block * block_mul + add) % P
     }
 }
 
@@ -57,7 +78,7 @@ impl std::str::FromStr for HashVariant {
         HashVariant::ALL
             .into_iter()
             .find(|v| v.name() == s)
-            .ok_or_else(|| format!("unknown hash variant {s:?}: use uma-v1 or new-robez"))
+            .ok_or_else(|| format!("unknown hash variant {s:?}: use uma-v1, new-robez or independent"))
     }
 }
 
@@ -104,21 +125,16 @@ impl RobeHash {
     /// First slot of block `c` of global key `x`; the block covers `Z` contiguous slots.
     #[inline]
     pub fn block_offset(&self, x: u64, c: u32) -> u32 {
-        let (mul, block_mul, add, shift) = self.variant.constants();
-        // Every term is below 2^62: (x mod P) < 2^31, the multipliers < 2^31, c < 2^32.
-        let h = ((x % P) * mul + ((c as u64 + shift) % P) * block_mul + add) % P;
-        (h % self.range) as u32
+        (self.variant.h(x % P, c as u64) % self.range) as u32
     }
 
     /// First slots of blocks `0..out.len()` of key `x`: the same values as
-    /// [`RobeHash::block_offset`], with `x mod P` reduced once and no division.
+    /// [`RobeHash::block_offset`], with `x mod P` reduced once and no division by `range`.
     #[inline]
     pub fn block_offsets(&self, x: u64, out: &mut [u32]) {
-        let (mul, block_mul, add, shift) = self.variant.constants();
-        let base = (x % P) * mul + add + shift * block_mul;
+        let xm = x % P;
         for (c, o) in out.iter_mut().enumerate() {
-            let h = (base + c as u64 * block_mul) % P; // c < 2^31 keeps this below 2^63
-            *o = self.fast_mod(h) as u32;
+            *o = self.fast_mod(self.variant.h(xm, c as u64)) as u32;
         }
     }
 
@@ -178,17 +194,19 @@ pub mod limbs {
     }
 
     /// First slot of block `c`: the limb form of [`super::RobeHash::block_offset`].
-    /// `range` is `M − Z + 1` for uma-v1 and `M − Z` for new-robez.
+    /// `range` is `M − Z` for new-robez, `M − Z + 1` otherwise.
     #[inline]
     pub fn block_offset(variant: HashVariant, range: u32, lo: u32, hi: u32, c: u32) -> u32 {
         let (mul, block_mul, add, shift) = variant.constants();
         let xm = key_mod_p(lo, hi);
         let block = (c % P) as u64 + shift; // c + 1 may reach P only if c = P − 1
         let block = if block >= super::P { block - super::P } else { block } as u32;
-        let h = add_mod(
-            add_mod(mul_mod(xm, mul as u32), mul_mod(block, block_mul as u32)),
-            add as u32,
-        );
+        let block_term = mul_mod(block, block_mul as u32);
+        let mul = match variant {
+            HashVariant::Independent => add_mod(mul as u32, block_term),
+            _ => mul as u32,
+        };
+        let h = add_mod(add_mod(mul_mod(xm, mul), block_term), add as u32);
         h % range
     }
 
@@ -268,5 +286,45 @@ mod tests {
         assert!(RobeHash::new(10, 0, HashVariant::UmaV1).is_none());
         assert!(RobeHash::new(1 << 32, 4, HashVariant::UmaV1).is_none());
         assert!(RobeHash::new(5, 4, HashVariant::NewRobez).is_some());
+    }
+
+    #[test]
+    fn independent_variant_multipliers_never_vanish() {
+        // m_c = 0 would send every key to one start for block c; d/Z never reaches 2^16 blocks.
+        for c in 0..1u64 << 16 {
+            assert_ne!((R3 + c * R2) % P, 0, "block {c}");
+        }
+    }
+
+    #[test]
+    fn independent_variant_breaks_the_cross_block_correlation() {
+        // Keys colliding on block 0 (where it equals uma-v1) keep colliding on block 1 under uma-v1
+        // and almost never under the independent variant.
+        let (m, z) = (1_000u64, 1u32);
+        let (uma, ind) = (RobeHash::new(m, z, HashVariant::UmaV1).unwrap(), RobeHash::new(m, z, HashVariant::Independent).unwrap());
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let keys: Vec<u64> = (0..3_000)
+            .map(|_| {
+                state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                state >> 8
+            })
+            .collect();
+        let offsets = |h: &RobeHash, c: u32| -> Vec<u32> { keys.iter().map(|&x| h.block_offset(x, c)).collect() };
+        let (u0, u1, i0, i1) = (offsets(&uma, 0), offsets(&uma, 1), offsets(&ind, 0), offsets(&ind, 1));
+        assert_eq!(u0, i0);
+        let (mut pairs, mut uma_again, mut ind_again) = (0, 0, 0);
+        for a in 0..keys.len() {
+            for b in a + 1..keys.len() {
+                if u0[a] == u0[b] {
+                    pairs += 1;
+                    uma_again += (u1[a] == u1[b]) as u32;
+                    ind_again += (i1[a] == i1[b]) as u32;
+                }
+            }
+        }
+        assert!(pairs > 100, "{pairs} colliding pairs");
+        assert!(uma_again * 2 > pairs, "uma-v1: {uma_again} of {pairs} collide again");
+        eprintln!("colliding on block 0: {pairs} pairs; again on block 1: uma-v1 {uma_again}, independent {ind_again}");
+        assert!(ind_again * 20 < pairs, "independent: {ind_again} of {pairs} collide again");
     }
 }

@@ -57,8 +57,10 @@ fn indices_are_bit_exact() {
         (2621440, 16, HashVariant::UmaV1, dictionary.clone()),
         (2_499_000, 4, HashVariant::NewRobez, KeyMode::Raw),
         (540201, 4, HashVariant::NewRobez, dictionary),
-        (17, 16, HashVariant::NewRobez, kaggle_tables),
+        (17, 16, HashVariant::NewRobez, kaggle_tables.clone()),
         (1_000_003, 8, HashVariant::UmaV1, KeyMode::Raw),
+        (2_024_015, 4, HashVariant::Independent, KeyMode::Raw),
+        (540201, 4, HashVariant::Independent, kaggle_tables.clone()),
     ];
     let n = 100_000;
     for (m, z, variant, key_mode) in cases {

@@ -28,7 +28,7 @@ fn random_model(rng: &mut StdRng, full: bool) -> Dlrm {
         EmbeddingConfig::Full { rows: (0..nf).map(|_| rng.random_range(1..8)).collect() }
     } else {
         let z = rng.random_range(1..=dim as u32 + 1);
-        let variant = HashVariant::ALL[rng.random_range(0..2)];
+        let variant = HashVariant::ALL[rng.random_range(0..HashVariant::ALL.len())];
         EmbeddingConfig::Robe { m: rng.random_range(z as u64 + 1..60), z, hash: variant }
     };
     let key_mode = if rng.random_bool(0.5) {

@@ -26,7 +26,7 @@ pub fn random_model(rng: &mut StdRng) -> Dlrm {
     top.push(1);
     let embedding = if rng.random_bool(0.8) {
         let z = [1, 2, 4, dim as u32][rng.random_range(0..4)];
-        EmbeddingConfig::Robe { m: rng.random_range(100..5000), z, hash: HashVariant::ALL[rng.random_range(0..2)] }
+        EmbeddingConfig::Robe { m: rng.random_range(100..5000), z, hash: HashVariant::ALL[rng.random_range(0..HashVariant::ALL.len())] }
     } else {
         EmbeddingConfig::Full { rows: (0..nf).map(|_| rng.random_range(1..50)).collect() }
     };

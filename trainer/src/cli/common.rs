@@ -58,7 +58,7 @@ pub struct ModelArgs {
     /// ROBE block size Z
     #[arg(long, default_value_t = 4)]
     pub z: u32,
-    /// ROBE hash variant: uma-v1 or new-robez
+    /// ROBE hash variant: uma-v1 (the papers' code), new-robez, or independent (a per-block multiplier)
     #[arg(long, default_value = "uma-v1")]
     pub hash: HashVariant,
     /// Embedding storage: robe, or the hashed / full baselines

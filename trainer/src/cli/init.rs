@@ -18,7 +18,7 @@ pub struct InitArgs {
     /// ROBE-Z block length Z.
     #[arg(long, default_value_t = 4)]
     pub z: u32,
-    /// Hash variant: uma-v1 (the papers' code) or new-robez.
+    /// Hash variant: uma-v1 (the papers' code), new-robez, or independent (a per-block multiplier)
     #[arg(long, default_value = "uma-v1")]
     pub hash: HashVariant,
     /// Stored dtype: f32 or f16 (f16 doubles M for the same budget).

@@ -12,6 +12,7 @@ const R3: u32 = 871205356u;
 const KIND_UMA_V1: u32 = 0u;
 const KIND_NEW_ROBEZ: u32 = 1u;
 const KIND_FULL: u32 = 2u;
+const KIND_INDEPENDENT: u32 = 3u;
 // Key modes (Params.key_mode).
 const KEY_RAW: u32 = 0u;
 const KEY_DICTIONARY: u32 = 1u;
@@ -70,6 +71,10 @@ fn block_start(kind: u32, range: u32, d: u32, full_base: u32, full_rows: u32, ke
             block = block - P;
         }
     }
-    let h = add_mod(add_mod(mul_mod(xm, mul), mul_mod(block, R2)), add);
+    let block_term = mul_mod(block, R2);
+    if (kind == KIND_INDEPENDENT) {
+        mul = add_mod(mul, block_term); // the key's multiplier changes per block
+    }
+    let h = add_mod(add_mod(mul_mod(xm, mul), block_term), add);
     return h % range;
 }

@@ -284,9 +284,15 @@ impl GpuBackend {
         };
 
         let lookup = model.lookup();
+        // Params.kind, as hash.wgsl's KIND_* constants.
         let (kind, range) = match (&cfg.embedding, lookup.hash()) {
             (EmbeddingConfig::Robe { hash, .. }, Some(h)) => {
-                (if *hash == HashVariant::UmaV1 { 0 } else { 1 }, limbs::range(h))
+                let kind = match hash {
+                    HashVariant::UmaV1 => 0,
+                    HashVariant::NewRobez => 1,
+                    HashVariant::Independent => 3,
+                };
+                (kind, limbs::range(h))
             }
             _ => (2, 1),
         };
