@@ -1,5 +1,5 @@
-//! The kaggle preset at 10 MB: forward pass at batch 2048, and a training step (forward, backward,
-//! sparse SGD) at batch 2048 and 128, beside a GEMM of 2048x512x256 (the same `gemm` kernels the
+//! The kaggle preset at 10 MB: forward pass at batch 2048, and a training step ([`TrainStep`]:
+//! data-parallel forward, backward, sparse SGD) at batch 2048 and 128, beside a GEMM of 2048x512x256 (the same `gemm` kernels the
 //! model uses) measured in the same run. All report throughput in FLOPs ("elem/s" = FLOP/s); rows/s = FLOP/s / FLOP per row
 //! (printed at start).
 //!
@@ -8,8 +8,8 @@
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ndarray::Array2;
 use pocketrec::config::criteo_schema;
-use pocketrec::cpu::{Gradients, Workspace, bce_with_logits};
-use pocketrec::{Batch, Dlrm, HashVariant, ModelConfig, Optimizer, OptimizerKind, Preset, StoredDtype};
+use pocketrec::cpu::Workspace;
+use pocketrec::{Batch, Dlrm, HashVariant, ModelConfig, Optimizer, OptimizerKind, Preset, StoredDtype, TrainStep};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
 fn criteo_like_batch(rows: usize, seed: u64) -> Batch {
@@ -50,19 +50,11 @@ fn bench(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("train_step");
     let mut opt = Optimizer::new(OptimizerKind::Sgd, 0.01, &model);
-    let mut grads = Gradients::zeros(&model);
+    let mut step = TrainStep::new();
     for rows in [2048, 128] {
         let batch = criteo_like_batch(rows, 3);
-        let mut d = vec![0.0; rows];
         g.throughput(Throughput::Elements(train_flops * rows as u64));
-        g.bench_function(format!("kaggle_10MB_b{rows}"), |bch| {
-            bch.iter(|| {
-                let logits = model.forward(&batch, &mut ws);
-                bce_with_logits(logits, &batch.labels, &mut d);
-                model.backward(&batch, &mut ws, &d, &mut grads);
-                opt.apply(&mut model, &mut grads);
-            })
-        });
+        g.bench_function(format!("kaggle_10MB_b{rows}"), |bch| bch.iter(|| step.step(&mut model, &mut opt, &batch)));
     }
     g.finish();
 }
