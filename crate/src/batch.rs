@@ -65,7 +65,7 @@ impl Batch {
 
     /// Overwrites `out` with rows `range` of this batch (reusing its allocations).
     pub fn copy_rows_into(&self, range: std::ops::Range<usize>, out: &mut Batch) {
-        let nd = if self.rows == 0 { 0 } else { self.dense.len() / self.rows };
+        let nd = self.dense.len().checked_div(self.rows).unwrap_or(0);
         out.rows = range.len();
         out.dense.clear();
         out.dense.extend_from_slice(&self.dense[range.start * nd..range.end * nd]);

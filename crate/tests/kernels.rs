@@ -14,20 +14,15 @@ use rand::{Rng, SeedableRng, rngs::StdRng};
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
+// Without SIMD128 the gemm crate falls back to scalar kernels, and this suite would not test what
+// the browser runs.
+#[cfg(all(target_arch = "wasm32", not(target_feature = "simd128")))]
+compile_error!("build the wasm32 kernel tests with RUSTFLAGS=\"-C target-feature=+simd128\" (make test-wasm-kernels)");
+
 /// A random matrix in row-major or column-major layout, so both stride patterns reach the kernels.
 fn random_matrix(rng: &mut StdRng, rows: usize, cols: usize) -> Array2<f32> {
     let shape = (rows, cols).set_f(rng.random_bool(0.5));
     Array2::from_shape_fn(shape, |_| rng.random_range(-1.0..1.0))
-}
-
-#[test]
-fn wasm_build_has_simd128() {
-    // Without the target feature the gemm crate falls back to its scalar kernels, and this suite
-    // would not test what the browser runs.
-    assert!(
-        !cfg!(target_arch = "wasm32") || cfg!(target_feature = "simd128"),
-        "build with -C target-feature=+simd128"
-    );
 }
 
 #[test]
