@@ -94,7 +94,7 @@ impl Gradients {
 }
 
 /// Per-slot gradient of `W`: a dense buffer allocated once, plus the start of every block that was
-/// written (with repeats). [`SparseGrad::drain`] visits each slot with a non-zero gradient exactly
+/// written (with repeats). [`SparseGrad::drain_into`] visits each slot with a non-zero gradient exactly
 /// once and zeroes it, so a step costs the slots read, never `M`.
 #[derive(Debug, Clone)]
 pub struct SparseGrad {
@@ -122,19 +122,47 @@ impl SparseGrad {
         &self.values
     }
 
-    /// Calls `f(slot, gradient)` once for every slot with a non-zero gradient, in first-touch
-    /// order, and leaves the buffer all zero.
-    pub fn drain(&mut self, mut f: impl FnMut(usize, f32)) {
-        let z = self.block_len;
-        for &b in &self.blocks {
-            let b = b as usize;
-            for (j, v) in self.values[b..b + z].iter_mut().enumerate() {
-                if *v != 0.0 {
-                    f(b + j, *v);
-                    *v = 0.0;
-                }
+    /// Hands every slot with a non-zero gradient to an optimizer once and leaves the buffer all
+    /// zero. The slots are cut into one contiguous range per worker thread, drained in parallel.
+    /// `state` holds buffers of one entry per slot (the parameters, then the optimizer's moments);
+    /// `f(state, i, g)` gets their sub-slices for one range, the slot's index in them and its
+    /// gradient. Each slot is visited once, so the result does not depend on the number of ranges.
+    pub fn drain_into(&mut self, state: &mut [&mut [f32]], f: impl Fn(&mut [&mut [f32]], usize, f32) + Sync) {
+        let len = self.values.len();
+        assert!(state.iter().all(|b| b.len() == len), "state buffers have one entry per slot");
+        #[cfg(feature = "parallel")]
+        let parts = rayon::current_num_threads().max(1);
+        #[cfg(not(feature = "parallel"))]
+        let parts = 1;
+        let bounds: Vec<usize> = (0..=parts).map(|i| i * len / parts).collect();
+        let values = split_at_bounds(&mut self.values, &bounds);
+        let mut states: Vec<Vec<&mut [f32]>> = (0..parts).map(|_| Vec::with_capacity(state.len())).collect();
+        for buf in state.iter_mut() {
+            for (part, chunk) in states.iter_mut().zip(split_at_bounds(buf, &bounds)) {
+                part.push(chunk);
             }
         }
+        let (blocks, z) = (&self.blocks, self.block_len);
+        let drain_range = |(p, (vals, st)): (usize, (&mut [f32], &mut Vec<&mut [f32]>))| {
+            let (lo, hi) = (bounds[p], bounds[p + 1]);
+            for &b in blocks {
+                let b = b as usize;
+                for s in b.max(lo)..(b + z).min(hi) {
+                    let v = &mut vals[s - lo];
+                    if *v != 0.0 {
+                        f(st, s - lo, *v);
+                        *v = 0.0;
+                    }
+                }
+            }
+        };
+        #[cfg(feature = "parallel")]
+        {
+            use rayon::prelude::*;
+            values.into_par_iter().zip(states.par_iter_mut()).enumerate().for_each(drain_range);
+        }
+        #[cfg(not(feature = "parallel"))]
+        values.into_iter().zip(states.iter_mut()).enumerate().for_each(drain_range);
         self.blocks.clear();
     }
 
@@ -153,8 +181,20 @@ impl SparseGrad {
 
     /// Zeroes the gradient.
     pub fn clear(&mut self) {
-        self.drain(|_, _| {});
+        self.drain_into(&mut [], |_, _, _| {});
     }
+}
+
+/// `buf` cut at `bounds` (ascending, from 0 to `buf.len()`) into consecutive sub-slices.
+fn split_at_bounds<'a>(mut buf: &'a mut [f32], bounds: &[usize]) -> Vec<&'a mut [f32]> {
+    bounds
+        .windows(2)
+        .map(|w| {
+            let (head, tail) = std::mem::take(&mut buf).split_at_mut(w[1] - w[0]);
+            buf = tail;
+            head
+        })
+        .collect()
 }
 
 /// `out = input · Wᵀ + b`, then ReLU if asked.

@@ -83,48 +83,59 @@ impl Optimizer {
         let split = n_tensors.min(self.state.len());
         let (first, second) = self.state.split_at_mut(split);
 
-        // Sparse W update: each slot with a gradient, once.
-        let w = &mut model.embedding;
-        match kind {
-            OptimizerKind::Sgd => grads.embedding.drain(|s, g| w[s] -= lr * g),
-            OptimizerKind::Adagrad => {
-                let acc = &mut first[0];
-                grads.embedding.drain(|s, g| {
-                    acc[s] += g * g;
-                    w[s] -= lr * g / (acc[s].sqrt() + ADAGRAD_EPS);
-                });
+        // Sparse W update: each slot with a gradient, once, slot ranges in parallel.
+        let mut w_state: Vec<&mut [f32]> = std::iter::once(&mut model.embedding[..])
+            .chain(first.first_mut().map(|b| &mut b[..]))
+            .chain(second.first_mut().map(|b| &mut b[..]))
+            .collect();
+        grads.embedding.drain_into(&mut w_state, |st, i, g| match st {
+            [w] => w[i] -= lr * g,
+            [w, acc] => {
+                acc[i] += g * g;
+                w[i] -= lr * g / (acc[i].sqrt() + ADAGRAD_EPS);
             }
-            OptimizerKind::Adam => {
-                let (m, v) = (&mut first[0], &mut second[0]);
-                grads.embedding.drain(|s, g| adam_update(&mut w[s], g, &mut m[s], &mut v[s], adam_lr));
-            }
-        }
+            [w, m, v] => adam_update(&mut w[i], g, &mut m[i], &mut v[i], adam_lr),
+            _ => unreachable!("one to three buffers per optimizer"),
+        });
 
-        // Dense MLP updates.
+        // Dense MLP updates, one tensor per task.
         let params = model.bottom.iter_mut().chain(model.top.iter_mut()).flat_map(|l| {
             [l.weight.as_slice_mut().expect("standard layout"), l.bias.as_slice_mut().expect("standard layout")]
         });
         let gs = grads.bottom.iter().chain(&grads.top).flat_map(|l| {
             [l.weight.as_slice().expect("standard layout"), l.bias.as_slice().expect("standard layout")]
         });
-        for (i, (p, g)) in params.zip(gs).enumerate() {
-            match kind {
-                OptimizerKind::Sgd => p.iter_mut().zip(g).for_each(|(p, g)| *p -= lr * g),
-                OptimizerKind::Adagrad => {
-                    for ((p, g), a) in p.iter_mut().zip(g).zip(first[i + 1].iter_mut()) {
+        let jobs: Vec<_> = params.zip(gs).zip(mlp_states(first)).zip(mlp_states(second)).collect();
+        let dense = |(((p, g), s1), s2): (((&mut [f32], &[f32]), Option<&mut [f32]>), Option<&mut [f32]>)| {
+            match (kind, s1, s2) {
+                (OptimizerKind::Sgd, _, _) => p.iter_mut().zip(g).for_each(|(p, g)| *p -= lr * g),
+                (OptimizerKind::Adagrad, Some(acc), _) => {
+                    for ((p, g), a) in p.iter_mut().zip(g).zip(acc) {
                         *a += g * g;
                         *p -= lr * g / (a.sqrt() + ADAGRAD_EPS);
                     }
                 }
-                OptimizerKind::Adam => {
-                    let (m, v) = (&mut first[i + 1], &mut second[i + 1]);
-                    for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+                (OptimizerKind::Adam, Some(m), Some(v)) => {
+                    for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m).zip(v) {
                         adam_update(p, g, m, v, adam_lr);
                     }
                 }
+                _ => unreachable!("state buffers match the optimizer"),
             }
+        };
+        #[cfg(feature = "parallel")]
+        {
+            use rayon::prelude::*;
+            jobs.into_par_iter().for_each(dense);
         }
+        #[cfg(not(feature = "parallel"))]
+        jobs.into_iter().for_each(dense);
     }
+}
+
+/// The MLP tensors' entries of one kind of optimizer state (`None` for each when it has none).
+fn mlp_states(buffers: &mut [Vec<f32>]) -> impl Iterator<Item = Option<&mut [f32]>> {
+    buffers.iter_mut().skip(1).map(|v| Some(&mut v[..])).chain(std::iter::repeat_with(|| None))
 }
 
 #[inline]

@@ -158,11 +158,27 @@ fn sparse_gradient_touches_only_read_slots_and_drains_each_once() {
     let expected: Vec<(usize, f32)> =
         grads.embedding.values().iter().copied().enumerate().filter(|&(_, g)| g != 0.0).collect();
     assert!(expected.iter().all(|(s, _)| read.contains(s)), "a slot that was not read has a gradient");
-    let mut drained = Vec::new();
-    grads.embedding.drain(|s, g| drained.push((s, g)));
-    drained.sort_by_key(|&(s, _)| s);
-    assert_eq!(drained, expected);
-    assert!(grads.embedding.values().iter().all(|&g| g == 0.0));
+    // Each slot with a gradient is handed over once, whatever the number of parallel ranges.
+    let len = grads.embedding.values().len();
+    for threads in [1, 2, 3] {
+        let mut g = grads.embedding.clone();
+        let (mut sum, mut visits) = (vec![0.0f32; len], vec![0.0f32; len]);
+        #[cfg_attr(feature = "parallel", allow(unused_mut))]
+        let mut drain = || {
+            g.drain_into(&mut [&mut sum, &mut visits], |st, i, grad| {
+                st[0][i] += grad;
+                st[1][i] += 1.0;
+            })
+        };
+        #[cfg(feature = "parallel")]
+        rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(drain);
+        #[cfg(not(feature = "parallel"))]
+        drain();
+        let drained: Vec<(usize, f32)> = sum.iter().copied().enumerate().filter(|&(_, g)| g != 0.0).collect();
+        assert_eq!(drained, expected, "{threads} threads");
+        assert!(visits.iter().all(|&n| n <= 1.0), "{threads} threads: a slot was visited twice");
+        assert!(g.values().iter().all(|&g| g == 0.0));
+    }
 }
 
 #[test]
