@@ -110,16 +110,25 @@ fn plot(points: &[Point], path: &Path) -> Result<()> {
         PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2))
     });
     chart.draw_series(robe.iter().map(|&p| Circle::new(p, 5, BLUE.filled())))?;
+    // Baselines are named in the legend (a marker each), ROBE-Z points by their budget beside them.
     for p in points.iter().filter(|p| !p.label.starts_with("robe")) {
         let color = if p.label == "full" { RED } else { GREEN };
-        chart.draw_series(std::iter::once(TriangleMarker::new((mb(p.bytes), p.auc), 8, color.filled())))?;
+        let name = if p.label == "hashed" { "hashed (Z = d)".to_string() } else { format!("{} tables", p.label) };
+        chart
+            .draw_series(std::iter::once(TriangleMarker::new((mb(p.bytes), p.auc), 8, color.filled())))?
+            .label(name)
+            .legend(move |(x, y)| TriangleMarker::new((x + 10, y), 6, color.filled()));
     }
-    for p in points {
-        // Baselines are labelled below their marker, ROBE-Z above, so equal sizes do not overlap.
-        let dy = if p.label.starts_with("robe") { 0.002 } else { -0.001 };
-        chart.draw_series(std::iter::once(Text::new(p.label.clone(), (mb(p.bytes) * 1.05, p.auc + dy), ("sans-serif", 15))))?;
+    for p in points.iter().filter(|p| p.label.starts_with("robe")) {
+        let at = (mb(p.bytes) * 1.08, p.auc - 0.0008);
+        chart.draw_series(std::iter::once(Text::new(p.label.clone(), at, ("sans-serif", 15))))?;
     }
-    chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
     root.present()?;
     Ok(())
 }
