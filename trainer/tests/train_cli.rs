@@ -74,20 +74,28 @@ fn robe_model_learns_the_planted_truth() {
 }
 
 /// The training step recorded in a checkpoint's safetensors metadata.
-fn checkpoint_step(path: &Path) -> u64 {
+/// The `checkpoint` entry of a checkpoint file's provenance.
+fn checkpoint_info(path: &Path) -> Value {
     let bytes = std::fs::read(path).unwrap();
     let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
     let header: Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
     let provenance: Value = serde_json::from_str(header["__metadata__"]["provenance"].as_str().unwrap()).unwrap();
-    provenance["checkpoint"]["position"]["step"].as_u64().unwrap()
+    provenance["checkpoint"].clone()
+}
+
+fn checkpoint_step(path: &Path) -> u64 {
+    checkpoint_info(path)["position"]["step"].as_u64().unwrap()
 }
 
 #[test]
-fn resume_continues_bit_identically() {
+fn resume_continues_bit_identically_across_a_learning_rate_decay() {
     let dir = scratch();
     let (whole, part, ckpt) = (dir.join("whole.safetensors"), dir.join("part.safetensors"), dir.join("part.ckpt"));
-    let common = ["--epochs", "2", "--optimizer", "adam", "--checkpoint-every", "50"];
+    // The resumed part crosses into epoch 2, where --lr-decay has halved the rate.
+    let common = ["--epochs", "2", "--optimizer", "adam", "--lr", "0.004", "--lr-decay", "0.5", "--checkpoint-every", "50"];
     ok(train(&common, &whole));
+    let lr = checkpoint_info(&dir.join("whole.safetensors.ckpt"))["lr"].as_f64().unwrap();
+    assert!((lr - 0.002).abs() < 1e-9, "epoch 2 runs at lr · lr_decay, got {lr}");
     // Stop inside the first epoch, then resume from the checkpoint.
     ok(train(&[&common[..], &["--max-steps", "170", "--checkpoint", s(&ckpt)]].concat(), &part));
     assert_eq!(checkpoint_step(&ckpt), 170, "the partial run stops at --max-steps");
@@ -110,9 +118,7 @@ fn divergence_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint() {
     assert!(!out.exists(), "a diverged model must not be written");
     // Whatever checkpoint exists is finite (the reader refuses non-finite values) and from before.
     if ckpt.exists() {
-        let info = ok(pocketrec(&["inspect", s(&ckpt), "--json"]));
-        let info: Value = serde_json::from_slice(&info.stdout).unwrap();
-        let step = info["provenance"]["checkpoint"]["position"]["step"].as_u64().unwrap();
+        let step = checkpoint_step(&ckpt);
         assert!(step < failed_at, "checkpoint at step {step}, failure at {failed_at}");
     }
 }
