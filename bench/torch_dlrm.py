@@ -131,6 +131,9 @@ def train(args):
     n = len(labels)
     start = time.time()
     for epoch in range(args.epochs):
+        for o in opt.opts:
+            for group in o.param_groups:
+                group["lr"] = args.lr * args.lr_decay**epoch
         perm = torch.randperm(n)
         for b in range(0, n, args.batch):
             idx = perm[b : b + args.batch]
@@ -176,6 +179,7 @@ if __name__ == "__main__":
     t.add_argument("--batch", type=int, default=2048)
     t.add_argument("--optimizer", default="adam", choices=["sgd", "adagrad", "adam"])
     t.add_argument("--lr", type=float, default=0.003)
+    t.add_argument("--lr-decay", type=float, default=1.0, help="multiply the rate by this at each new epoch")
     t.add_argument("--seed", type=int, default=1)
     s = sub.add_parser("speed")
     s.add_argument("--batch", type=int, default=2048)
