@@ -201,13 +201,10 @@ fn split_at_bounds<'a>(mut buf: &'a mut [f32], bounds: &[usize]) -> Vec<&'a mut 
 fn linear_forward(layer: &Linear, input: ArrayView2<f32>, out: &mut Array2<f32>, relu: bool) {
     let dim = out.raw_dim();
     out.assign(&layer.bias.broadcast(dim).expect("bias width matches"));
-    matmul(input, layer.weight.t(), out.view_mut(), true);
-    if relu {
-        out.mapv_inplace(|x| x.max(0.0));
-    }
+    add_product_and_relu(layer, input, out, relu);
 }
 
-/// `input · Wᵀ + b`, then ReLU if asked, as a new array (written once, no zero fill).
+/// [`linear_forward`] into a new array, written once (no zero fill before the bias).
 pub(crate) fn linear(layer: &Linear, input: ArrayView2<f32>, relu: bool) -> Array2<f32> {
     let bias = layer.bias.as_slice().expect("standard layout");
     let mut data = Vec::with_capacity(input.nrows() * bias.len());
@@ -215,11 +212,16 @@ pub(crate) fn linear(layer: &Linear, input: ArrayView2<f32>, relu: bool) -> Arra
         data.extend_from_slice(bias);
     }
     let mut out = Array2::from_shape_vec((input.nrows(), bias.len()), data).expect("rows × fan_out");
+    add_product_and_relu(layer, input, &mut out, relu);
+    out
+}
+
+/// `out += input · Wᵀ`, then ReLU if asked.
+fn add_product_and_relu(layer: &Linear, input: ArrayView2<f32>, out: &mut Array2<f32>, relu: bool) {
     matmul(input, layer.weight.t(), out.view_mut(), true);
     if relu {
         out.mapv_inplace(|x| x.max(0.0));
     }
-    out
 }
 
 /// Gradients of one layer from `dz` (the gradient at its pre-activation output) and its input;

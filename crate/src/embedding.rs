@@ -121,20 +121,12 @@ impl EmbeddingLookup {
         self.block_offset(field, v, i / self.block_len) + i % self.block_len
     }
 
-    /// Adds `scale ×` the embedding of (field, v) into `out[..d]`.
-    #[inline]
+    /// Adds `scale ×` the embedding of (field, v) into `out[..d]` (one value; batches hash
+    /// ahead and use [`EmbeddingLookup::pool`]).
     pub fn accumulate(&self, w: &[f32], field: usize, v: u32, scale: f32, out: &mut [f32]) {
-        // The batched, division-free offsets where they fit a small buffer (every preset does).
-        let mut starts = [0u32; 64];
-        if self.blocks <= starts.len() {
-            self.block_offsets(field, v, &mut starts);
-            self.pool(w, &starts[..self.blocks], scale, out);
-        } else {
-            for (c, part) in out[..self.dim].chunks_mut(self.block_len).enumerate() {
-                let start = self.block_offset(field, v, c);
-                add_scaled(part, &w[start..start + part.len()], scale);
-            }
-        }
+        let mut starts = vec![0u32; self.blocks];
+        self.block_offsets(field, v, &mut starts);
+        self.pool(w, &starts, scale, out);
     }
 
     /// Asks the cache for the blocks at `starts` ahead of a [`EmbeddingLookup::pool`] over them:
@@ -161,15 +153,11 @@ impl EmbeddingLookup {
     pub fn pool(&self, w: &[f32], starts: &[u32], scale: f32, out: &mut [f32]) {
         for value in starts.chunks_exact(self.blocks) {
             for (part, &start) in out[..self.dim].chunks_mut(self.block_len).zip(value) {
-                add_scaled(part, &w[start as usize..start as usize + part.len()], scale);
+                let src = &w[start as usize..start as usize + part.len()];
+                for (x, &y) in part.iter_mut().zip(src) {
+                    *x += scale * y;
+                }
             }
         }
-    }
-}
-
-#[inline]
-fn add_scaled(out: &mut [f32], src: &[f32], scale: f32) {
-    for (x, &y) in out.iter_mut().zip(src) {
-        *x += scale * y;
     }
 }
