@@ -8,6 +8,7 @@ row per distinct training value, plus an unseen row), the uncompressed reference
 
   python3 bench/torch_dlrm.py train --train train.tsv --eval eval.tsv --epochs 1 --batch 2048
   python3 bench/torch_dlrm.py speed --batch 128 --steps 50       # random data, samples/s
+  python3 bench/torch_dlrm.py score --rows 100000 --device cuda  # inference latency, eager and CUDA graph
 
 Needs torch and numpy (pip install torch numpy).
 """
@@ -169,6 +170,47 @@ def speed(args):
           f"{args.steps * args.batch / secs:.0f} samples/s")
 
 
+def score(args):
+    """Latency of scoring `rows` full rows (forward + sigmoid + top 10), eager and, on CUDA, replayed
+    from a captured CUDA graph; the median of `reps` timed calls after warm-up."""
+    torch.manual_seed(args.seed)
+    dev = torch.device(args.device)
+    model = DLRM([100_000] * N_SPARSE).to(dev).eval()
+    dense = (torch.rand(args.rows, N_DENSE) * 5).to(dev)
+    ids = torch.randint(0, 100_000, (args.rows, N_SPARSE)).to(dev)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+
+    def run():
+        return torch.topk(torch.sigmoid(model(dense, ids)), 10).indices
+
+    def median_ms(f):
+        for _ in range(5):
+            f()
+        sync()
+        times = []
+        for _ in range(args.reps):
+            t = time.perf_counter()
+            f()
+            sync()
+            times.append(time.perf_counter() - t)
+        return 1e3 * sorted(times)[len(times) // 2]
+
+    with torch.no_grad():
+        print(f"torch {torch.__version__} on {torch.cuda.get_device_name() if dev.type == 'cuda' else 'cpu'}: "
+              f"{args.rows} full rows, eager {median_ms(run):.2f} ms", flush=True)
+        if dev.type == "cuda":
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                for _ in range(3):
+                    run()
+            torch.cuda.current_stream().wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                run()
+            print(f"  CUDA graph replay {median_ms(graph.replay):.2f} ms")
+
+
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -188,5 +230,10 @@ if __name__ == "__main__":
     s.add_argument("--lr", type=float, default=0.01)
     s.add_argument("--full", action="store_true", help="1M-row tables (default 100k rows)")
     s.add_argument("--seed", type=int, default=1)
+    c = sub.add_parser("score")
+    c.add_argument("--rows", type=int, default=100_000)
+    c.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    c.add_argument("--reps", type=int, default=50)
+    c.add_argument("--seed", type=int, default=1)
     a = p.parse_args()
-    train(a) if a.cmd == "train" else speed(a)
+    {"train": train, "speed": speed, "score": score}[a.cmd](a)
