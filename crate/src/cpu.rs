@@ -75,46 +75,97 @@ pub struct Gradients {
 
 impl Gradients {
     pub fn zeros(model: &Dlrm) -> Self {
+        Self::with_embedding_len(model, model.embedding.len())
+    }
+
+    /// MLP gradients only (an empty `W` gradient), for a pass whose `W` gradient is scattered
+    /// elsewhere ([`Dlrm::backward_mlp`]).
+    pub fn zeros_mlp(model: &Dlrm) -> Self {
+        Self::with_embedding_len(model, 0)
+    }
+
+    fn with_embedding_len(model: &Dlrm, len: usize) -> Self {
         let layers = |w: &[usize]| w.windows(2).map(|w| Linear::zeros(w[0], w[1])).collect();
         Gradients {
             bottom: layers(&model.config.bottom),
             top: layers(&model.config.top),
-            embedding: SparseGrad::new(model.embedding.len(), model.lookup().block_len()),
+            embedding: SparseGrad::new(len, model.lookup().block_len()),
         }
     }
 
-    /// Adds `other` into these gradients; `other`'s embedding gradient is left all zero.
-    pub fn absorb(&mut self, other: &mut Gradients) {
+    /// Adds `other`'s MLP gradients into these (the embedding gradient is scattered per part
+    /// from every shard instead: [`Dlrm::scatter_embedding_grad`]).
+    pub fn absorb_mlp(&mut self, other: &Gradients) {
         for (a, b) in self.bottom.iter_mut().chain(&mut self.top).zip(other.bottom.iter().chain(&other.top)) {
             a.weight += &b.weight;
             a.bias += &b.bias;
         }
-        self.embedding.absorb(&mut other.embedding);
     }
 }
 
-/// Per-slot gradient of `W`: a dense buffer allocated once, plus the start of every block that was
-/// written (with repeats). [`SparseGrad::drain_into`] visits each slot with a non-zero gradient exactly
-/// once and zeroes it, so a step costs the slots read, never `M`.
+/// Per-slot gradient of `W`: a dense buffer allocated once, cut into one contiguous slot range
+/// ("part") per worker thread, each with the start of every block written into it (with
+/// repeats). Parts are filled ([`SparseGrad::add_by_parts`]) and drained
+/// ([`SparseGrad::drain_into`]) in parallel, each by one thread, so no slot is shared and a step
+/// costs the slots read, never `M`.
 #[derive(Debug, Clone)]
 pub struct SparseGrad {
     values: Vec<f32>,
-    blocks: Vec<u32>,
+    /// Part `p` holds slots `bounds[p]..bounds[p + 1]`.
+    bounds: Vec<usize>,
+    blocks: Vec<Vec<u32>>,
     block_len: usize,
 }
 
-impl SparseGrad {
-    pub fn new(len: usize, block_len: usize) -> Self {
-        SparseGrad { values: vec![0.0; len], blocks: Vec::new(), block_len }
-    }
+/// One part of a [`SparseGrad`]: its slot range, their gradients and the blocks written.
+pub struct GradPart<'a> {
+    lo: usize,
+    hi: usize,
+    values: &'a mut [f32],
+    blocks: &'a mut Vec<u32>,
+}
 
-    /// Adds `scale · grad` to the block of slots starting at `start`.
+impl GradPart<'_> {
+    /// Adds `scale · grad` to the slots from `start` on that lie in this part.
     #[inline]
     pub fn add_block(&mut self, start: usize, scale: f32, grad: &[f32]) {
-        for (v, &g) in self.values[start..start + grad.len()].iter_mut().zip(grad) {
+        let end = start + grad.len();
+        if end <= self.lo || start >= self.hi {
+            return;
+        }
+        let (a, b) = (start.max(self.lo), end.min(self.hi));
+        for (v, &g) in self.values[a - self.lo..b - self.lo].iter_mut().zip(&grad[a - start..b - start]) {
             *v += scale * g;
         }
         self.blocks.push(start as u32);
+    }
+}
+
+impl SparseGrad {
+    /// A zero gradient of `len` slots, in one part per worker thread of the current pool.
+    pub fn new(len: usize, block_len: usize) -> Self {
+        #[cfg(feature = "parallel")]
+        let parts = rayon::current_num_threads().clamp(1, len.max(1));
+        #[cfg(not(feature = "parallel"))]
+        let parts = 1;
+        let bounds = (0..=parts).map(|i| i * len / parts).collect();
+        SparseGrad { values: vec![0.0; len], bounds, blocks: vec![Vec::new(); parts], block_len }
+    }
+
+    /// Runs `f` on every part, in parallel where enabled; `f` adds the blocks that overlap it.
+    pub fn add_by_parts(&mut self, f: impl Fn(&mut GradPart) + Sync) {
+        let bounds = &self.bounds;
+        let work = |(p, (values, blocks)): (usize, (&mut [f32], &mut Vec<u32>))| {
+            f(&mut GradPart { lo: bounds[p], hi: bounds[p + 1], values, blocks })
+        };
+        let values = split_at_bounds(&mut self.values, bounds);
+        #[cfg(feature = "parallel")]
+        {
+            use rayon::prelude::*;
+            values.into_par_iter().zip(self.blocks.par_iter_mut()).enumerate().for_each(work);
+        }
+        #[cfg(not(feature = "parallel"))]
+        values.into_iter().zip(self.blocks.iter_mut()).enumerate().for_each(work);
     }
 
     /// The gradient of every slot (zero where nothing was read).
@@ -123,29 +174,24 @@ impl SparseGrad {
     }
 
     /// Hands every slot with a non-zero gradient to an optimizer once and leaves the buffer all
-    /// zero. The slots are cut into one contiguous range per worker thread, drained in parallel.
-    /// `state` holds buffers of one entry per slot (the parameters, then the optimizer's moments);
-    /// `f(state, i, g)` gets their sub-slices for one range, the slot's index in them and its
-    /// gradient. Each slot is visited once, so the result does not depend on the number of ranges.
+    /// zero, the parts in parallel. `state` holds buffers of one entry per slot (the parameters,
+    /// then the optimizer's moments); `f(state, i, g)` gets their sub-slices for one part, the
+    /// slot's index in them and its gradient.
     pub fn drain_into(&mut self, state: &mut [&mut [f32]], f: impl Fn(&mut [&mut [f32]], usize, f32) + Sync) {
         let len = self.values.len();
         assert!(state.iter().all(|b| b.len() == len), "state buffers have one entry per slot");
-        #[cfg(feature = "parallel")]
-        let parts = rayon::current_num_threads().max(1);
-        #[cfg(not(feature = "parallel"))]
-        let parts = 1;
-        let bounds: Vec<usize> = (0..=parts).map(|i| i * len / parts).collect();
-        let values = split_at_bounds(&mut self.values, &bounds);
-        let mut states: Vec<Vec<&mut [f32]>> = (0..parts).map(|_| Vec::with_capacity(state.len())).collect();
+        let bounds = &self.bounds;
+        let values = split_at_bounds(&mut self.values, bounds);
+        let mut states: Vec<Vec<&mut [f32]>> = (0..values.len()).map(|_| Vec::with_capacity(state.len())).collect();
         for buf in state.iter_mut() {
-            for (part, chunk) in states.iter_mut().zip(split_at_bounds(buf, &bounds)) {
+            for (part, chunk) in states.iter_mut().zip(split_at_bounds(buf, bounds)) {
                 part.push(chunk);
             }
         }
-        let (blocks, z) = (&self.blocks, self.block_len);
-        let drain_range = |(p, (vals, st)): (usize, (&mut [f32], &mut Vec<&mut [f32]>))| {
+        let z = self.block_len;
+        let drain_part = |(p, ((vals, st), blocks)): (usize, ((&mut [f32], &mut Vec<&mut [f32]>), &mut Vec<u32>))| {
             let (lo, hi) = (bounds[p], bounds[p + 1]);
-            for &b in blocks {
+            for &b in blocks.iter() {
                 let b = b as usize;
                 for s in b.max(lo)..(b + z).min(hi) {
                     let v = &mut vals[s - lo];
@@ -155,28 +201,15 @@ impl SparseGrad {
                     }
                 }
             }
+            blocks.clear();
         };
         #[cfg(feature = "parallel")]
         {
             use rayon::prelude::*;
-            values.into_par_iter().zip(states.par_iter_mut()).enumerate().for_each(drain_range);
+            values.into_par_iter().zip(states.par_iter_mut()).zip(self.blocks.par_iter_mut()).enumerate().for_each(drain_part);
         }
         #[cfg(not(feature = "parallel"))]
-        values.into_iter().zip(states.iter_mut()).enumerate().for_each(drain_range);
-        self.blocks.clear();
-    }
-
-    /// Adds `other` into this gradient and leaves `other` all zero: the sum of two shards' gradients.
-    pub fn absorb(&mut self, other: &mut SparseGrad) {
-        let z = self.block_len;
-        for &b in &other.blocks {
-            let b = b as usize;
-            for (v, o) in self.values[b..b + z].iter_mut().zip(&mut other.values[b..b + z]) {
-                *v += *o;
-                *o = 0.0;
-            }
-        }
-        self.blocks.append(&mut other.blocks);
+        values.into_iter().zip(states.iter_mut()).zip(self.blocks.iter_mut()).enumerate().for_each(drain_part);
     }
 
     /// Zeroes the gradient.
@@ -384,6 +417,13 @@ impl Dlrm {
     /// Backward pass after [`Dlrm::forward`] on the same batch. `d_logits[r]` is `∂L/∂logit_r`.
     /// Overwrites the MLP gradients and adds into the (cleared) embedding gradient.
     pub fn backward(&self, batch: &Batch, ws: &mut Workspace, d_logits: &[f32], grads: &mut Gradients) {
+        self.backward_mlp(batch, ws, d_logits, grads);
+        grads.embedding.add_by_parts(|part| self.scatter_embedding_grad(batch, ws, part));
+    }
+
+    /// The backward pass up to the pooled embeddings: overwrites the MLP gradients and leaves the
+    /// gradient of every pooled vector in `ws` for [`Dlrm::scatter_embedding_grad`].
+    pub fn backward_mlp(&self, batch: &Batch, ws: &mut Workspace, d_logits: &[f32], grads: &mut Gradients) {
         let cfg = &self.config;
         let (rows, d) = (batch.rows, cfg.dim);
         assert_eq!(ws.rows, rows, "backward needs the workspace of the forward pass on this batch");
@@ -418,17 +458,23 @@ impl Dlrm {
             }
         }
 
+    }
+
+    /// Adds the `W` gradient of a batch whose [`Dlrm::backward_mlp`] left `ws`, in `part`'s slots.
+    /// Rows go in order, so the sum per slot does not depend on how slots are cut into parts.
+    pub fn scatter_embedding_grad(&self, batch: &Batch, ws: &Workspace, part: &mut GradPart) {
+        let cfg = &self.config;
+        let (d, width) = (cfg.dim, cfg.interacting() * cfg.dim);
         let (z, blocks) = (self.lookup().block_len(), self.lookup().blocks());
         let dv = ws.d_vectors.as_slice().expect("standard layout");
-        let eg = &mut grads.embedding;
-        for r in 0..rows {
+        for r in 0..batch.rows {
             for (f, (vals, spec)) in batch.fields.iter().zip(&cfg.fields).enumerate() {
                 let g = &dv[r * width + (f + 1) * d..r * width + (f + 2) * d];
                 let (lo, hi) = (vals.offsets[r] as usize, vals.offsets[r + 1] as usize);
                 let scale = pooling_scale(spec.kind, hi - lo);
                 for starts in ws.slots[f][lo * blocks..hi * blocks].chunks_exact(blocks) {
-                    for (part, &start) in g.chunks(z).zip(starts) {
-                        eg.add_block(start as usize, scale, part);
+                    for (grad, &start) in g.chunks(z).zip(starts) {
+                        part.add_block(start as usize, scale, grad);
                     }
                 }
             }

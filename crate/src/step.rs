@@ -19,6 +19,7 @@ const MIN_SHARD_ROWS: usize = 32;
 struct Shard {
     rows: Batch,
     ws: Workspace,
+    /// The shard's MLP gradients; the first shard's also hold the batch's sums, `W`'s included.
     grads: Option<Gradients>,
     d_logits: Vec<f32>,
     /// Sum (not mean) of the shard's losses.
@@ -47,7 +48,10 @@ impl TrainStep {
         let model_ref: &Dlrm = model;
         let run = |(i, shard): (usize, &mut Shard)| {
             batch.copy_rows_into(bounds[i]..bounds[i + 1], &mut shard.rows);
-            let grads = shard.grads.get_or_insert_with(|| Gradients::zeros(model_ref));
+            let grads = shard.grads.get_or_insert_with(|| match i {
+                0 => Gradients::zeros(model_ref),
+                _ => Gradients::zeros_mlp(model_ref),
+            });
             let rows = shard.rows.rows;
             let logits = model_ref.forward(&shard.rows, &mut shard.ws);
             shard.d_logits.resize(rows, 0.0);
@@ -56,7 +60,7 @@ impl TrainStep {
             let share = rows as f32 / total as f32;
             shard.d_logits.iter_mut().for_each(|g| *g *= share);
             shard.loss_sum = mean * rows as f64;
-            model_ref.backward(&shard.rows, &mut shard.ws, &shard.d_logits, grads);
+            model_ref.backward_mlp(&shard.rows, &mut shard.ws, &shard.d_logits, grads);
         };
         #[cfg(feature = "parallel")]
         {
@@ -69,9 +73,18 @@ impl TrainStep {
         let loss = self.shards.iter().map(|s| s.loss_sum).sum::<f64>() / total as f64;
         let (first, rest) = self.shards.split_first_mut().expect("at least one shard");
         let grads = first.grads.as_mut().expect("set by the pass");
-        for other in rest {
-            grads.absorb(other.grads.as_mut().expect("set by the pass"));
+        for other in rest.iter() {
+            grads.absorb_mlp(other.grads.as_ref().expect("set by the pass"));
         }
+        // W's gradient: each thread takes one slot range and scatters every shard's rows into it,
+        // in batch order, so no slot is written by two threads and no per-shard copy is summed.
+        let (rows, ws) = (&first.rows, &first.ws);
+        grads.embedding.add_by_parts(|part| {
+            model_ref.scatter_embedding_grad(rows, ws, part);
+            for s in rest.iter() {
+                model_ref.scatter_embedding_grad(&s.rows, &s.ws, part);
+            }
+        });
         if loss.is_finite() {
             opt.apply(model, grads);
         } else {

@@ -158,27 +158,49 @@ fn sparse_gradient_touches_only_read_slots_and_drains_each_once() {
     let expected: Vec<(usize, f32)> =
         grads.embedding.values().iter().copied().enumerate().filter(|&(_, g)| g != 0.0).collect();
     assert!(expected.iter().all(|(s, _)| read.contains(s)), "a slot that was not read has a gradient");
-    // Each slot with a gradient is handed over once, whatever the number of parallel ranges.
+    // Cut into one part per thread: the same per-slot sums (rows go in order), and each slot
+    // with a gradient is handed over once.
     let len = grads.embedding.values().len();
     for threads in [1, 2, 3] {
-        let mut g = grads.embedding.clone();
+        let mut g = Gradients::zeros(&model);
         let (mut sum, mut visits) = (vec![0.0f32; len], vec![0.0f32; len]);
         #[cfg_attr(feature = "parallel", allow(unused_mut))]
-        let mut drain = || {
-            g.drain_into(&mut [&mut sum, &mut visits], |st, i, grad| {
+        let mut run = || {
+            model.backward(&batch, &mut ws, &d, &mut g);
+            assert_eq!(g.embedding.values(), grads.embedding.values(), "{threads} threads: another sum");
+            g.embedding.drain_into(&mut [&mut sum, &mut visits], |st, i, grad| {
                 st[0][i] += grad;
                 st[1][i] += 1.0;
             })
         };
         #[cfg(feature = "parallel")]
-        rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(drain);
+        rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(run);
         #[cfg(not(feature = "parallel"))]
-        drain();
+        run();
         let drained: Vec<(usize, f32)> = sum.iter().copied().enumerate().filter(|&(_, g)| g != 0.0).collect();
         assert_eq!(drained, expected, "{threads} threads");
         assert!(visits.iter().all(|&n| n <= 1.0), "{threads} threads: a slot was visited twice");
-        assert!(g.values().iter().all(|&g| g == 0.0));
+        assert!(g.embedding.values().iter().all(|&g| g == 0.0));
     }
+}
+
+/// A block that straddles two parts lands in both, each slot once.
+#[cfg(feature = "parallel")]
+#[test]
+fn block_across_parts_is_added_and_drained_once() {
+    rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap().install(|| {
+        let mut g = pocketrec::cpu::SparseGrad::new(10, 4); // parts 0..3, 3..6, 6..10
+        g.add_by_parts(|part| {
+            part.add_block(2, 2.0, &[1.0, 2.0, 3.0, 4.0]); // slots 2..6: parts 0 and 1
+            part.add_block(6, 1.0, &[5.0, 6.0, 7.0, 8.0]); // slots 6..10: part 2
+            part.add_block(2, 1.0, &[1.0, 0.0, 0.0, 0.0]); // slot 2 again
+        });
+        assert_eq!(g.values(), &[0.0, 0.0, 3.0, 4.0, 6.0, 8.0, 5.0, 6.0, 7.0, 8.0]);
+        let mut visits = vec![0.0f32; 10];
+        g.drain_into(&mut [&mut visits], |st, i, _| st[0][i] += 1.0);
+        assert_eq!(visits, [0.0, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]);
+        assert!(g.values().iter().all(|&v| v == 0.0));
+    });
 }
 
 #[test]
