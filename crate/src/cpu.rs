@@ -92,15 +92,6 @@ impl Gradients {
             embedding: SparseGrad::new(len, model.lookup().block_len()),
         }
     }
-
-    /// Adds `other`'s MLP gradients into these (the embedding gradient is scattered per part
-    /// from every shard instead: [`Dlrm::scatter_embedding_grad`]).
-    pub fn absorb_mlp(&mut self, other: &Gradients) {
-        for (a, b) in self.bottom.iter_mut().chain(&mut self.top).zip(other.bottom.iter().chain(&other.top)) {
-            a.weight += &b.weight;
-            a.bias += &b.bias;
-        }
-    }
 }
 
 /// Per-slot gradient of `W`: a dense buffer allocated once, cut into one contiguous slot range

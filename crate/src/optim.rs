@@ -73,6 +73,13 @@ impl Optimizer {
 
     /// Applies one step of `grads` to `model`; leaves the embedding gradient cleared.
     pub fn apply(&mut self, model: &mut Dlrm, grads: &mut Gradients) {
+        self.apply_summed(model, grads, &[]);
+    }
+
+    /// [`Optimizer::apply`] with the MLP gradients of `more` added to `grads`' on the fly (the
+    /// shards of a data-parallel step; their `W` gradients are not read), which saves a pass over
+    /// every MLP gradient per shard.
+    pub fn apply_summed(&mut self, model: &mut Dlrm, grads: &mut Gradients, more: &[&Gradients]) {
         self.step += 1;
         let n_tensors = 1 + 2 * (model.bottom.len() + model.top.len());
         let (b1, b2) = ADAM_BETAS;
@@ -102,26 +109,32 @@ impl Optimizer {
         let params = model.bottom.iter_mut().chain(model.top.iter_mut()).flat_map(|l| {
             [l.weight.as_slice_mut().expect("standard layout"), l.bias.as_slice_mut().expect("standard layout")]
         });
-        let gs = grads.bottom.iter().chain(&grads.top).flat_map(|l| {
-            [l.weight.as_slice().expect("standard layout"), l.bias.as_slice().expect("standard layout")]
-        });
-        let jobs: Vec<_> = params.zip(gs).zip(mlp_states(first)).zip(mlp_states(second)).collect();
-        let dense = |(((p, g), s1), s2): (((&mut [f32], &[f32]), Option<&mut [f32]>), Option<&mut [f32]>)| {
-            match (kind, s1, s2) {
-                (OptimizerKind::Sgd, _, _) => p.iter_mut().zip(g).for_each(|(p, g)| *p -= lr * g),
-                (OptimizerKind::Adagrad, Some(acc), _) => {
-                    for ((p, g), a) in p.iter_mut().zip(g).zip(acc) {
-                        *a += g * g;
-                        *p -= lr * g / (a.sqrt() + ADAGRAD_EPS);
-                    }
-                }
-                (OptimizerKind::Adam, Some(m), Some(v)) => {
-                    for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m).zip(v) {
-                        adam_update(p, g, m, v, adam_lr);
-                    }
-                }
-                _ => unreachable!("state buffers match the optimizer"),
+        let mut gs: Vec<Vec<&[f32]>> = mlp_grads(grads).into_iter().map(|g| vec![g]).collect();
+        for other in more {
+            for (sum, g) in gs.iter_mut().zip(mlp_grads(other)) {
+                sum.push(g);
             }
+        }
+        let jobs: Vec<_> = params.zip(gs).zip(mlp_states(first)).zip(mlp_states(second)).collect();
+        let dense = |(((p, g), mut s1), mut s2): MlpJob| {
+            for_each_summed(&g, |at, g| {
+                let p = &mut p[at..at + g.len()];
+                match (kind, s1.as_deref_mut(), s2.as_deref_mut()) {
+                    (OptimizerKind::Sgd, _, _) => p.iter_mut().zip(g).for_each(|(p, g)| *p -= lr * g),
+                    (OptimizerKind::Adagrad, Some(acc), _) => {
+                        for ((p, g), a) in p.iter_mut().zip(g).zip(&mut acc[at..]) {
+                            *a += g * g;
+                            *p -= lr * g / (a.sqrt() + ADAGRAD_EPS);
+                        }
+                    }
+                    (OptimizerKind::Adam, Some(m), Some(v)) => {
+                        for (((p, &g), m), v) in p.iter_mut().zip(g).zip(&mut m[at..]).zip(&mut v[at..]) {
+                            adam_update(p, g, m, v, adam_lr);
+                        }
+                    }
+                    _ => unreachable!("state buffers match the optimizer"),
+                }
+            });
         };
         #[cfg(feature = "parallel")]
         {
@@ -130,6 +143,38 @@ impl Optimizer {
         }
         #[cfg(not(feature = "parallel"))]
         jobs.into_iter().for_each(dense);
+    }
+}
+
+/// Every MLP tensor's gradient, in optimizer order.
+fn mlp_grads(g: &Gradients) -> Vec<&[f32]> {
+    g.bottom
+        .iter()
+        .chain(&g.top)
+        .flat_map(|l| [l.weight.as_slice().expect("standard layout"), l.bias.as_slice().expect("standard layout")])
+        .collect()
+}
+
+/// One MLP tensor's update: its parameters, its gradient as a sum of parts, its optimizer state.
+type MlpJob<'a> = (((&'a mut [f32], Vec<&'a [f32]>), Option<&'a mut [f32]>), Option<&'a mut [f32]>);
+
+/// Calls `f(at, g)` over consecutive chunks of the sum of `parts` (equal lengths), `at` being the
+/// chunk's offset; with one part, its own chunks, with no copy.
+fn for_each_summed(parts: &[&[f32]], mut f: impl FnMut(usize, &[f32])) {
+    const CHUNK: usize = 1024;
+    let [first, rest @ ..] = parts else { return };
+    if rest.is_empty() {
+        return f(0, first);
+    }
+    let mut sum = [0.0f32; CHUNK];
+    for at in (0..first.len()).step_by(CHUNK) {
+        let n = CHUNK.min(first.len() - at);
+        let sum = &mut sum[..n];
+        sum.copy_from_slice(&first[at..at + n]);
+        for part in rest {
+            sum.iter_mut().zip(&part[at..at + n]).for_each(|(s, g)| *s += g);
+        }
+        f(at, sum);
     }
 }
 
@@ -156,4 +201,21 @@ pub fn tensor_names(model: &Dlrm) -> Vec<String> {
         }
     }
     names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::for_each_summed;
+
+    #[test]
+    fn summed_chunks_cover_every_entry_once() {
+        let parts: Vec<Vec<f32>> = (0..3).map(|p| (0..2500).map(|i| (i * (p + 1)) as f32).collect()).collect();
+        let refs: Vec<&[f32]> = parts.iter().map(|p| &p[..]).collect();
+        for n in 1..=3 {
+            let mut seen = vec![f32::NAN; 2500];
+            for_each_summed(&refs[..n], |at, g| seen[at..at + g.len()].copy_from_slice(g));
+            let want: Vec<f32> = (0..2500).map(|i| (1..=n).map(|p| (i * p) as f32).sum()).collect();
+            assert_eq!(seen, want, "{n} parts");
+        }
+    }
 }

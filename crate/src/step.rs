@@ -73,9 +73,6 @@ impl TrainStep {
         let loss = self.shards.iter().map(|s| s.loss_sum).sum::<f64>() / total as f64;
         let (first, rest) = self.shards.split_first_mut().expect("at least one shard");
         let grads = first.grads.as_mut().expect("set by the pass");
-        for other in rest.iter() {
-            grads.absorb_mlp(other.grads.as_ref().expect("set by the pass"));
-        }
         // W's gradient: each thread takes one slot range and scatters every shard's rows into it,
         // in batch order, so no slot is written by two threads and no per-shard copy is summed.
         let (rows, ws) = (&first.rows, &first.ws);
@@ -86,7 +83,8 @@ impl TrainStep {
             }
         });
         if loss.is_finite() {
-            opt.apply(model, grads);
+            let more: Vec<&Gradients> = rest.iter().map(|s| s.grads.as_ref().expect("set by the pass")).collect();
+            opt.apply_summed(model, grads, &more);
         } else {
             grads.embedding.clear();
         }
