@@ -35,6 +35,9 @@ const INTERACT: &str = include_str!("interact.wgsl");
 const FOLD: &str = include_str!("fold.wgsl");
 const TOPK: &str = include_str!("topk.wgsl");
 
+mod profile;
+use profile::Profiler;
+
 /// Appends one field's CSR to the shared offsets/values buffers; returns (field, where its offsets
 /// start, where its values start) for the field table.
 fn pack_field(f: usize, fo: &[u32], fv: &[u32], offsets: &mut Vec<u32>, values: &mut Vec<u32>) -> (usize, usize, usize) {
@@ -65,10 +68,11 @@ fn gpu_err(what: &str, e: impl std::fmt::Display) -> Error {
 struct Kernel {
     pipeline: wgpu::ComputePipeline,
     layout: wgpu::BindGroupLayout,
+    label: &'static str,
 }
 
 impl Kernel {
-    fn new(device: &wgpu::Device, label: &str, source: &str) -> Kernel {
+    fn new(device: &wgpu::Device, label: &'static str, source: &str) -> Kernel {
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some(label),
             source: wgpu::ShaderSource::Wgsl(source.into()),
@@ -82,7 +86,7 @@ impl Kernel {
             cache: None,
         });
         let layout = pipeline.get_bind_group_layout(0);
-        Kernel { pipeline, layout }
+        Kernel { pipeline, layout, label }
     }
 }
 
@@ -206,6 +210,7 @@ pub struct GpuBackend {
     layout: Layout,
     scratch: Scratch,
     chunk_rows: usize,
+    profiler: Option<Profiler>,
 }
 
 impl GpuBackend {
@@ -230,9 +235,14 @@ impl GpuBackend {
                 info.name
             )));
         }
+        let profile = Profiler::wanted() && adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY);
+        if Profiler::wanted() && !profile {
+            eprintln!("POCKETREC_GPU_PROFILE: adapter {:?} has no timestamp queries, not profiling", info.name);
+        }
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("pocketrec"),
+                required_features: if profile { wgpu::Features::TIMESTAMP_QUERY } else { wgpu::Features::empty() },
                 required_limits: limits.clone(),
                 ..Default::default()
             })
@@ -356,6 +366,7 @@ impl GpuBackend {
             topk: s("top-k"),
             staging: Grow::new(&device, "staging", wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST),
         };
+        let profiler = profile.then(|| Profiler::new(&device, &queue));
         Ok(GpuBackend {
             device,
             queue,
@@ -370,6 +381,7 @@ impl GpuBackend {
             layout,
             scratch,
             chunk_rows,
+            profiler,
         })
     }
 
@@ -427,8 +439,12 @@ impl GpuBackend {
             groups: linear_groups(n),
         };
         let bytes = n * blocks * 4;
-        submit(device, queue, &mut s.params, &mut s.staging, &[dispatch], &s.logits.buffer, bytes).await?;
+        let prof = &mut self.profiler;
+        submit(device, queue, &mut s.params, &mut s.staging, &[dispatch], &s.logits.buffer, bytes, prof.as_mut()).await?;
         let out = read_back(device, &s.staging.buffer, bytes).await?;
+        if let Some(p) = prof {
+            p.report(device, &format!("indices, {n} values"));
+        }
         Ok(bytemuck::cast_slice(&out).to_vec())
     }
 
@@ -486,8 +502,12 @@ impl GpuBackend {
             mlp(&mut ds, &k.gemm, &self.model.top, &cfg.top, m, false, (&s.top_in.buffer, 0), act, (&s.logits.buffer, start, 1));
             start += m;
         }
-        submit(device, queue, &mut s.params, &mut s.staging, &ds, &s.logits.buffer, rows * 4).await?;
+        let prof = &mut self.profiler;
+        submit(device, queue, &mut s.params, &mut s.staging, &ds, &s.logits.buffer, rows * 4, prof.as_mut()).await?;
         let out = read_back(device, &s.staging.buffer, rows * 4).await?;
+        if let Some(p) = prof {
+            p.report(device, &format!("full rows, {rows} rows"));
+        }
         Ok(bytemuck::cast_slice(&out).to_vec())
     }
 
@@ -639,8 +659,12 @@ impl GpuBackend {
             }
             None => (&s.logits.buffer, rows * 4),
         };
-        submit(device, queue, &mut s.params, &mut s.staging, &ds, src, bytes).await?;
+        let prof = &mut self.profiler;
+        submit(device, queue, &mut s.params, &mut s.staging, &ds, src, bytes, prof.as_mut()).await?;
         let out = read_back(device, &s.staging.buffer, bytes).await?;
+        if let Some(p) = prof {
+            p.report(device, &format!("context-once, {rows} candidates"));
+        }
         Ok(match topk {
             Some(_) => RankOut::Winners(bytemuck::cast_slice(&out).to_vec()),
             None => RankOut::Logits(bytemuck::cast_slice(&out).to_vec()),
@@ -712,8 +736,10 @@ fn mlp_refs<'a>(
     }
 }
 
-/// Writes every dispatch's parameters, encodes all dispatches in one compute pass, copies
-/// `bytes` of `result` into the staging buffer, and submits it all at once.
+/// Writes every dispatch's parameters, encodes all dispatches in one compute pass (with a
+/// profiler, one timestamped pass each), copies `bytes` of `result` into the staging buffer, and
+/// submits it all at once.
+#[allow(clippy::too_many_arguments)]
 async fn submit(
     device: &wgpu::Device,
     queue: &wgpu::Queue,
@@ -722,6 +748,7 @@ async fn submit(
     dispatches: &[Dispatch<'_>],
     result: &wgpu::Buffer,
     bytes: usize,
+    profiler: Option<&mut Profiler>,
 ) -> Result<(), Error> {
     let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
     let mut words = vec![0u32; dispatches.len() * PARAM_STRIDE as usize / 4];
@@ -750,7 +777,9 @@ async fn submit(
         })
         .collect();
     let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("pocketrec") });
-    {
+    if let Some(p) = profiler {
+        p.encode(&mut encoder, dispatches, &groups);
+    } else {
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
         for (d, g) in dispatches.iter().zip(&groups) {
             if d.groups.0 == 0 || d.groups.1 == 0 {
