@@ -13,6 +13,11 @@
 //! their dots among themselves, the folded first layer and the rest of the top MLP. Top-k runs on
 //! the GPU (`topk.wgsl`) when that shrinks the read-back; otherwise the logits come back and the
 //! CPU selects.
+//!
+//! Dense layers run on `gemm.wgsl`, in 128×128 output tiles of 256 threads where a layer fills
+//! them and 64×64 tiles of 64 threads where it is short or narrow, and the one-output last layer
+//! on `gemv.wgsl`. Natively, `POCKETREC_GPU_PROFILE=1` prints each request's GPU time per kernel
+//! to stderr (`profile.rs`).
 
 use crate::Error;
 use crate::batch::Batch;
@@ -30,6 +35,7 @@ const HASH: &str = include_str!("hash.wgsl");
 const EMBED: &str = include_str!("embed.wgsl");
 const INDICES: &str = include_str!("indices.wgsl");
 const GEMM: &str = include_str!("gemm.wgsl");
+const GEMV: &str = include_str!("gemv.wgsl");
 const DENSE: &str = include_str!("dense.wgsl");
 const INTERACT: &str = include_str!("interact.wgsl");
 const FOLD: &str = include_str!("fold.wgsl");
@@ -93,7 +99,11 @@ impl Kernel {
 struct Kernels {
     embed: Kernel,
     indices: Kernel,
+    /// The GEMM on 128×128 tiles (256 threads), and on 64×64 tiles (64 threads) for layers too
+    /// short or narrow to fill the large ones; the one-output layer.
     gemm: Kernel,
+    gemm64: Kernel,
+    gemv: Kernel,
     dense: Kernel,
     interact: Kernel,
     fold: Kernel,
@@ -255,6 +265,8 @@ impl GpuBackend {
             embed: Kernel::new(&device, "embed", &with_hash(EMBED)),
             indices: Kernel::new(&device, "indices", &with_hash(INDICES)),
             gemm: Kernel::new(&device, "gemm", GEMM),
+            gemm64: Kernel::new(&device, "gemm64", &GEMM.replace("TM: u32 = 128u", "TM: u32 = 64u").replace("TN: u32 = 128u", "TN: u32 = 64u")),
+            gemv: Kernel::new(&device, "gemv", GEMV),
             dense: Kernel::new(&device, "dense", DENSE),
             interact: Kernel::new(&device, "interact", INTERACT),
             fold: Kernel::new(&device, "fold", FOLD),
@@ -489,7 +501,7 @@ impl GpuBackend {
             let m = chunk.min(rows - start);
             let act = [&s.act[0].buffer, &s.act[1].buffer];
             // Bottom MLP; the last layer writes vector 0 of each row.
-            mlp(&mut ds, &k.gemm, &self.model.bottom, &cfg.bottom, m, true, (&s.dense_x.buffer, start * nd), act, (&s.vectors.buffer, 0, nvec * d));
+            mlp(&mut ds, k, &self.model.bottom, &cfg.bottom, m, true, (&s.dense_x.buffer, start * nd), act, (&s.vectors.buffer, 0, nvec * d));
             let bufs = [&s.fields_a.buffer, &s.offsets.buffer, &s.values.buffer, &self.model.embedding, &s.vectors.buffer];
             ds.push(embed(&k.embed, l, bufs, [m, cfg.fields.len(), d, nvec, 1, start]));
             let width = cfg.top[0];
@@ -499,7 +511,7 @@ impl GpuBackend {
                 buffers: vec![&self.model.all_pairs, &s.vectors.buffer, &s.top_in.buffer],
                 groups: (width.div_ceil(64) as u32, m as u32),
             });
-            mlp(&mut ds, &k.gemm, &self.model.top, &cfg.top, m, false, (&s.top_in.buffer, 0), act, (&s.logits.buffer, start, 1));
+            mlp(&mut ds, k, &self.model.top, &cfg.top, m, false, (&s.top_in.buffer, 0), act, (&s.logits.buffer, start, 1));
             start += m;
         }
         let prof = &mut self.profiler;
@@ -607,7 +619,7 @@ impl GpuBackend {
             buffers: vec![&s.dense_raw.buffer, &s.dense_x.buffer],
             groups: linear_groups(nd),
         }];
-        mlp(&mut ds, &k.gemm, &self.model.bottom, &cfg.bottom, 1, true, (&s.dense_x.buffer, 0), act, (&s.ctx_vectors.buffer, 0, nctx * d));
+        mlp(&mut ds, k, &self.model.bottom, &cfg.bottom, 1, true, (&s.dense_x.buffer, 0), act, (&s.ctx_vectors.buffer, 0, nctx * d));
         if !ctx_fields.is_empty() {
             let bufs = [&s.fields_a.buffer, &s.offsets.buffer, &s.values.buffer, &self.model.embedding, &s.ctx_vectors.buffer];
             ds.push(embed(&k.embed, l, bufs, [1, ctx_fields.len(), d, nctx, 1, 0]));
@@ -644,7 +656,7 @@ impl GpuBackend {
             layers.extend(self.model.top[1..].iter().map(|(w, b)| (w, b)));
             let mut widths = vec![width];
             widths.extend_from_slice(&cfg.top[1..]);
-            mlp_refs(&mut ds, &k.gemm, &layers, &widths, m, false, (&s.top_in.buffer, 0), act, (&s.logits.buffer, start, 1));
+            mlp_refs(&mut ds, k, &layers, &widths, m, false, (&s.top_in.buffer, 0), act, (&s.logits.buffer, start, 1));
             start += m;
         }
         let (src, bytes) = match topk {
@@ -696,7 +708,7 @@ enum RankOut {
 #[allow(clippy::too_many_arguments)]
 fn mlp<'a>(
     ds: &mut Vec<Dispatch<'a>>,
-    gemm: &'a Kernel,
+    kernels: &'a Kernels,
     layers: &'a [(wgpu::Buffer, wgpu::Buffer)],
     widths: &[usize],
     m: usize,
@@ -706,13 +718,13 @@ fn mlp<'a>(
     out: (&'a wgpu::Buffer, usize, usize),
 ) {
     let refs: Vec<(&wgpu::Buffer, &wgpu::Buffer)> = layers.iter().map(|(w, b)| (w, b)).collect();
-    mlp_refs(ds, gemm, &refs, widths, m, relu_last, input, act, out);
+    mlp_refs(ds, kernels, &refs, widths, m, relu_last, input, act, out);
 }
 
 #[allow(clippy::too_many_arguments)]
 fn mlp_refs<'a>(
     ds: &mut Vec<Dispatch<'a>>,
-    gemm: &'a Kernel,
+    kernels: &'a Kernels,
     layers: &[(&'a wgpu::Buffer, &'a wgpu::Buffer)],
     widths: &[usize],
     m: usize,
@@ -727,13 +739,25 @@ fn mlp_refs<'a>(
         let (a, a_off) = if i == 0 { input } else { (act[(i - 1) % 2], 0) };
         let (c, c_off, ldc) = if i == last { (out.0, out.1 * out.2, out.2) } else { (act[i % 2], 0, n_out) };
         let relu = i < last || relu_last;
-        ds.push(Dispatch {
-            kernel: gemm,
-            params: params(&[m as u32, n_out as u32, n_in as u32, n_in as u32, ldc as u32, relu as u32, a_off as u32, c_off as u32]),
-            buffers: vec![a, w, b, c],
-            groups: (n_out.div_ceil(64) as u32, m.div_ceil(64) as u32),
-        });
+        let shape = [m, n_out, n_in, n_in, ldc, relu as usize, a_off, c_off];
+        ds.push(linear(kernels, shape, [a, w, b, c]));
     }
+}
+
+/// The dispatch of one dense layer, `[m, n, k, lda, ldc, relu, a_off, c_off]` as `gemm.wgsl`'s
+/// parameters, buffers `[a, w, bias, c]`: the one-output kernel for n = 1, 128×128 tiles when
+/// both m and n fill most of one, else 64×64 tiles.
+fn linear<'a>(k: &'a Kernels, shape: [usize; 8], buffers: [&'a wgpu::Buffer; 4]) -> Dispatch<'a> {
+    let [m, n] = [shape[0], shape[1]];
+    let (kernel, groups) = if n == 1 {
+        let g = m.div_ceil(32);
+        (&k.gemv, if g <= MAX_GROUPS { (g as u32, 1) } else { (MAX_GROUPS as u32, g.div_ceil(MAX_GROUPS) as u32) })
+    } else if m >= 96 && n >= 96 {
+        (&k.gemm, (n.div_ceil(128) as u32, m.div_ceil(128) as u32))
+    } else {
+        (&k.gemm64, (n.div_ceil(64) as u32, m.div_ceil(64) as u32))
+    };
+    Dispatch { kernel, params: params(&shape.map(|x| x as u32)), buffers: buffers.to_vec(), groups }
 }
 
 /// Writes every dispatch's parameters, encodes all dispatches in one compute pass (with a
