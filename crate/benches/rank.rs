@@ -2,7 +2,8 @@
 //! features and the first 20 categorical fields, each candidate the last 6 fields. Ranks 1,000,
 //! 10,000 and 100,000 candidates (top 10) on the CPU, context-once and as full rows through
 //! `Dlrm::forward`, and with feature `gpu` on the wgpu backend; plus the GEMM rate of this machine
-//! measured in the same run, to state the CPU paths as a fraction of it.
+//! measured in the same run, to state the CPU paths as a fraction of it; with `gpu`, the WGSL
+//! GEMM's rate on one 100,000-row layer too. `POCKETREC_GPU_PROFILE=1` adds per-kernel GPU times.
 //!
 //! Single thread (what wasm runs): `cargo bench -p pocketrec --no-default-features --bench rank`
 //! wgpu too: `cargo bench -p pocketrec --features gpu --bench rank`
@@ -110,6 +111,28 @@ fn bench(c: &mut Criterion) {
         }
     }
     g.finish();
+
+    // The WGSL GEMM alone through the backend: the top MLP's 512 -> 256 layer on 100,000 rows (in
+    // row chunks, one submission and a 4-byte read-back per call), as GFLOP/s (criterion's
+    // elements are flops here), to set the kernel's rate beside the whole path's.
+    #[cfg(feature = "gpu")]
+    if let Some(s) = gpu.as_mut().and_then(|s| s.gpu_backend()) {
+        let rows = 100_000;
+        let (k, n) = (model.config.top[1], model.config.top[2]);
+        let flop = 2 * (rows * k * n) as u64;
+        if software {
+            let t = std::time::Instant::now();
+            pollster::block_on(s.top_layer_only(&model, rows)).unwrap();
+            let secs = t.elapsed().as_secs_f64();
+            eprintln!("wgpu gemm {rows}x{k}x{n}: one call {secs:.2} s, {:.1} GFLOP/s (software adapter)", flop as f64 / secs * 1e-9);
+        } else {
+            let mut g = c.benchmark_group("wgpu gemm");
+            g.sample_size(20).measurement_time(Duration::from_secs(3));
+            g.throughput(Throughput::Elements(flop));
+            g.bench_function(format!("{rows}x{k}x{n} flop"), |b| b.iter(|| pollster::block_on(s.top_layer_only(&model, rows)).unwrap()));
+            g.finish();
+        }
+    }
 }
 
 criterion_group!(benches, bench);

@@ -523,6 +523,39 @@ impl GpuBackend {
         Ok(bytemuck::cast_slice(&out).to_vec())
     }
 
+    /// Runs only the top MLP's second layer (512 -> 256 on the kaggle preset) on `rows` rows of
+    /// the scratch activations, whatever they hold, in row chunks in one submission, and waits
+    /// for it: the rank bench's measure of the GEMM kernel through this backend. Returns the
+    /// layer's (inputs, outputs).
+    #[doc(hidden)]
+    pub async fn top_layer_only(&mut self, model: &Dlrm, rows: usize) -> Result<(usize, usize), Error> {
+        let top = &model.config.top;
+        if top.len() < 3 || rows == 0 {
+            return Err(Error::Request("needs rows and a top MLP of two layers or more".into()));
+        }
+        let (k_in, n) = (top[1], top[2]);
+        let chunk = self.chunk_rows.min(rows);
+        let (device, queue) = (&self.device, &self.queue);
+        let s = &mut self.scratch;
+        s.act[0].ensure(device, chunk * k_in * 4);
+        s.act[1].ensure(device, chunk * n * 4);
+        let (w, b) = &self.model.top[1];
+        let mut ds = Vec::new();
+        let mut start = 0;
+        while start < rows {
+            let m = chunk.min(rows - start);
+            ds.push(linear(&self.kernels, [m, n, k_in, k_in, n, 1, 0, 0], [&s.act[0].buffer, w, b, &s.act[1].buffer]));
+            start += m;
+        }
+        let prof = &mut self.profiler;
+        submit(device, queue, &mut s.params, &mut s.staging, &ds, &s.act[1].buffer, 4, prof.as_mut()).await?;
+        read_back(device, &s.staging.buffer, 4).await?;
+        if let Some(p) = prof {
+            p.report(device, &format!("one top layer, {rows} rows"));
+        }
+        Ok((k_in, n))
+    }
+
     /// Logits of every candidate of a request, in candidate order, context-once (as
     /// [`crate::rank::logits`] on the CPU).
     pub async fn rank_logits(&mut self, model: &Dlrm, context: &Context, candidates: &Candidates) -> Result<Vec<f32>, Error> {
