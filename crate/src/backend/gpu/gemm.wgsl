@@ -8,7 +8,7 @@
 // 4·tx + 0..3 and TN/2 + 4·tx + 0..3, so per k it reads 4 vec4s for 64 multiply-adds and a warp's
 // reads are broadcasts or consecutive vec4s. The host picks TM and TN per shape (mod.rs: 128×128
 // with 256 threads for the big layers, 64×64 with 64 threads for narrow or short ones) by
-// rewriting the two constants below.
+// rewriting the two constants below, and TK = 8 where 16 would pass the adapter's workgroup memory.
 //
 // Staging reads are coalesced (16 consecutive k of a row per 16 lanes). Rows past m (of a) and
 // outputs past n (of w) are read clamped to the last valid one: they only feed outputs that are

@@ -259,12 +259,15 @@ impl GpuBackend {
             .await
             .map_err(|e| gpu_err("requesting a device", e))?;
 
+        // The 128×128 GEMM stages k in slices of 16 (2 × 16 × 33 vec4s of workgroup memory)
+        // where the adapter allows it, else of 8 (WebGPU's default limit is 16 KiB).
+        let gemm_tk = if limits.max_compute_workgroup_storage_size >= 2 * 16 * 33 * 16 { 16 } else { 8 };
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let with_hash = |src: &str| format!("{HASH}\n{src}");
         let kernels = Kernels {
             embed: Kernel::new(&device, "embed", &with_hash(EMBED)),
             indices: Kernel::new(&device, "indices", &with_hash(INDICES)),
-            gemm: Kernel::new(&device, "gemm", GEMM),
+            gemm: Kernel::new(&device, "gemm", &GEMM.replace("TK: u32 = 16u", &format!("TK: u32 = {gemm_tk}u"))),
             gemm64: Kernel::new(&device, "gemm64", &GEMM.replace("TM: u32 = 128u", "TM: u32 = 64u").replace("TN: u32 = 128u", "TN: u32 = 64u")),
             gemv: Kernel::new(&device, "gemv", GEMV),
             dense: Kernel::new(&device, "dense", DENSE),
