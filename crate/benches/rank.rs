@@ -141,12 +141,15 @@ fn bench(c: &mut Criterion) {
             let ms = one_call(&format!("wgpu gemm {rows}x{k}x{n}"), &mut || {
                 pollster::block_on(s.top_layer_only(&model, rows)).unwrap();
             });
-            eprintln!("wgpu gemm {rows}x{k}x{n}: {:.1} GFLOP/s with the submission and read-back", flop as f64 / ms * 1e-6);
+            let rate = flop as f64 / ms * 1e-6;
+            eprintln!("wgpu gemm {rows}x{k}x{n}: {rate:.1} GFLOP/s with the submission and read-back");
         } else {
             let mut g = c.benchmark_group("wgpu gemm");
             g.sample_size(20).measurement_time(Duration::from_secs(3));
             g.throughput(Throughput::Elements(flop));
-            g.bench_function(format!("{rows}x{k}x{n} flop"), |b| b.iter(|| pollster::block_on(s.top_layer_only(&model, rows)).unwrap()));
+            g.bench_function(format!("{rows}x{k}x{n} flop"), |b| {
+                b.iter(|| pollster::block_on(s.top_layer_only(&model, rows)).unwrap())
+            });
             g.finish();
         }
     }

@@ -91,7 +91,9 @@ struct BlockWalk {
     block_term: u32,
 }
 
-fn walk_begin(kind: u32, range: u32, d: u32, full_base: u32, full_rows: u32, key_mode: u32, v: u32, key: vec2<u32>) -> BlockWalk {
+fn walk_begin(
+    kind: u32, range: u32, d: u32, full_base: u32, full_rows: u32, key_mode: u32, v: u32, key: vec2<u32>,
+) -> BlockWalk {
     if (kind == KIND_FULL) {
         return BlockWalk(kind, range, block_start(kind, range, d, full_base, full_rows, key_mode, v, key, 0u), 0u);
     }

@@ -268,7 +268,11 @@ impl GpuBackend {
             embed: Kernel::new(&device, "embed", &with_hash(EMBED)),
             indices: Kernel::new(&device, "indices", &with_hash(INDICES)),
             gemm: Kernel::new(&device, "gemm", &GEMM.replace("TK: u32 = 16u", &format!("TK: u32 = {gemm_tk}u"))),
-            gemm64: Kernel::new(&device, "gemm64", &GEMM.replace("TM: u32 = 128u", "TM: u32 = 64u").replace("TN: u32 = 128u", "TN: u32 = 64u")),
+            gemm64: Kernel::new(
+                &device,
+                "gemm64",
+                &GEMM.replace("TM: u32 = 128u", "TM: u32 = 64u").replace("TN: u32 = 128u", "TN: u32 = 64u"),
+            ),
             gemv: Kernel::new(&device, "gemv", GEMV),
             dense: Kernel::new(&device, "dense", DENSE),
             interact: Kernel::new(&device, "interact", INTERACT),
@@ -455,7 +459,8 @@ impl GpuBackend {
         };
         let bytes = n * blocks * 4;
         let prof = &mut self.profiler;
-        submit(device, queue, &mut s.params, &mut s.staging, &[dispatch], &s.logits.buffer, bytes, prof.as_mut()).await?;
+        let staging = &mut s.staging;
+        submit(device, queue, &mut s.params, staging, &[dispatch], &s.logits.buffer, bytes, prof.as_mut()).await?;
         let out = read_back(device, &s.staging.buffer, bytes).await?;
         if let Some(p) = prof {
             p.report(device, &format!("indices, {n} values"));

@@ -26,9 +26,16 @@ impl Profiler {
 
     pub(super) fn new(device: &wgpu::Device, queue: &wgpu::Queue) -> Profiler {
         let bytes = QUERIES as u64 * 8;
-        let buffer = |label, usage| device.create_buffer(&wgpu::BufferDescriptor { label: Some(label), size: bytes, usage, mapped_at_creation: false });
+        let buffer = |label, usage| {
+            let desc = wgpu::BufferDescriptor { label: Some(label), size: bytes, usage, mapped_at_creation: false };
+            device.create_buffer(&desc)
+        };
         Profiler {
-            queries: device.create_query_set(&wgpu::QuerySetDescriptor { label: Some("profile"), ty: wgpu::QueryType::Timestamp, count: QUERIES }),
+            queries: device.create_query_set(&wgpu::QuerySetDescriptor {
+                label: Some("profile"),
+                ty: wgpu::QueryType::Timestamp,
+                count: QUERIES,
+            }),
             resolve: buffer("profile resolve", wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC),
             read: buffer("profile read", wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST),
             period: queue.get_timestamp_period() as f64,
@@ -38,7 +45,12 @@ impl Profiler {
 
     /// Encodes every dispatch in a pass of its own, timestamped (past the query set's capacity,
     /// untimed), then the copy of the timestamps to the readable buffer.
-    pub(super) fn encode(&mut self, encoder: &mut wgpu::CommandEncoder, dispatches: &[Dispatch<'_>], groups: &[wgpu::BindGroup]) {
+    pub(super) fn encode(
+        &mut self,
+        encoder: &mut wgpu::CommandEncoder,
+        dispatches: &[Dispatch<'_>],
+        groups: &[wgpu::BindGroup],
+    ) {
         self.timed.clear();
         for (d, g) in dispatches.iter().zip(groups) {
             if d.groups.0 == 0 || d.groups.1 == 0 {
@@ -57,7 +69,8 @@ impl Profiler {
                     l => (l.to_string(), 0),
                 });
             }
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(d.kernel.label), timestamp_writes: writes });
+            let desc = wgpu::ComputePassDescriptor { label: Some(d.kernel.label), timestamp_writes: writes };
+            let mut pass = encoder.begin_compute_pass(&desc);
             pass.set_pipeline(&d.kernel.pipeline);
             pass.set_bind_group(0, g, &[]);
             pass.dispatch_workgroups(d.groups.0, d.groups.1, 1);
@@ -110,7 +123,10 @@ impl Profiler {
             ms(span)
         );
         for (key, count, t, macs) in rows {
-            let rate = if macs > 0 && t > 0 { format!("  {:.0} GFLOP/s", 2.0 * macs as f64 / (ms(t) * 1e6)) } else { String::new() };
+            let rate = match macs > 0 && t > 0 {
+                true => format!("  {:.0} GFLOP/s", 2.0 * macs as f64 / (ms(t) * 1e6)),
+                false => String::new(),
+            };
             eprintln!("  {key:<22} {count:>4} x {:>9.3} ms{rate}", ms(t));
         }
     }
