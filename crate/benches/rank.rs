@@ -2,7 +2,9 @@
 //! features and the first 20 categorical fields, each candidate the last 6 fields. Ranks 1,000,
 //! 10,000 and 100,000 candidates (top 10) on the CPU, context-once and as full rows through
 //! `Dlrm::forward`, and with feature `gpu` on the wgpu backend; plus the GEMM rate of this machine
-//! measured in the same run, to state the CPU paths as a fraction of it.
+//! measured in the same run, to state the CPU paths as a fraction of it; with `gpu`, the WGSL
+//! GEMM's rate on one 100,000-row layer too. With `POCKETREC_GPU_PROFILE=1` the wgpu benches make
+//! one call each (after a warm-up call) and print every request's GPU time per kernel.
 //!
 //! Single thread (what wasm runs): `cargo bench -p pocketrec --no-default-features --bench rank`
 //! wgpu too: `cargo bench -p pocketrec --features gpu --bench rank`
@@ -80,6 +82,22 @@ fn bench(c: &mut Criterion) {
     };
     #[cfg(feature = "gpu")]
     let software = gpu.as_mut().and_then(|s| s.gpu_backend()).is_some_and(|g| g.is_software());
+    // Profiled (each request prints its kernels' GPU times), the wgpu benches make a warm-up call
+    // and one timed call each instead of criterion's many.
+    #[cfg(feature = "gpu")]
+    let profiling = std::env::var_os("POCKETREC_GPU_PROFILE").is_some_and(|v| v == "1");
+    #[cfg(feature = "gpu")]
+    let one_call = |name: &str, f: &mut dyn FnMut()| {
+        if profiling {
+            eprintln!("{name}: warm-up call");
+            f();
+        }
+        let t = std::time::Instant::now();
+        f();
+        let ms = t.elapsed().as_secs_f64() * 1e3;
+        eprintln!("{name}: one call {ms:.2} ms{}", if software { " (software adapter)" } else { "" });
+        ms
+    };
     for rows in SIZES {
         let (ctx, cands) = request(rows);
         g.throughput(Throughput::Elements(rows as u64));
@@ -92,14 +110,14 @@ fn bench(c: &mut Criterion) {
             b.iter(|| rank::top_k(model.forward(&batch, &mut ws), K))
         });
         #[cfg(feature = "gpu")]
-        if let Some(s) = gpu.as_mut().filter(|_| rows >= 100_000 && software) {
-            // A software adapter takes about a minute per call here: one timed call each.
-            let t = std::time::Instant::now();
-            pollster::block_on(s.rank(&ctx, &cands, K)).unwrap();
-            eprintln!("wgpu context-once/{rows}: one call {:.2} s (software adapter)", t.elapsed().as_secs_f64());
-            let t = std::time::Instant::now();
-            rank::top_k(&pollster::block_on(s.logits(&batch)).unwrap(), K);
-            eprintln!("wgpu full rows/{rows}: one call {:.2} s (software adapter)", t.elapsed().as_secs_f64());
+        if let Some(s) = gpu.as_mut().filter(|_| (rows >= 100_000 && software) || profiling) {
+            // A software adapter takes seconds per call here: one timed call each.
+            one_call(&format!("wgpu context-once/{rows}"), &mut || {
+                pollster::block_on(s.rank(&ctx, &cands, K)).unwrap();
+            });
+            one_call(&format!("wgpu full rows/{rows}"), &mut || {
+                rank::top_k(&pollster::block_on(s.logits(&batch)).unwrap(), K);
+            });
         } else if let Some(s) = gpu.as_mut() {
             g.bench_with_input(BenchmarkId::new("wgpu context-once", rows), &rows, |b, _| {
                 b.iter(|| pollster::block_on(s.rank(&ctx, &cands, K)).unwrap())
@@ -110,6 +128,31 @@ fn bench(c: &mut Criterion) {
         }
     }
     g.finish();
+
+    // The WGSL GEMM alone through the backend: the top MLP's 512 -> 256 layer on 100,000 rows (in
+    // row chunks, one submission and a 4-byte read-back per call), as GFLOP/s (criterion's
+    // elements are flops here), to set the kernel's rate beside the whole path's.
+    #[cfg(feature = "gpu")]
+    if let Some(s) = gpu.as_mut().and_then(|s| s.gpu_backend()) {
+        let rows = 100_000;
+        let (k, n) = (model.config.top[1], model.config.top[2]);
+        let flop = 2 * (rows * k * n) as u64;
+        if software || profiling {
+            let ms = one_call(&format!("wgpu gemm {rows}x{k}x{n}"), &mut || {
+                pollster::block_on(s.top_layer_only(&model, rows)).unwrap();
+            });
+            let rate = flop as f64 / ms * 1e-6;
+            eprintln!("wgpu gemm {rows}x{k}x{n}: {rate:.1} GFLOP/s with the submission and read-back");
+        } else {
+            let mut g = c.benchmark_group("wgpu gemm");
+            g.sample_size(20).measurement_time(Duration::from_secs(3));
+            g.throughput(Throughput::Elements(flop));
+            g.bench_function(format!("{rows}x{k}x{n} flop"), |b| {
+                b.iter(|| pollster::block_on(s.top_layer_only(&model, rows)).unwrap())
+            });
+            g.finish();
+        }
+    }
 }
 
 criterion_group!(benches, bench);

@@ -124,6 +124,29 @@ fn logits_match_the_cpu() {
     eprintln!("worst |gpu - cpu| / (|cpu| + 1) = {worst:e}");
 }
 
+/// Layers wide enough for the 128×128 GEMM tiles, with widths and row counts that fill no tile
+/// (nor a 4-wide column group) exactly, and the skinny paths beside them.
+#[test]
+fn wide_odd_layers_match_the_cpu() {
+    let mut rng = StdRng::seed_from_u64(11);
+    for case in 0..6 {
+        let mut cfg = random_model(&mut rng).config;
+        let width = cfg.top[0];
+        cfg.bottom = vec![cfg.dense.len(), [131, 97, 250][case % 3], cfg.dim];
+        cfg.top = vec![width, [203, 130, 96][case % 3], [97, 129, 5][case % 3], 1];
+        let mut model = Dlrm::init(cfg, rng.random()).unwrap();
+        model.embedding.iter_mut().for_each(|w| *w = rng.random_range(-0.5..0.5));
+        let Some(mut g) = gpu(&model) else { return };
+        let rows = [95, 96, 300, 1001, 129, 2][case];
+        let (ctx, cands) = random_request(&mut rng, &model.config, rows);
+        let batch = rank::full_rows(&model.config, &ctx, &cands);
+        let want = forward(&model, &batch);
+        assert_close(&block_on(g.logits(&model, &batch)).unwrap(), &want, 1e-4, &format!("full rows, case {case}"));
+        let got = block_on(g.rank_logits(&model, &ctx, &cands)).unwrap();
+        assert_close(&got, &want, 1e-4, &format!("context-once, case {case}"));
+    }
+}
+
 #[test]
 fn context_once_on_gpu_equals_full_rows_on_cpu() {
     let mut rng = StdRng::seed_from_u64(10);

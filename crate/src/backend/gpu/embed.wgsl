@@ -1,6 +1,7 @@
 // Gathers and pools the embeddings of a list of fields for a range of rows: one thread per
 // (row, field), summing each value's blocks in value order (the CPU's order); mean fields scale
-// by 1 / count. Writes vectors[row][vec_base + field][0..d].
+// by 1 / count. Writes vectors[row][vec_base + field][0..d]. Each value's hash work that does not
+// depend on the block is done once (hash.wgsl's walk).
 
 struct Params {
     rows: u32, nlist: u32, d: u32, nvec: u32,
@@ -31,21 +32,33 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let beg = offsets[obase];
     let end = offsets[obase + 1u];
     let dst = (r * p.nvec + p.vec_base + fi) * p.d;
-    for (var t = 0u; t < p.d; t += 1u) {
-        vectors[dst + t] = 0.0;
+    if (end == beg) {
+        for (var t = 0u; t < p.d; t += 1u) {
+            vectors[dst + t] = 0.0;
+        }
+        return;
     }
     var scale = 1.0;
-    if (mean == 1u && end > beg) {
+    if (mean == 1u) {
         scale = 1.0 / f32(end - beg);
     }
     for (var i = beg; i < end; i += 1u) {
-        let key = global_key(p.key_mode, field, fields[fb + 4u], fields[fb + 5u], vals[vbase + i]);
+        let v = vals[vbase + i];
+        let key = global_key(p.key_mode, field, fields[fb + 4u], fields[fb + 5u], v);
+        var walk = walk_begin(p.kind, p.range, p.d, fields[fb + 6u], fields[fb + 7u], p.key_mode, v, key);
         for (var c = 0u; c < p.blocks; c += 1u) {
-            let o = block_start(p.kind, p.range, p.d, fields[fb + 6u], fields[fb + 7u], p.key_mode, vals[vbase + i], key, c);
+            let o = walk_next(&walk);
             let lo = c * p.block_len;
             let hi = min(lo + p.block_len, p.d);
-            for (var t = lo; t < hi; t += 1u) {
-                vectors[dst + t] += scale * w[o + t - lo];
+            // The first value writes (0 + x, as the CPU's sum from zero), the others add.
+            if (i == beg) {
+                for (var t = lo; t < hi; t += 1u) {
+                    vectors[dst + t] = scale * w[o + t - lo];
+                }
+            } else {
+                for (var t = lo; t < hi; t += 1u) {
+                    vectors[dst + t] += scale * w[o + t - lo];
+                }
             }
         }
     }

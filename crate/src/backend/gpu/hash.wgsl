@@ -78,3 +78,49 @@ fn block_start(kind: u32, range: u32, d: u32, full_base: u32, full_rows: u32, ke
     let h = add_mod(add_mod(mul_mod(xm, mul), block_term), add);
     return h % range;
 }
+
+// block_start for blocks 0, 1, 2, ... of one value in turn, with what does not depend on the block
+// computed once per value: the key's residue and (but for `independent`) its product with the
+// multiplier. Block c's term c · R2 mod P (new-robez: (c + 1) · R2) grows by R2 mod P per block,
+// the same residues mul_mod gives, so the same slots bit for bit.
+struct BlockWalk {
+    kind: u32,
+    range: u32,
+    // xm · mul mod P; for `independent` xm itself; for full tables the row's first slot.
+    key_term: u32,
+    block_term: u32,
+}
+
+fn walk_begin(
+    kind: u32, range: u32, d: u32, full_base: u32, full_rows: u32, key_mode: u32, v: u32, key: vec2<u32>,
+) -> BlockWalk {
+    if (kind == KIND_FULL) {
+        return BlockWalk(kind, range, block_start(kind, range, d, full_base, full_rows, key_mode, v, key, 0u), 0u);
+    }
+    let xm = key_mod_p(key.x, key.y);
+    if (kind == KIND_NEW_ROBEZ) {
+        return BlockWalk(kind, range, mul_mod(xm, R1), R2);
+    }
+    if (kind == KIND_INDEPENDENT) {
+        return BlockWalk(kind, range, xm, 0u);
+    }
+    return BlockWalk(kind, range, mul_mod(xm, R3), 0u);
+}
+
+// The current block's first slot; moves to the next block.
+fn walk_next(w: ptr<function, BlockWalk>) -> u32 {
+    let kind = (*w).kind;
+    if (kind == KIND_FULL) {
+        return (*w).key_term;
+    }
+    let bt = (*w).block_term;
+    (*w).block_term = add_mod(bt, R2);
+    if (kind == KIND_NEW_ROBEZ) {
+        return add_mod(add_mod((*w).key_term, bt), R3) % (*w).range;
+    }
+    var key_term = (*w).key_term;
+    if (kind == KIND_INDEPENDENT) {
+        key_term = mul_mod(key_term, add_mod(R3, bt));
+    }
+    return add_mod(add_mod(key_term, bt), R1) % (*w).range;
+}

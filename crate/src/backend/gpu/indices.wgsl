@@ -22,7 +22,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     let fb = field_of[i] * FIELD_WORDS;
     let key = global_key(p.key_mode, fields[fb], fields[fb + 4u], fields[fb + 5u], vals[i]);
+    var walk = walk_begin(p.kind, p.range, p.d, fields[fb + 6u], fields[fb + 7u], p.key_mode, vals[i], key);
     for (var c = 0u; c < p.blocks; c += 1u) {
-        slots[i * p.blocks + c] = block_start(p.kind, p.range, p.d, fields[fb + 6u], fields[fb + 7u], p.key_mode, vals[i], key, c);
+        slots[i * p.blocks + c] = walk_next(&walk);
     }
 }

@@ -13,6 +13,11 @@
 //! their dots among themselves, the folded first layer and the rest of the top MLP. Top-k runs on
 //! the GPU (`topk.wgsl`) when that shrinks the read-back; otherwise the logits come back and the
 //! CPU selects.
+//!
+//! Dense layers run on `gemm.wgsl`, in 128×128 output tiles of 256 threads where a layer fills
+//! them and 64×64 tiles of 64 threads where it is short or narrow, and the one-output last layer
+//! on `gemv.wgsl`. Natively, `POCKETREC_GPU_PROFILE=1` prints each request's GPU time per kernel
+//! to stderr (`profile.rs`).
 
 use crate::Error;
 use crate::batch::Batch;
@@ -30,10 +35,14 @@ const HASH: &str = include_str!("hash.wgsl");
 const EMBED: &str = include_str!("embed.wgsl");
 const INDICES: &str = include_str!("indices.wgsl");
 const GEMM: &str = include_str!("gemm.wgsl");
+const GEMV: &str = include_str!("gemv.wgsl");
 const DENSE: &str = include_str!("dense.wgsl");
 const INTERACT: &str = include_str!("interact.wgsl");
 const FOLD: &str = include_str!("fold.wgsl");
 const TOPK: &str = include_str!("topk.wgsl");
+
+mod profile;
+use profile::Profiler;
 
 /// Appends one field's CSR to the shared offsets/values buffers; returns (field, where its offsets
 /// start, where its values start) for the field table.
@@ -65,10 +74,11 @@ fn gpu_err(what: &str, e: impl std::fmt::Display) -> Error {
 struct Kernel {
     pipeline: wgpu::ComputePipeline,
     layout: wgpu::BindGroupLayout,
+    label: &'static str,
 }
 
 impl Kernel {
-    fn new(device: &wgpu::Device, label: &str, source: &str) -> Kernel {
+    fn new(device: &wgpu::Device, label: &'static str, source: &str) -> Kernel {
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some(label),
             source: wgpu::ShaderSource::Wgsl(source.into()),
@@ -82,14 +92,18 @@ impl Kernel {
             cache: None,
         });
         let layout = pipeline.get_bind_group_layout(0);
-        Kernel { pipeline, layout }
+        Kernel { pipeline, layout, label }
     }
 }
 
 struct Kernels {
     embed: Kernel,
     indices: Kernel,
+    /// The GEMM on 128×128 tiles (256 threads), and on 64×64 tiles (64 threads) for layers too
+    /// short or narrow to fill the large ones; the one-output layer.
     gemm: Kernel,
+    gemm64: Kernel,
+    gemv: Kernel,
     dense: Kernel,
     interact: Kernel,
     fold: Kernel,
@@ -206,6 +220,7 @@ pub struct GpuBackend {
     layout: Layout,
     scratch: Scratch,
     chunk_rows: usize,
+    profiler: Option<Profiler>,
 }
 
 impl GpuBackend {
@@ -230,21 +245,35 @@ impl GpuBackend {
                 info.name
             )));
         }
+        let profile = Profiler::wanted() && adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY);
+        if Profiler::wanted() && !profile {
+            eprintln!("POCKETREC_GPU_PROFILE: adapter {:?} has no timestamp queries, not profiling", info.name);
+        }
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("pocketrec"),
+                required_features: if profile { wgpu::Features::TIMESTAMP_QUERY } else { wgpu::Features::empty() },
                 required_limits: limits.clone(),
                 ..Default::default()
             })
             .await
             .map_err(|e| gpu_err("requesting a device", e))?;
 
+        // The 128×128 GEMM stages k in slices of 16 (2 × 16 × 33 vec4s of workgroup memory)
+        // where the adapter allows it, else of 8 (WebGPU's default limit is 16 KiB).
+        let gemm_tk = if limits.max_compute_workgroup_storage_size >= 2 * 16 * 33 * 16 { 16 } else { 8 };
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let with_hash = |src: &str| format!("{HASH}\n{src}");
         let kernels = Kernels {
             embed: Kernel::new(&device, "embed", &with_hash(EMBED)),
             indices: Kernel::new(&device, "indices", &with_hash(INDICES)),
-            gemm: Kernel::new(&device, "gemm", GEMM),
+            gemm: Kernel::new(&device, "gemm", &GEMM.replace("TK: u32 = 16u", &format!("TK: u32 = {gemm_tk}u"))),
+            gemm64: Kernel::new(
+                &device,
+                "gemm64",
+                &GEMM.replace("TM: u32 = 128u", "TM: u32 = 64u").replace("TN: u32 = 128u", "TN: u32 = 64u"),
+            ),
+            gemv: Kernel::new(&device, "gemv", GEMV),
             dense: Kernel::new(&device, "dense", DENSE),
             interact: Kernel::new(&device, "interact", INTERACT),
             fold: Kernel::new(&device, "fold", FOLD),
@@ -356,6 +385,7 @@ impl GpuBackend {
             topk: s("top-k"),
             staging: Grow::new(&device, "staging", wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST),
         };
+        let profiler = profile.then(|| Profiler::new(&device, &queue));
         Ok(GpuBackend {
             device,
             queue,
@@ -370,6 +400,7 @@ impl GpuBackend {
             layout,
             scratch,
             chunk_rows,
+            profiler,
         })
     }
 
@@ -427,8 +458,13 @@ impl GpuBackend {
             groups: linear_groups(n),
         };
         let bytes = n * blocks * 4;
-        submit(device, queue, &mut s.params, &mut s.staging, &[dispatch], &s.logits.buffer, bytes).await?;
+        let prof = &mut self.profiler;
+        let staging = &mut s.staging;
+        submit(device, queue, &mut s.params, staging, &[dispatch], &s.logits.buffer, bytes, prof.as_mut()).await?;
         let out = read_back(device, &s.staging.buffer, bytes).await?;
+        if let Some(p) = prof {
+            p.report(device, &format!("indices, {n} values"));
+        }
         Ok(bytemuck::cast_slice(&out).to_vec())
     }
 
@@ -473,7 +509,7 @@ impl GpuBackend {
             let m = chunk.min(rows - start);
             let act = [&s.act[0].buffer, &s.act[1].buffer];
             // Bottom MLP; the last layer writes vector 0 of each row.
-            mlp(&mut ds, &k.gemm, &self.model.bottom, &cfg.bottom, m, true, (&s.dense_x.buffer, start * nd), act, (&s.vectors.buffer, 0, nvec * d));
+            mlp(&mut ds, k, &self.model.bottom, &cfg.bottom, m, true, (&s.dense_x.buffer, start * nd), act, (&s.vectors.buffer, 0, nvec * d));
             let bufs = [&s.fields_a.buffer, &s.offsets.buffer, &s.values.buffer, &self.model.embedding, &s.vectors.buffer];
             ds.push(embed(&k.embed, l, bufs, [m, cfg.fields.len(), d, nvec, 1, start]));
             let width = cfg.top[0];
@@ -483,12 +519,49 @@ impl GpuBackend {
                 buffers: vec![&self.model.all_pairs, &s.vectors.buffer, &s.top_in.buffer],
                 groups: (width.div_ceil(64) as u32, m as u32),
             });
-            mlp(&mut ds, &k.gemm, &self.model.top, &cfg.top, m, false, (&s.top_in.buffer, 0), act, (&s.logits.buffer, start, 1));
+            mlp(&mut ds, k, &self.model.top, &cfg.top, m, false, (&s.top_in.buffer, 0), act, (&s.logits.buffer, start, 1));
             start += m;
         }
-        submit(device, queue, &mut s.params, &mut s.staging, &ds, &s.logits.buffer, rows * 4).await?;
+        let prof = &mut self.profiler;
+        submit(device, queue, &mut s.params, &mut s.staging, &ds, &s.logits.buffer, rows * 4, prof.as_mut()).await?;
         let out = read_back(device, &s.staging.buffer, rows * 4).await?;
+        if let Some(p) = prof {
+            p.report(device, &format!("full rows, {rows} rows"));
+        }
         Ok(bytemuck::cast_slice(&out).to_vec())
+    }
+
+    /// Runs only the top MLP's second layer (512 -> 256 on the kaggle preset) on `rows` rows of
+    /// the scratch activations, whatever they hold, in row chunks in one submission, and waits
+    /// for it: the rank bench's measure of the GEMM kernel through this backend. Returns the
+    /// layer's (inputs, outputs).
+    #[doc(hidden)]
+    pub async fn top_layer_only(&mut self, model: &Dlrm, rows: usize) -> Result<(usize, usize), Error> {
+        let top = &model.config.top;
+        if top.len() < 3 || rows == 0 {
+            return Err(Error::Request("needs rows and a top MLP of two layers or more".into()));
+        }
+        let (k_in, n) = (top[1], top[2]);
+        let chunk = self.chunk_rows.min(rows);
+        let (device, queue) = (&self.device, &self.queue);
+        let s = &mut self.scratch;
+        s.act[0].ensure(device, chunk * k_in * 4);
+        s.act[1].ensure(device, chunk * n * 4);
+        let (w, b) = &self.model.top[1];
+        let mut ds = Vec::new();
+        let mut start = 0;
+        while start < rows {
+            let m = chunk.min(rows - start);
+            ds.push(linear(&self.kernels, [m, n, k_in, k_in, n, 1, 0, 0], [&s.act[0].buffer, w, b, &s.act[1].buffer]));
+            start += m;
+        }
+        let prof = &mut self.profiler;
+        submit(device, queue, &mut s.params, &mut s.staging, &ds, &s.act[1].buffer, 4, prof.as_mut()).await?;
+        read_back(device, &s.staging.buffer, 4).await?;
+        if let Some(p) = prof {
+            p.report(device, &format!("one top layer, {rows} rows"));
+        }
+        Ok((k_in, n))
     }
 
     /// Logits of every candidate of a request, in candidate order, context-once (as
@@ -587,7 +660,7 @@ impl GpuBackend {
             buffers: vec![&s.dense_raw.buffer, &s.dense_x.buffer],
             groups: linear_groups(nd),
         }];
-        mlp(&mut ds, &k.gemm, &self.model.bottom, &cfg.bottom, 1, true, (&s.dense_x.buffer, 0), act, (&s.ctx_vectors.buffer, 0, nctx * d));
+        mlp(&mut ds, k, &self.model.bottom, &cfg.bottom, 1, true, (&s.dense_x.buffer, 0), act, (&s.ctx_vectors.buffer, 0, nctx * d));
         if !ctx_fields.is_empty() {
             let bufs = [&s.fields_a.buffer, &s.offsets.buffer, &s.values.buffer, &self.model.embedding, &s.ctx_vectors.buffer];
             ds.push(embed(&k.embed, l, bufs, [1, ctx_fields.len(), d, nctx, 1, 0]));
@@ -624,7 +697,7 @@ impl GpuBackend {
             layers.extend(self.model.top[1..].iter().map(|(w, b)| (w, b)));
             let mut widths = vec![width];
             widths.extend_from_slice(&cfg.top[1..]);
-            mlp_refs(&mut ds, &k.gemm, &layers, &widths, m, false, (&s.top_in.buffer, 0), act, (&s.logits.buffer, start, 1));
+            mlp_refs(&mut ds, k, &layers, &widths, m, false, (&s.top_in.buffer, 0), act, (&s.logits.buffer, start, 1));
             start += m;
         }
         let (src, bytes) = match topk {
@@ -639,8 +712,12 @@ impl GpuBackend {
             }
             None => (&s.logits.buffer, rows * 4),
         };
-        submit(device, queue, &mut s.params, &mut s.staging, &ds, src, bytes).await?;
+        let prof = &mut self.profiler;
+        submit(device, queue, &mut s.params, &mut s.staging, &ds, src, bytes, prof.as_mut()).await?;
         let out = read_back(device, &s.staging.buffer, bytes).await?;
+        if let Some(p) = prof {
+            p.report(device, &format!("context-once, {rows} candidates"));
+        }
         Ok(match topk {
             Some(_) => RankOut::Winners(bytemuck::cast_slice(&out).to_vec()),
             None => RankOut::Logits(bytemuck::cast_slice(&out).to_vec()),
@@ -672,7 +749,7 @@ enum RankOut {
 #[allow(clippy::too_many_arguments)]
 fn mlp<'a>(
     ds: &mut Vec<Dispatch<'a>>,
-    gemm: &'a Kernel,
+    kernels: &'a Kernels,
     layers: &'a [(wgpu::Buffer, wgpu::Buffer)],
     widths: &[usize],
     m: usize,
@@ -682,13 +759,13 @@ fn mlp<'a>(
     out: (&'a wgpu::Buffer, usize, usize),
 ) {
     let refs: Vec<(&wgpu::Buffer, &wgpu::Buffer)> = layers.iter().map(|(w, b)| (w, b)).collect();
-    mlp_refs(ds, gemm, &refs, widths, m, relu_last, input, act, out);
+    mlp_refs(ds, kernels, &refs, widths, m, relu_last, input, act, out);
 }
 
 #[allow(clippy::too_many_arguments)]
 fn mlp_refs<'a>(
     ds: &mut Vec<Dispatch<'a>>,
-    gemm: &'a Kernel,
+    kernels: &'a Kernels,
     layers: &[(&'a wgpu::Buffer, &'a wgpu::Buffer)],
     widths: &[usize],
     m: usize,
@@ -703,17 +780,31 @@ fn mlp_refs<'a>(
         let (a, a_off) = if i == 0 { input } else { (act[(i - 1) % 2], 0) };
         let (c, c_off, ldc) = if i == last { (out.0, out.1 * out.2, out.2) } else { (act[i % 2], 0, n_out) };
         let relu = i < last || relu_last;
-        ds.push(Dispatch {
-            kernel: gemm,
-            params: params(&[m as u32, n_out as u32, n_in as u32, n_in as u32, ldc as u32, relu as u32, a_off as u32, c_off as u32]),
-            buffers: vec![a, w, b, c],
-            groups: (n_out.div_ceil(64) as u32, m.div_ceil(64) as u32),
-        });
+        let shape = [m, n_out, n_in, n_in, ldc, relu as usize, a_off, c_off];
+        ds.push(linear(kernels, shape, [a, w, b, c]));
     }
 }
 
-/// Writes every dispatch's parameters, encodes all dispatches in one compute pass, copies
-/// `bytes` of `result` into the staging buffer, and submits it all at once.
+/// The dispatch of one dense layer, `[m, n, k, lda, ldc, relu, a_off, c_off]` as `gemm.wgsl`'s
+/// parameters, buffers `[a, w, bias, c]`: the one-output kernel for n = 1, 128×128 tiles when
+/// both m and n fill most of one, else 64×64 tiles.
+fn linear<'a>(k: &'a Kernels, shape: [usize; 8], buffers: [&'a wgpu::Buffer; 4]) -> Dispatch<'a> {
+    let [m, n] = [shape[0], shape[1]];
+    let (kernel, groups) = if n == 1 {
+        let g = m.div_ceil(32);
+        (&k.gemv, if g <= MAX_GROUPS { (g as u32, 1) } else { (MAX_GROUPS as u32, g.div_ceil(MAX_GROUPS) as u32) })
+    } else if m >= 96 && n >= 96 {
+        (&k.gemm, (n.div_ceil(128) as u32, m.div_ceil(128) as u32))
+    } else {
+        (&k.gemm64, (n.div_ceil(64) as u32, m.div_ceil(64) as u32))
+    };
+    Dispatch { kernel, params: params(&shape.map(|x| x as u32)), buffers: buffers.to_vec(), groups }
+}
+
+/// Writes every dispatch's parameters, encodes all dispatches in one compute pass (with a
+/// profiler, one timestamped pass each), copies `bytes` of `result` into the staging buffer, and
+/// submits it all at once.
+#[allow(clippy::too_many_arguments)]
 async fn submit(
     device: &wgpu::Device,
     queue: &wgpu::Queue,
@@ -722,6 +813,7 @@ async fn submit(
     dispatches: &[Dispatch<'_>],
     result: &wgpu::Buffer,
     bytes: usize,
+    profiler: Option<&mut Profiler>,
 ) -> Result<(), Error> {
     let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
     let mut words = vec![0u32; dispatches.len() * PARAM_STRIDE as usize / 4];
@@ -750,7 +842,9 @@ async fn submit(
         })
         .collect();
     let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("pocketrec") });
-    {
+    if let Some(p) = profiler {
+        p.encode(&mut encoder, dispatches, &groups);
+    } else {
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
         for (d, g) in dispatches.iter().zip(&groups) {
             if d.groups.0 == 0 || d.groups.1 == 0 {

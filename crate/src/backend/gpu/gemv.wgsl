@@ -1,0 +1,42 @@
+// The one-output dense layer (the top MLP's last): c[c_off + r·ldc] = act(Σ_k a[a_off + r·lda + k]
+// · w[k] + bias[0]) for r < m. A 64-wide GEMM tile would compute 63 columns for nothing: here 8
+// threads share a row, each summing every 8th k (8 lanes read 8 consecutive floats), and the
+// first adds the 8 partial sums; 32 rows per workgroup.
+
+struct Params {
+    m: u32, n: u32, k: u32, lda: u32,
+    ldc: u32, relu: u32, a_off: u32, c_off: u32,
+    _p0: u32, _p1: u32, _p2: u32, _p3: u32,
+    _p4: u32, _p5: u32, _p6: u32, _p7: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> w: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> c: array<f32>;
+
+var<workgroup> part: array<f32, 256>;
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let lane = lid % 8u;
+    let r = (wg.x + wg.y * 65535u) * 32u + lid / 8u;
+    var s = 0.0;
+    if (r < p.m) {
+        let row = p.a_off + r * p.lda;
+        for (var k = lane; k < p.k; k += 8u) {
+            s = fma(a[row + k], w[k], s);
+        }
+    }
+    part[lid] = s;
+    workgroupBarrier();
+    if (lane == 0u && r < p.m) {
+        var x = ((part[lid] + part[lid + 1u]) + (part[lid + 2u] + part[lid + 3u]))
+            + ((part[lid + 4u] + part[lid + 5u]) + (part[lid + 6u] + part[lid + 7u])) + bias[0];
+        if (p.relu == 1u) {
+            x = max(x, 0.0);
+        }
+        c[p.c_off + r * p.ldc] = x;
+    }
+}

@@ -1,0 +1,133 @@
+//! Per-kernel GPU time, for finding what bounds a request: natively, with
+//! `POCKETREC_GPU_PROFILE=1` and an adapter that has timestamp queries, every dispatch runs in
+//! its own compute pass with a timestamp at its start and end, and each request prints to stderr
+//! the total per kernel (GEMMs per shape, with their rate). Off, the normal path is unchanged.
+
+use super::Dispatch;
+
+/// Timestamps one submission holds: two per dispatch (wgpu's per-set maximum).
+const QUERIES: u32 = wgpu::QUERY_SET_MAX_QUERIES;
+
+pub(super) struct Profiler {
+    queries: wgpu::QuerySet,
+    resolve: wgpu::Buffer,
+    read: wgpu::Buffer,
+    /// Nanoseconds per timestamp tick.
+    period: f64,
+    /// Per profiled dispatch of the last submission: its key and multiply-adds (GEMMs).
+    timed: Vec<(String, u64)>,
+}
+
+impl Profiler {
+    /// Whether the environment asks for profiling (never in the browser).
+    pub(super) fn wanted() -> bool {
+        cfg!(not(target_arch = "wasm32")) && std::env::var_os("POCKETREC_GPU_PROFILE").is_some_and(|v| v == "1")
+    }
+
+    pub(super) fn new(device: &wgpu::Device, queue: &wgpu::Queue) -> Profiler {
+        let bytes = QUERIES as u64 * 8;
+        let buffer = |label, usage| {
+            let desc = wgpu::BufferDescriptor { label: Some(label), size: bytes, usage, mapped_at_creation: false };
+            device.create_buffer(&desc)
+        };
+        Profiler {
+            queries: device.create_query_set(&wgpu::QuerySetDescriptor {
+                label: Some("profile"),
+                ty: wgpu::QueryType::Timestamp,
+                count: QUERIES,
+            }),
+            resolve: buffer("profile resolve", wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC),
+            read: buffer("profile read", wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST),
+            period: queue.get_timestamp_period() as f64,
+            timed: Vec::new(),
+        }
+    }
+
+    /// Encodes every dispatch in a pass of its own, timestamped (past the query set's capacity,
+    /// untimed), then the copy of the timestamps to the readable buffer.
+    pub(super) fn encode(
+        &mut self,
+        encoder: &mut wgpu::CommandEncoder,
+        dispatches: &[Dispatch<'_>],
+        groups: &[wgpu::BindGroup],
+    ) {
+        self.timed.clear();
+        for (d, g) in dispatches.iter().zip(groups) {
+            if d.groups.0 == 0 || d.groups.1 == 0 {
+                continue;
+            }
+            let at = 2 * self.timed.len() as u32;
+            let writes = (at < QUERIES).then(|| wgpu::ComputePassTimestampWrites {
+                query_set: &self.queries,
+                beginning_of_pass_write_index: Some(at),
+                end_of_pass_write_index: Some(at + 1),
+            });
+            if writes.is_some() {
+                let [m, n, k] = [d.params[0], d.params[1], d.params[2]].map(u64::from);
+                self.timed.push(match d.kernel.label {
+                    l if l.starts_with("gemm") => (format!("{l} {k}->{n}"), m * n * k),
+                    l => (l.to_string(), 0),
+                });
+            }
+            let desc = wgpu::ComputePassDescriptor { label: Some(d.kernel.label), timestamp_writes: writes };
+            let mut pass = encoder.begin_compute_pass(&desc);
+            pass.set_pipeline(&d.kernel.pipeline);
+            pass.set_bind_group(0, g, &[]);
+            pass.dispatch_workgroups(d.groups.0, d.groups.1, 1);
+        }
+        let n = 2 * self.timed.len() as u32;
+        if n > 0 {
+            encoder.resolve_query_set(&self.queries, 0..n, &self.resolve, 0);
+            encoder.copy_buffer_to_buffer(&self.resolve, 0, &self.read, 0, n as u64 * 8);
+        }
+    }
+
+    /// Waits for the last submission's timestamps and prints them per kernel, in first-dispatch
+    /// order: dispatches, milliseconds, and for GEMMs the rate. `what` names the request.
+    pub(super) fn report(&mut self, device: &wgpu::Device, what: &str) {
+        if self.timed.is_empty() {
+            return;
+        }
+        let slice = self.read.slice(..self.timed.len() as u64 * 16);
+        slice.map_async(wgpu::MapMode::Read, |_| {});
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Err(e) = device.poll(wgpu::PollType::wait_indefinitely()) {
+            eprintln!("gpu profile: {e}");
+            return;
+        }
+        #[cfg(target_arch = "wasm32")]
+        let _ = device;
+        let ticks: Vec<u64> = match slice.get_mapped_range() {
+            Ok(v) => bytemuck::cast_slice(&v).to_vec(),
+            Err(e) => {
+                eprintln!("gpu profile: {e}");
+                return;
+            }
+        };
+        self.read.unmap();
+        let ms = |t: u64| t as f64 * self.period * 1e-6;
+        let mut rows: Vec<(&str, usize, u64, u64)> = Vec::new();
+        for ((key, macs), t) in self.timed.iter().zip(ticks.chunks_exact(2)) {
+            let dt = t[1].saturating_sub(t[0]);
+            match rows.iter_mut().find(|r| r.0 == key) {
+                Some(r) => (r.1, r.2, r.3) = (r.1 + 1, r.2 + dt, r.3 + macs),
+                None => rows.push((key, 1, dt, *macs)),
+            }
+        }
+        let busy: u64 = rows.iter().map(|r| r.2).sum();
+        let span = ticks[ticks.len() - 1].saturating_sub(ticks[0]);
+        eprintln!(
+            "gpu profile, {what}: {} dispatches, kernels {:.3} ms, first start to last end {:.3} ms",
+            self.timed.len(),
+            ms(busy),
+            ms(span)
+        );
+        for (key, count, t, macs) in rows {
+            let rate = match macs > 0 && t > 0 {
+                true => format!("  {:.0} GFLOP/s", 2.0 * macs as f64 / (ms(t) * 1e6)),
+                false => String::new(),
+            };
+            eprintln!("  {key:<22} {count:>4} x {:>9.3} ms{rate}", ms(t));
+        }
+    }
+}
