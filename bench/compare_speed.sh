@@ -30,4 +30,5 @@ print(f"pocketrec / pytorch = {ours['samples_per_s'] / theirs:.2f}x at this batc
 print(f"pocketrec {ours['gflops']:.1f} GFLOP/s = {100 * ours['ratio_to_gemm']:.0f}% of the gemm crate's "
       f"{ours['gemm_gflops']:.1f} GFLOP/s, {100 * ours['gflops'] / numpy:.0f}% of numpy/OpenBLAS's {numpy:.1f} GFLOP/s "
       f"(2048x512x256, same run)")
+print(f"ceiling: the step's own GEMMs alone run at {100 * ours['step_gemms_only_ratio_to_gemm']:.0f}% of the gemm crate's rate")
 PY
