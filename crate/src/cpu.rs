@@ -130,6 +130,22 @@ impl GradPart<'_> {
         }
         self.blocks.push(start as u32);
     }
+
+    /// [`SparseGrad::drain_into`] on this part; blocks are `z` slots long.
+    fn drain(self, z: usize, state: &mut [&mut [f32]], f: impl Fn(&mut [&mut [f32]], usize, f32)) {
+        let (lo, hi) = (self.lo, self.hi);
+        for &b in self.blocks.iter() {
+            let b = b as usize;
+            for s in b.max(lo)..(b + z).min(hi) {
+                let v = &mut self.values[s - lo];
+                if *v != 0.0 {
+                    f(state, s - lo, *v);
+                    *v = 0.0;
+                }
+            }
+        }
+        self.blocks.clear();
+    }
 }
 
 impl SparseGrad {
@@ -145,18 +161,24 @@ impl SparseGrad {
 
     /// Runs `f` on every part, in parallel where enabled; `f` adds the blocks that overlap it.
     pub fn add_by_parts(&mut self, f: impl Fn(&mut GradPart) + Sync) {
-        let bounds = &self.bounds;
-        let work = |(p, (values, blocks)): (usize, (&mut [f32], &mut Vec<u32>))| {
-            f(&mut GradPart { lo: bounds[p], hi: bounds[p + 1], values, blocks })
-        };
-        let values = split_at_bounds(&mut self.values, bounds);
+        let parts = self.parts();
         #[cfg(feature = "parallel")]
         {
             use rayon::prelude::*;
-            values.into_par_iter().zip(self.blocks.par_iter_mut()).enumerate().for_each(work);
+            parts.into_par_iter().for_each(|mut part| f(&mut part));
         }
         #[cfg(not(feature = "parallel"))]
-        values.into_iter().zip(self.blocks.iter_mut()).enumerate().for_each(work);
+        parts.into_iter().for_each(|mut part| f(&mut part));
+    }
+
+    fn parts(&mut self) -> Vec<GradPart<'_>> {
+        let bounds = &self.bounds;
+        split_at_bounds(&mut self.values, bounds)
+            .into_iter()
+            .zip(self.blocks.iter_mut())
+            .enumerate()
+            .map(|(p, (values, blocks))| GradPart { lo: bounds[p], hi: bounds[p + 1], values, blocks })
+            .collect()
     }
 
     /// The gradient of every slot (zero where nothing was read).
@@ -171,36 +193,21 @@ impl SparseGrad {
     pub fn drain_into(&mut self, state: &mut [&mut [f32]], f: impl Fn(&mut [&mut [f32]], usize, f32) + Sync) {
         let len = self.values.len();
         assert!(state.iter().all(|b| b.len() == len), "state buffers have one entry per slot");
-        let bounds = &self.bounds;
-        let values = split_at_bounds(&mut self.values, bounds);
-        let mut states: Vec<Vec<&mut [f32]>> = (0..values.len()).map(|_| Vec::with_capacity(state.len())).collect();
+        let mut states: Vec<Vec<&mut [f32]>> = (0..self.blocks.len()).map(|_| Vec::with_capacity(state.len())).collect();
         for buf in state.iter_mut() {
-            for (part, chunk) in states.iter_mut().zip(split_at_bounds(buf, bounds)) {
+            for (part, chunk) in states.iter_mut().zip(split_at_bounds(buf, &self.bounds)) {
                 part.push(chunk);
             }
         }
         let z = self.block_len;
-        let drain_part = |(p, ((vals, st), blocks)): (usize, ((&mut [f32], &mut Vec<&mut [f32]>), &mut Vec<u32>))| {
-            let (lo, hi) = (bounds[p], bounds[p + 1]);
-            for &b in blocks.iter() {
-                let b = b as usize;
-                for s in b.max(lo)..(b + z).min(hi) {
-                    let v = &mut vals[s - lo];
-                    if *v != 0.0 {
-                        f(st, s - lo, *v);
-                        *v = 0.0;
-                    }
-                }
-            }
-            blocks.clear();
-        };
+        let parts = self.parts();
         #[cfg(feature = "parallel")]
         {
             use rayon::prelude::*;
-            values.into_par_iter().zip(states.par_iter_mut()).zip(self.blocks.par_iter_mut()).enumerate().for_each(drain_part);
+            parts.into_par_iter().zip(states).for_each(|(part, mut st)| part.drain(z, &mut st, &f));
         }
         #[cfg(not(feature = "parallel"))]
-        values.into_iter().zip(states.iter_mut()).zip(self.blocks.iter_mut()).enumerate().for_each(drain_part);
+        parts.into_iter().zip(states).for_each(|(part, mut st)| part.drain(z, &mut st, &f));
     }
 
     /// Zeroes the gradient.

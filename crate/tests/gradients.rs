@@ -108,9 +108,9 @@ fn check_gradients(seed: u64, full: bool) {
     let layer_grads: Vec<&pocketrec::Linear> = grads.bottom.iter().chain(&grads.top).collect();
     for (k, g) in layer_grads.iter().enumerate() {
         for which in 0..2 {
-            let n = if which == 0 { mlp[k].0.len() } else { mlp[k].1.len() };
             let analytic: Vec<f32> = if which == 0 { g.weight.iter().copied().collect() } else { g.bias.to_vec() };
-            for i in 0..n {
+            assert_eq!(analytic.len(), if which == 0 { mlp[k].0.len() } else { mlp[k].1.len() });
+            for (i, &grad) in analytic.iter().enumerate() {
                 let mut m = mlp.clone();
                 let p = if which == 0 { &mut m[k].0[i] } else { &mut m[k].1[i] };
                 *p += eps;
@@ -118,7 +118,7 @@ fn check_gradients(seed: u64, full: bool) {
                 let p = if which == 0 { &mut m[k].0[i] } else { &mut m[k].1[i] };
                 *p -= 2.0 * eps;
                 let down = reference_loss(&model, &emb, &m, &batch).0;
-                close(analytic[i], (up - down) / (2.0 * eps), &format!("layer {k} {} [{i}]", ["weight", "bias"][which]));
+                close(grad, (up - down) / (2.0 * eps), &format!("layer {k} {} [{i}]", ["weight", "bias"][which]));
             }
         }
     }
