@@ -16,8 +16,8 @@
 //!
 //! Dense layers run on `gemm.wgsl`, in 128×128 output tiles of 256 threads where a layer fills
 //! them and 64×64 tiles of 64 threads where it is short or narrow, and the one-output last layer
-//! on `gemv.wgsl`. Natively, `POCKETREC_GPU_PROFILE=1` prints each request's GPU time per kernel
-//! to stderr (`profile.rs`).
+//! on `gemv.wgsl`. Natively, `POCKETREC_GPU_PROFILE=1` prints each request's host phases (wall
+//! clock) and GPU time per kernel to stderr (`profile.rs`).
 
 use crate::Error;
 use crate::batch::Batch;
@@ -245,14 +245,14 @@ impl GpuBackend {
                 info.name
             )));
         }
-        let profile = Profiler::wanted() && adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY);
-        if Profiler::wanted() && !profile {
-            eprintln!("POCKETREC_GPU_PROFILE: adapter {:?} has no timestamp queries, not profiling", info.name);
+        let timestamps = Profiler::wanted() && adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY);
+        if Profiler::wanted() && !timestamps {
+            eprintln!("POCKETREC_GPU_PROFILE: adapter {:?} has no timestamp queries, host phases only", info.name);
         }
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("pocketrec"),
-                required_features: if profile { wgpu::Features::TIMESTAMP_QUERY } else { wgpu::Features::empty() },
+                required_features: if timestamps { wgpu::Features::TIMESTAMP_QUERY } else { wgpu::Features::empty() },
                 required_limits: limits.clone(),
                 ..Default::default()
             })
@@ -385,7 +385,7 @@ impl GpuBackend {
             topk: s("top-k"),
             staging: Grow::new(&device, "staging", wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST),
         };
-        let profiler = profile.then(|| Profiler::new(&device, &queue));
+        let profiler = Profiler::wanted().then(|| Profiler::new(&device, &queue, timestamps));
         Ok(GpuBackend {
             device,
             queue,
@@ -442,6 +442,9 @@ impl GpuBackend {
         if n == 0 {
             return Ok(Vec::new());
         }
+        if let Some(p) = &mut self.profiler {
+            p.start();
+        }
         let blocks = self.layout.blocks as usize;
         let table = self.field_table(model, &(0..nf).map(|f| (f, 0, 0)).collect::<Vec<_>>());
         let (device, queue) = (&self.device, &self.queue);
@@ -461,7 +464,7 @@ impl GpuBackend {
         let prof = &mut self.profiler;
         let staging = &mut s.staging;
         submit(device, queue, &mut s.params, staging, &[dispatch], &s.logits.buffer, bytes, prof.as_mut()).await?;
-        let out = read_back(device, &s.staging.buffer, bytes).await?;
+        let out = read_back(device, &s.staging.buffer, bytes, prof.as_mut()).await?;
         if let Some(p) = prof {
             p.report(device, &format!("indices, {n} values"));
         }
@@ -473,6 +476,9 @@ impl GpuBackend {
         let cfg = &model.config;
         let (rows, nd, d) = (batch.rows, cfg.dense.len(), cfg.dim);
         let nvec = cfg.interacting();
+        if let Some(p) = &mut self.profiler {
+            p.start();
+        }
         let (mut offsets, mut values) = (Vec::new(), Vec::new());
         let list: Vec<_> = batch
             .fields
@@ -482,6 +488,10 @@ impl GpuBackend {
             .collect();
         let table = self.field_table(model, &list);
         let chunk = self.chunk_rows.min(rows);
+        if let Some(p) = &mut self.profiler {
+            p.phase("pack");
+            p.uploaded(4 * (table.len() + offsets.len() + values.len() + rows * nd));
+        }
         let (device, queue) = (&self.device, &self.queue);
         let s = &mut self.scratch;
         s.fields_a.upload(device, queue, &table);
@@ -495,6 +505,9 @@ impl GpuBackend {
         s.vectors.ensure(device, chunk * nvec * d * 4);
         s.top_in.ensure(device, chunk * cfg.top[0] * 4);
         s.logits.ensure(device, rows * 4);
+        if let Some(p) = &mut self.profiler {
+            p.phase("upload");
+        }
 
         let k = &self.kernels;
         let l = &self.layout;
@@ -524,11 +537,13 @@ impl GpuBackend {
         }
         let prof = &mut self.profiler;
         submit(device, queue, &mut s.params, &mut s.staging, &ds, &s.logits.buffer, rows * 4, prof.as_mut()).await?;
-        let out = read_back(device, &s.staging.buffer, rows * 4).await?;
+        let out = read_back(device, &s.staging.buffer, rows * 4, prof.as_mut()).await?;
+        let out = bytemuck::cast_slice(&out).to_vec();
         if let Some(p) = prof {
+            p.phase("read back");
             p.report(device, &format!("full rows, {rows} rows"));
         }
-        Ok(bytemuck::cast_slice(&out).to_vec())
+        Ok(out)
     }
 
     /// Runs only the top MLP's second layer (512 -> 256 on the kaggle preset) on `rows` rows of
@@ -543,6 +558,9 @@ impl GpuBackend {
         }
         let (k_in, n) = (top[1], top[2]);
         let chunk = self.chunk_rows.min(rows);
+        if let Some(p) = &mut self.profiler {
+            p.start();
+        }
         let (device, queue) = (&self.device, &self.queue);
         let s = &mut self.scratch;
         s.act[0].ensure(device, chunk * k_in * 4);
@@ -557,7 +575,7 @@ impl GpuBackend {
         }
         let prof = &mut self.profiler;
         submit(device, queue, &mut s.params, &mut s.staging, &ds, &s.act[1].buffer, 4, prof.as_mut()).await?;
-        read_back(device, &s.staging.buffer, 4).await?;
+        read_back(device, &s.staging.buffer, 4, prof.as_mut()).await?;
         if let Some(p) = prof {
             p.report(device, &format!("one top layer, {rows} rows"));
         }
@@ -606,6 +624,9 @@ impl GpuBackend {
         fold_index.extend(cand_fields.iter().map(|&f| f as u32 + 1));
         let width = nq * d + nq * nq.saturating_sub(1) / 2;
         let top1 = cfg.top[1];
+        if let Some(p) = &mut self.profiler {
+            p.start();
+        }
 
         // CSR of the context (one row per field), then of the candidates.
         let (mut offsets, mut values) = (Vec::new(), Vec::new());
@@ -625,6 +646,11 @@ impl GpuBackend {
         let ctx_table = self.field_table(model, &ctx_list);
         let cand_table = self.field_table(model, &cand_list);
         let chunk = self.chunk_rows.min(rows);
+        if let Some(p) = &mut self.profiler {
+            p.phase("pack");
+            let tables = ctx_table.len() + cand_table.len() + fold_index.len() + qq_pairs.len();
+            p.uploaded(4 * (tables + offsets.len() + values.len() + context.dense.len()));
+        }
 
         let (device, queue) = (&self.device, &self.queue);
         let s = &mut self.scratch;
@@ -648,6 +674,9 @@ impl GpuBackend {
         let groups = rows.div_ceil(TOPK_SPAN);
         if let Some(keep) = topk {
             s.topk.ensure(device, groups * keep * 8);
+        }
+        if let Some(p) = &mut self.profiler {
+            p.phase("upload");
         }
 
         let k = &self.kernels;
@@ -714,14 +743,16 @@ impl GpuBackend {
         };
         let prof = &mut self.profiler;
         submit(device, queue, &mut s.params, &mut s.staging, &ds, src, bytes, prof.as_mut()).await?;
-        let out = read_back(device, &s.staging.buffer, bytes).await?;
-        if let Some(p) = prof {
-            p.report(device, &format!("context-once, {rows} candidates"));
-        }
-        Ok(match topk {
+        let out = read_back(device, &s.staging.buffer, bytes, prof.as_mut()).await?;
+        let out = match topk {
             Some(_) => RankOut::Winners(bytemuck::cast_slice(&out).to_vec()),
             None => RankOut::Logits(bytemuck::cast_slice(&out).to_vec()),
-        })
+        };
+        if let Some(p) = prof {
+            p.phase("read back");
+            p.report(device, &format!("context-once, {rows} candidates"));
+        }
+        Ok(out)
     }
 }
 
@@ -823,6 +854,11 @@ async fn submit(
     }
     params.upload(device, queue, &words);
     staging.ensure(device, bytes);
+    let mut profiler = profiler;
+    if let Some(p) = profiler.as_mut() {
+        p.uploaded(words.len() * 4);
+        p.phase("upload");
+    }
     let groups: Vec<wgpu::BindGroup> = dispatches
         .iter()
         .enumerate()
@@ -842,7 +878,7 @@ async fn submit(
         })
         .collect();
     let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("pocketrec") });
-    if let Some(p) = profiler {
+    if let Some(p) = profiler.as_mut().filter(|p| p.timestamps()) {
         p.encode(&mut encoder, dispatches, &groups);
     } else {
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
@@ -858,8 +894,16 @@ async fn submit(
     if bytes > 0 {
         encoder.copy_buffer_to_buffer(result, 0, &staging.buffer, 0, bytes as u64);
     }
-    queue.submit([encoder.finish()]);
-    match scope.pop().await {
+    let commands = encoder.finish();
+    if let Some(p) = profiler.as_mut() {
+        p.phase("encode");
+    }
+    queue.submit([commands]);
+    let popped = scope.pop().await;
+    if let Some(p) = profiler {
+        p.phase("submit");
+    }
+    match popped {
         Some(e) => Err(gpu_err("submitting the work", e)),
         None => Ok(()),
     }
@@ -867,7 +911,12 @@ async fn submit(
 
 /// Maps the first `bytes` of the staging buffer and copies them out. Natively `poll` waits for
 /// the submission; in the browser the map promise resolves when it is done.
-async fn read_back(device: &wgpu::Device, staging: &wgpu::Buffer, bytes: usize) -> Result<Vec<u8>, Error> {
+async fn read_back(
+    device: &wgpu::Device,
+    staging: &wgpu::Buffer,
+    bytes: usize,
+    mut profiler: Option<&mut Profiler>,
+) -> Result<Vec<u8>, Error> {
     if bytes == 0 {
         return Ok(Vec::new());
     }
@@ -886,6 +935,9 @@ async fn read_back(device: &wgpu::Device, staging: &wgpu::Buffer, bytes: usize) 
     #[cfg(target_arch = "wasm32")]
     let _ = device;
     done.await.map_err(|e| gpu_err("reading results back", e))?;
+    if let Some(p) = profiler.as_mut() {
+        p.phase("wait");
+    }
     let out = slice.get_mapped_range().map_err(|e| gpu_err("mapping the results", e))?.to_vec();
     staging.unmap();
     Ok(out)
