@@ -8,8 +8,10 @@
 use super::Dispatch;
 use std::time::{Duration, Instant};
 
-/// Timestamps one submission holds: two per dispatch (wgpu's per-set maximum).
+/// Timestamps one submission holds (wgpu's per-set maximum): two around the copies of the inputs
+/// out of the upload buffer (each an empty timestamped pass), then two per dispatch.
 const QUERIES: u32 = wgpu::QUERY_SET_MAX_QUERIES;
+const MARKS: u32 = 4;
 
 pub(super) struct Profiler {
     /// With timestamp queries: the per-kernel GPU times.
@@ -82,11 +84,12 @@ impl Profiler {
     pub(super) fn encode(
         &mut self,
         encoder: &mut wgpu::CommandEncoder,
+        copy_in: &mut dyn FnMut(&mut wgpu::CommandEncoder),
         dispatches: &[Dispatch<'_>],
         groups: &[wgpu::BindGroup],
     ) {
         if let Some(t) = &mut self.gpu {
-            t.encode(encoder, dispatches, groups);
+            t.encode(encoder, copy_in, dispatches, groups);
         }
     }
 
@@ -129,15 +132,34 @@ impl Timestamps {
         }
     }
 
-    /// Encodes every dispatch in a pass of its own, timestamped (past the query set's capacity,
-    /// untimed), then the copy of the timestamps to the readable buffer.
-    fn encode(&mut self, encoder: &mut wgpu::CommandEncoder, dispatches: &[Dispatch<'_>], groups: &[wgpu::BindGroup]) {
+    /// Encodes the copies of the inputs between two timestamped empty passes, every dispatch in a
+    /// pass of its own, timestamped (past the query set's capacity, untimed), then the copy of the
+    /// timestamps to the readable buffer.
+    fn encode(
+        &mut self,
+        encoder: &mut wgpu::CommandEncoder,
+        copy_in: &mut dyn FnMut(&mut wgpu::CommandEncoder),
+        dispatches: &[Dispatch<'_>],
+        groups: &[wgpu::BindGroup],
+    ) {
         self.timed.clear();
+        let mark = |encoder: &mut wgpu::CommandEncoder, at: u32| {
+            let writes = wgpu::ComputePassTimestampWrites {
+                query_set: &self.queries,
+                beginning_of_pass_write_index: Some(at),
+                end_of_pass_write_index: Some(at + 1),
+            };
+            let desc = wgpu::ComputePassDescriptor { label: Some("mark"), timestamp_writes: Some(writes) };
+            encoder.begin_compute_pass(&desc);
+        };
+        mark(encoder, 0);
+        copy_in(encoder);
+        mark(encoder, 2);
         for (d, g) in dispatches.iter().zip(groups) {
             if d.groups.0 == 0 || d.groups.1 == 0 {
                 continue;
             }
-            let at = 2 * self.timed.len() as u32;
+            let at = MARKS + 2 * self.timed.len() as u32;
             let writes = (at < QUERIES).then(|| wgpu::ComputePassTimestampWrites {
                 query_set: &self.queries,
                 beginning_of_pass_write_index: Some(at),
@@ -156,20 +178,19 @@ impl Timestamps {
             pass.set_bind_group(0, g, &[]);
             pass.dispatch_workgroups(d.groups.0, d.groups.1, 1);
         }
-        let n = 2 * self.timed.len() as u32;
-        if n > 0 {
-            encoder.resolve_query_set(&self.queries, 0..n, &self.resolve, 0);
-            encoder.copy_buffer_to_buffer(&self.resolve, 0, &self.read, 0, n as u64 * 8);
-        }
+        let n = MARKS + 2 * self.timed.len() as u32;
+        encoder.resolve_query_set(&self.queries, 0..n, &self.resolve, 0);
+        encoder.copy_buffer_to_buffer(&self.resolve, 0, &self.read, 0, n as u64 * 8);
     }
 
     /// Waits for the last submission's timestamps and prints them per kernel, in first-dispatch
-    /// order: dispatches, milliseconds, and for GEMMs the rate. `what` names the request.
+    /// order: dispatches, milliseconds, and for GEMMs the rate; and the time the copies of the
+    /// inputs took. `what` names the request.
     fn report(&mut self, device: &wgpu::Device, what: &str) {
         if self.timed.is_empty() {
             return;
         }
-        let slice = self.read.slice(..self.timed.len() as u64 * 16);
+        let slice = self.read.slice(..(MARKS as u64 + 2 * self.timed.len() as u64) * 8);
         slice.map_async(wgpu::MapMode::Read, |_| {});
         #[cfg(not(target_arch = "wasm32"))]
         if let Err(e) = device.poll(wgpu::PollType::wait_indefinitely()) {
@@ -187,6 +208,8 @@ impl Timestamps {
         };
         self.read.unmap();
         let ms = |t: u64| t as f64 * self.period * 1e-6;
+        let copy_in = ticks[2].saturating_sub(ticks[1]);
+        let ticks = &ticks[MARKS as usize..];
         let mut rows: Vec<(&str, usize, u64, u64)> = Vec::new();
         for ((key, macs), t) in self.timed.iter().zip(ticks.chunks_exact(2)) {
             let dt = t[1].saturating_sub(t[0]);
@@ -198,10 +221,12 @@ impl Timestamps {
         let busy: u64 = rows.iter().map(|r| r.2).sum();
         let span = ticks[ticks.len() - 1].saturating_sub(ticks[0]);
         eprintln!(
-            "gpu profile, {what}: {} dispatches, kernels {:.3} ms, first start to last end {:.3} ms",
+            "gpu profile, {what}: {} dispatches, kernels {:.3} ms, first start to last end {:.3} ms; \
+             inputs copied into place in {:.3} ms before",
             self.timed.len(),
             ms(busy),
-            ms(span)
+            ms(span),
+            ms(copy_in)
         );
         for (key, count, t, macs) in rows {
             let rate = match macs > 0 && t > 0 {
