@@ -46,12 +46,12 @@ use profile::Profiler;
 
 /// Where the CSR of each listed field lands in the shared offsets and values buffers, and the
 /// slices that fill them, in order: nothing is copied until they are written into the upload
-/// buffer.
+/// buffer. A field with one value per row (categorical, as validated) sends no offsets.
 #[derive(Default)]
 struct Csr<'a> {
-    /// Per field: (config index, where its offsets start, where its values start), for
-    /// [`GpuBackend::field_table`].
-    list: Vec<(usize, usize, usize)>,
+    /// Per field: (config index, where its offsets start or `None` for one value per row, where
+    /// its values start), for [`GpuBackend::field_table`].
+    list: Vec<(usize, Option<usize>, usize)>,
     offsets: Vec<&'a [u32]>,
     values: Vec<&'a [u32]>,
     offset_words: usize,
@@ -59,14 +59,20 @@ struct Csr<'a> {
 }
 
 impl<'a> Csr<'a> {
-    fn push(&mut self, f: usize, offsets: &'a [u32], values: &'a [u32]) {
-        self.list.push((f, self.offset_words, self.value_words));
-        self.offsets.push(offsets);
-        self.offset_words += offsets.len();
+    fn push(&mut self, f: usize, one_per_row: bool, offsets: &'a [u32], values: &'a [u32]) {
+        let obase = (!one_per_row).then_some(self.offset_words);
+        self.list.push((f, obase, self.value_words));
+        if !one_per_row {
+            self.offsets.push(offsets);
+            self.offset_words += offsets.len();
+        }
         self.values.push(values);
         self.value_words += values.len();
     }
 }
+
+/// The field table's offsets base of a field without offsets (`hash.wgsl`'s `ONE_PER_ROW`).
+const ONE_PER_ROW: u32 = u32::MAX;
 
 /// Every kernel takes 16 u32 parameters; each dispatch's sit in their own 256-byte slot of one
 /// uniform buffer (the minimum uniform offset alignment).
@@ -552,13 +558,14 @@ impl GpuBackend {
     }
 
     /// A field table for `hash.wgsl`: per listed field, its config index, pooling, and where its
-    /// CSR starts in the offsets and values buffers.
-    fn field_table(&self, model: &Dlrm, list: &[(usize, usize, usize)]) -> Vec<u32> {
+    /// CSR starts in the offsets and values buffers (no offsets: one value per row).
+    fn field_table(&self, model: &Dlrm, list: &[(usize, Option<usize>, usize)]) -> Vec<u32> {
         let mut t = Vec::with_capacity(list.len() * FIELD_WORDS);
         for &(f, obase, vbase) in list {
             let [lo, hi, base, rows] = self.layout.per_field[f];
             let mean = (model.config.fields[f].kind == FieldKind::BagMean) as u32;
-            t.extend([f as u32, mean, obase as u32, vbase as u32, lo, hi, base, rows]);
+            let obase = obase.map_or(ONE_PER_ROW, |o| o as u32);
+            t.extend([f as u32, mean, obase, vbase as u32, lo, hi, base, rows]);
         }
         t
     }
@@ -578,7 +585,7 @@ impl GpuBackend {
             p.start();
         }
         let blocks = self.layout.blocks as usize;
-        let table = self.field_table(model, &(0..nf).map(|f| (f, 0, 0)).collect::<Vec<_>>());
+        let table = self.field_table(model, &(0..nf).map(|f| (f, Some(0), 0)).collect::<Vec<_>>());
         let (device, queue) = (&self.device, &self.queue);
         let s = &mut self.scratch;
         s.fields_a.ensure(device, table.len() * 4);
@@ -617,7 +624,7 @@ impl GpuBackend {
         }
         let mut csr = Csr::default();
         for (f, fv) in batch.fields.iter().enumerate() {
-            csr.push(f, &fv.offsets, &fv.values);
+            csr.push(f, cfg.fields[f].kind == FieldKind::Categorical, &fv.offsets, &fv.values);
         }
         let table = self.field_table(model, &csr.list);
         let chunk = self.chunk_rows.min(rows);
@@ -764,14 +771,15 @@ impl GpuBackend {
         }
 
         // CSR of the context (one row per field), then of the candidates.
+        let categorical = |f: usize| cfg.fields[f].kind == FieldKind::Categorical;
         let ctx_offsets: Vec<[u32; 2]> =
             ctx_fields.iter().map(|&f| [0, context.fields[f].as_ref().map_or(0, |v| v.len() as u32)]).collect();
         let mut csr = Csr::default();
         for (&f, o) in ctx_fields.iter().zip(&ctx_offsets) {
-            csr.push(f, o, context.fields[f].as_ref().expect("context field"));
+            csr.push(f, categorical(f), o, context.fields[f].as_ref().expect("context field"));
         }
         for (&f, fv) in cand_fields.iter().zip(&candidates.fields) {
-            csr.push(f, &fv.offsets, &fv.values);
+            csr.push(f, categorical(f), &fv.offsets, &fv.values);
         }
         let qq_pairs: Vec<u32> = (1..nq as u32).flat_map(|a| (0..a).flat_map(move |b| [a, b])).collect();
         let ctx_table = self.field_table(model, &csr.list[..ctx_fields.len()]);
