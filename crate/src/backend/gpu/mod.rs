@@ -2,11 +2,13 @@
 //! pooling, the MLPs and the interaction, on WebGPU in the browser and Vulkan, Metal or DX12
 //! natively.
 //!
-//! Each request is one submission: uploads, every dispatch, and the copy of the results into a
-//! mappable buffer, then one asynchronous read-back (`map_async`; natively `device.poll` drives
-//! it, in the browser the promise does). Pipelines are built once; buffers are grow-only and
-//! reused across calls. Large requests run in row chunks inside the same submission so every
-//! binding stays within the adapter's limits.
+//! Each request is one submission: the copies of its inputs into place, every dispatch, and the
+//! copy of the results into a mappable buffer, then one asynchronous read-back (`map_async`;
+//! natively `device.poll` drives it, in the browser the promise does). The inputs (CSR values
+//! straight from the caller's slices, no offsets for categorical fields, and every dispatch's
+//! parameters) are written once into one upload buffer, natively a mapped one (`Upload`).
+//! Pipelines are built once; buffers are grow-only and reused across calls. Large requests run in
+//! row chunks inside the same submission so every binding stays within the adapter's limits.
 //!
 //! Ranking mirrors [`crate::rank`]: the context's bottom MLP, embeddings and its fold into the
 //! first top layer (`fold.wgsl`) run once per request; then per candidate only its embeddings,
