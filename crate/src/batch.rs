@@ -6,6 +6,27 @@
 use crate::Error;
 use crate::config::{FieldKind, ModelConfig};
 
+/// Whether every value is finite, in one pass that vectorizes (no early exit per value).
+pub(crate) fn all_finite(x: &[f32]) -> bool {
+    x.chunks(1024).all(|c| c.iter().fold(true, |ok, v| ok & v.is_finite()))
+}
+
+/// Whether CSR offsets that start at 0 are valid for a field of this kind: non-decreasing, and
+/// for a categorical 0, 1, 2, ... (one value per row). One pass that vectorizes.
+pub(crate) fn offsets_ok(kind: FieldKind, o: &[u32]) -> bool {
+    const CHUNK: usize = 1024;
+    match kind {
+        FieldKind::Categorical => o.chunks(CHUNK).enumerate().all(|(i, c)| {
+            let first = (i * CHUNK) as u32;
+            c.iter().zip(first..).fold(true, |ok, (&x, r)| ok & (x == r))
+        }),
+        _ => {
+            let mut pairs = o.chunks(CHUNK).zip(o.get(1..).unwrap_or_default().chunks(CHUNK));
+            pairs.all(|(a, b)| a.iter().zip(b).fold(true, |ok, (x, y)| ok & (x <= y)))
+        }
+    }
+}
+
 /// The values of one sparse field for every row of a batch.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct FieldValues {
@@ -105,7 +126,9 @@ impl Batch {
         if self.dense.len() != self.rows * nd {
             return bad(format!("expected {} dense values ({} rows × {nd}), got {}", self.rows * nd, self.rows, self.dense.len()));
         }
-        if let Some(i) = self.dense.iter().position(|x| !x.is_finite()) {
+        if !all_finite(&self.dense)
+            && let Some(i) = self.dense.iter().position(|x| !x.is_finite())
+        {
             return bad(format!(
                 "dense feature {:?} of row {} is not finite",
                 cfg.dense[i % nd],
@@ -119,6 +142,11 @@ impl Batch {
             let o = &vals.offsets;
             if o.len() != self.rows + 1 || o[0] != 0 || o[self.rows] as usize != vals.values.len() {
                 return bad(format!("field {:?} (#{f}) has malformed offsets", spec.name));
+            }
+            // The usual cases in one branch-free pass each; the slow scans below only to name
+            // what is wrong.
+            if offsets_ok(spec.kind, o) {
+                continue;
             }
             if o.windows(2).any(|w| w[0] > w[1]) {
                 return bad(format!("field {:?} (#{f}) has decreasing offsets", spec.name));
@@ -137,5 +165,42 @@ impl Batch {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The one-pass checks agree with the plain definitions, across chunk boundaries.
+    #[test]
+    fn fast_checks_match_the_definitions() {
+        let slow = |kind: FieldKind, o: &[u32]| {
+            let one_each = kind != FieldKind::Categorical || o.windows(2).all(|w| w[1].wrapping_sub(w[0]) == 1);
+            o.windows(2).all(|w| w[0] <= w[1]) && one_each
+        };
+        for n in [1usize, 2, 1023, 1024, 1025, 3000] {
+            let identity: Vec<u32> = (0..n as u32).collect();
+            let bag: Vec<u32> = (0..n as u32).map(|r| r / 3).collect();
+            for at in [0, n / 2, n - 1] {
+                for o in [identity.clone(), bag.clone()] {
+                    for bump in [0u32, 1, 2] {
+                        let mut o = o.clone();
+                        if at > 0 {
+                            o[at] = o[at].wrapping_add(bump).wrapping_sub(1);
+                        }
+                        for kind in [FieldKind::Categorical, FieldKind::BagSum] {
+                            assert_eq!(offsets_ok(kind, &o), slow(kind, &o), "{kind:?} n {n} at {at} bump {bump}");
+                        }
+                    }
+                }
+            }
+            let mut x = vec![1.0f32; n];
+            assert!(all_finite(&x));
+            x[n - 1] = f32::NAN;
+            assert!(!all_finite(&x));
+            x[n - 1] = f32::NEG_INFINITY;
+            assert!(!all_finite(&x));
+        }
     }
 }

@@ -166,6 +166,31 @@ fn context_once_on_gpu_equals_full_rows_on_cpu() {
     eprintln!("worst |gpu context-once - cpu full rows| / (|cpu| + 1) = {worst:e}");
 }
 
+/// The inputs go up the same whether written into the mapped upload buffer (native) or through
+/// `queue.write_buffer` (the browser): the same bits, as requests grow and shrink.
+#[test]
+fn both_upload_paths_give_the_same_bits() {
+    let mut rng = StdRng::seed_from_u64(14);
+    for case in 0..6 {
+        let model = random_model(&mut rng);
+        let Some(mut mapped) = gpu(&model) else { return };
+        let mut written = gpu(&model).unwrap();
+        written.set_in_place_uploads(false);
+        for rows in [3, 700, 40, 2500] {
+            let (ctx, cands) = random_request(&mut rng, &model.config, rows);
+            let batch = rank::full_rows(&model.config, &ctx, &cands);
+            let bits = |v: Vec<f32>| v.into_iter().map(f32::to_bits).collect::<Vec<_>>();
+            let a = bits(block_on(mapped.logits(&model, &batch)).unwrap());
+            let b = bits(block_on(written.logits(&model, &batch)).unwrap());
+            assert_eq!(a, b, "full rows, case {case}, {rows} rows");
+            let a = bits(block_on(mapped.rank_logits(&model, &ctx, &cands)).unwrap());
+            let b = bits(block_on(written.rank_logits(&model, &ctx, &cands)).unwrap());
+            assert_eq!(a, b, "context-once, case {case}, {rows} rows");
+            assert_eq!(a.len(), rows);
+        }
+    }
+}
+
 /// A kaggle-shaped request: dense and the first 20 fields in the context, the last 6 per candidate.
 fn kaggle_request(rng: &mut StdRng, rows: usize) -> (Context, Candidates) {
     let ctx = Context {

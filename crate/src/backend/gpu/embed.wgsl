@@ -27,10 +27,15 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let fb = fi * FIELD_WORDS;
     let field = fields[fb];
     let mean = fields[fb + 1u];
-    let obase = fields[fb + 2u] + p.row_start + r;
+    let obase = fields[fb + 2u];
     let vbase = fields[fb + 3u];
-    let beg = offsets[obase];
-    let end = offsets[obase + 1u];
+    let row = p.row_start + r;
+    var beg = row;
+    var end = row + 1u;
+    if (obase != ONE_PER_ROW) {
+        beg = offsets[obase + row];
+        end = offsets[obase + row + 1u];
+    }
     let dst = (r * p.nvec + p.vec_base + fi) * p.d;
     if (end == beg) {
         for (var t = 0u; t < p.d; t += 1u) {

@@ -19,6 +19,9 @@ const KEY_DICTIONARY: u32 = 1u;
 // Words per field in the field table: config index, mean pooling, offsets base, values base,
 // table offset lo, table offset hi, full-table base slot, full-table rows.
 const FIELD_WORDS: u32 = 8u;
+// An offsets base that says the field has one value per row and no offsets: row r's value is
+// values[values base + r] (categorical fields, whose offsets are 0, 1, 2, ...).
+const ONE_PER_ROW: u32 = 0xffffffffu;
 
 fn add_mod(a: u32, b: u32) -> u32 {
     let s = a + b; // both < 2^31

@@ -2,11 +2,13 @@
 //! pooling, the MLPs and the interaction, on WebGPU in the browser and Vulkan, Metal or DX12
 //! natively.
 //!
-//! Each request is one submission: uploads, every dispatch, and the copy of the results into a
-//! mappable buffer, then one asynchronous read-back (`map_async`; natively `device.poll` drives
-//! it, in the browser the promise does). Pipelines are built once; buffers are grow-only and
-//! reused across calls. Large requests run in row chunks inside the same submission so every
-//! binding stays within the adapter's limits.
+//! Each request is one submission: the copies of its inputs into place, every dispatch, and the
+//! copy of the results into a mappable buffer, then one asynchronous read-back (`map_async`;
+//! natively `device.poll` drives it, in the browser the promise does). The inputs (CSR values
+//! straight from the caller's slices, no offsets for categorical fields, and every dispatch's
+//! parameters) are written once into one upload buffer, natively a mapped one (`Upload`).
+//! Pipelines are built once; buffers are grow-only and reused across calls. Large requests run in
+//! row chunks inside the same submission so every binding stays within the adapter's limits.
 //!
 //! Ranking mirrors [`crate::rank`]: the context's bottom MLP, embeddings and its fold into the
 //! first top layer (`fold.wgsl`) run once per request; then per candidate only its embeddings,
@@ -16,8 +18,8 @@
 //!
 //! Dense layers run on `gemm.wgsl`, in 128×128 output tiles of 256 threads where a layer fills
 //! them and 64×64 tiles of 64 threads where it is short or narrow, and the one-output last layer
-//! on `gemv.wgsl`. Natively, `POCKETREC_GPU_PROFILE=1` prints each request's GPU time per kernel
-//! to stderr (`profile.rs`).
+//! on `gemv.wgsl`. Natively, `POCKETREC_GPU_PROFILE=1` prints each request's host phases (wall
+//! clock) and GPU time per kernel to stderr (`profile.rs`).
 
 use crate::Error;
 use crate::batch::Batch;
@@ -44,14 +46,35 @@ const TOPK: &str = include_str!("topk.wgsl");
 mod profile;
 use profile::Profiler;
 
-/// Appends one field's CSR to the shared offsets/values buffers; returns (field, where its offsets
-/// start, where its values start) for the field table.
-fn pack_field(f: usize, fo: &[u32], fv: &[u32], offsets: &mut Vec<u32>, values: &mut Vec<u32>) -> (usize, usize, usize) {
-    let entry = (f, offsets.len(), values.len());
-    offsets.extend_from_slice(fo);
-    values.extend_from_slice(fv);
-    entry
+/// Where the CSR of each listed field lands in the shared offsets and values buffers, and the
+/// slices that fill them, in order: nothing is copied until they are written into the upload
+/// buffer. A field with one value per row (categorical, as validated) sends no offsets.
+#[derive(Default)]
+struct Csr<'a> {
+    /// Per field: (config index, where its offsets start or `None` for one value per row, where
+    /// its values start), for [`GpuBackend::field_table`].
+    list: Vec<(usize, Option<usize>, usize)>,
+    offsets: Vec<&'a [u32]>,
+    values: Vec<&'a [u32]>,
+    offset_words: usize,
+    value_words: usize,
 }
+
+impl<'a> Csr<'a> {
+    fn push(&mut self, f: usize, one_per_row: bool, offsets: &'a [u32], values: &'a [u32]) {
+        let obase = (!one_per_row).then_some(self.offset_words);
+        self.list.push((f, obase, self.value_words));
+        if !one_per_row {
+            self.offsets.push(offsets);
+            self.offset_words += offsets.len();
+        }
+        self.values.push(values);
+        self.value_words += values.len();
+    }
+}
+
+/// The field table's offsets base of a field without offsets (`hash.wgsl`'s `ONE_PER_ROW`).
+const ONE_PER_ROW: u32 = u32::MAX;
 
 /// Every kernel takes 16 u32 parameters; each dispatch's sit in their own 256-byte slot of one
 /// uniform buffer (the minimum uniform offset alignment).
@@ -134,18 +157,126 @@ impl Grow {
         }
         &self.buffer
     }
-    /// Grows to hold `data` and writes it at offset 0 (before the next submission runs).
-    fn upload<T: bytemuck::Pod>(&mut self, device: &wgpu::Device, queue: &wgpu::Queue, data: &[T]) {
-        let bytes: &[u8] = bytemuck::cast_slice(data);
-        self.ensure(device, bytes.len());
-        if !bytes.is_empty() {
-            queue.write_buffer(&self.buffer, 0, bytes);
+}
+
+/// What a request uploads: per destination buffer, the slices of words that fill it from its
+/// start, back to back.
+type Writes<'a, 'b> = [(&'a wgpu::Buffer, &'b [&'b [u32]])];
+
+/// The one buffer every request's inputs (and dispatch parameters) travel through, copied on the
+/// GPU into the buffers the kernels bind at the start of the request's own submission. Natively it
+/// is host-visible (`MAP_WRITE`) and written in place while mapped; it is mapped again as soon as
+/// the submission is queued, so it is ready by the next request (whose read-back waited for the
+/// same submission). Unlike `queue.write_buffer` per input, nothing allocates a staging buffer per
+/// call and the inputs are copied once on the host, straight from the caller's slices. In the
+/// browser, where a mapped range is a copy in the wasm heap anyway, the inputs are gathered in a
+/// reused host vector and sent with one `queue.write_buffer`.
+struct Upload {
+    buffer: wgpu::Buffer,
+    /// Written in place while mapped (else through `host` and `queue.write_buffer`).
+    in_place: bool,
+    /// Whether `buffer` is mapped now.
+    mapped: bool,
+    /// The map asked for after the last submission, not yet seen done.
+    pending: Option<MapDone>,
+    host: Vec<u8>,
+}
+
+impl Upload {
+    fn new(device: &wgpu::Device, in_place: bool) -> Upload {
+        let buffer = Self::create(device, in_place, 256);
+        Upload { buffer, in_place, mapped: in_place, pending: None, host: Vec::new() }
+    }
+
+    fn create(device: &wgpu::Device, in_place: bool, size: u64) -> wgpu::Buffer {
+        let usage = match in_place {
+            true => wgpu::BufferUsages::MAP_WRITE | wgpu::BufferUsages::COPY_SRC,
+            false => wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
+        };
+        let desc = wgpu::BufferDescriptor { label: Some("upload"), size, usage, mapped_at_creation: in_place };
+        device.create_buffer(&desc)
+    }
+
+    /// Writes the first `bytes` of the buffer through `fill`, which gets `put(at, data)` to write
+    /// `data` at byte `at` (each byte once, nothing read back), and leaves the buffer unmapped for
+    /// the submission that copies out of it.
+    async fn write(
+        &mut self,
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+        bytes: usize,
+        profiler: Option<&mut Profiler>,
+        fill: impl FnOnce(&mut dyn FnMut(usize, &[u8])),
+    ) -> Result<(), Error> {
+        if !self.in_place {
+            if self.host.len() < bytes {
+                self.host.resize(bytes, 0);
+            }
+            let host = &mut self.host;
+            fill(&mut |at, data| host[at..at + data.len()].copy_from_slice(data));
+            if self.buffer.size() < bytes as u64 {
+                self.buffer = Self::create(device, false, (bytes as u64).max(256).next_power_of_two());
+            }
+            if bytes > 0 {
+                queue.write_buffer(&self.buffer, 0, &self.host[..bytes]);
+            }
+            return Ok(());
+        }
+        self.ready(device, bytes as u64).await?;
+        if let Some(p) = profiler {
+            p.phase("map");
+        }
+        if bytes > 0 {
+            let slice = self.buffer.slice(..bytes as u64);
+            let mut view = slice.get_mapped_range_mut().map_err(|e| gpu_err("mapping the upload buffer", e))?;
+            fill(&mut |at, data| view.slice(at..at + data.len()).copy_from_slice(data));
+        }
+        self.buffer.unmap();
+        self.mapped = false;
+        Ok(())
+    }
+
+    /// Makes the buffer mapped and at least `bytes` long (natively, waiting for the last
+    /// submission if its map is still pending).
+    async fn ready(&mut self, device: &wgpu::Device, bytes: u64) -> Result<(), Error> {
+        if let Some(done) = self.pending.take() {
+            #[cfg(not(target_arch = "wasm32"))]
+            if !done.is_done() {
+                device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| gpu_err("waiting for the GPU", e))?;
+            }
+            // A failed map (the device lost, say) is asked again below.
+            self.mapped = done.await.is_ok();
+        }
+        if self.buffer.size() < bytes {
+            if self.mapped {
+                self.buffer.unmap();
+            }
+            self.buffer = Self::create(device, true, bytes.max(256).next_power_of_two());
+            self.mapped = true;
+        }
+        if !self.mapped {
+            let done = map(&self.buffer.slice(..), wgpu::MapMode::Write);
+            #[cfg(not(target_arch = "wasm32"))]
+            device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| gpu_err("waiting for the GPU", e))?;
+            done.await.map_err(|e| gpu_err("mapping the upload buffer", e))?;
+            self.mapped = true;
+        }
+        Ok(())
+    }
+
+    /// Once the submission that reads the buffer is queued: asks for it to be mapped again when
+    /// that submission is done.
+    fn submitted(&mut self) {
+        if self.in_place {
+            self.pending = Some(map(&self.buffer.slice(..), wgpu::MapMode::Write));
         }
     }
+
 }
 
 /// Per-request buffers, reused across calls.
 struct Scratch {
+    upload: Upload,
     params: Grow,
     fields_a: Grow,
     fields_b: Grow,
@@ -245,14 +376,14 @@ impl GpuBackend {
                 info.name
             )));
         }
-        let profile = Profiler::wanted() && adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY);
-        if Profiler::wanted() && !profile {
-            eprintln!("POCKETREC_GPU_PROFILE: adapter {:?} has no timestamp queries, not profiling", info.name);
+        let timestamps = Profiler::wanted() && adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY);
+        if Profiler::wanted() && !timestamps {
+            eprintln!("POCKETREC_GPU_PROFILE: adapter {:?} has no timestamp queries, host phases only", info.name);
         }
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("pocketrec"),
-                required_features: if profile { wgpu::Features::TIMESTAMP_QUERY } else { wgpu::Features::empty() },
+                required_features: if timestamps { wgpu::Features::TIMESTAMP_QUERY } else { wgpu::Features::empty() },
                 required_limits: limits.clone(),
                 ..Default::default()
             })
@@ -366,6 +497,7 @@ impl GpuBackend {
 
         let s = |label| Grow::storage(&device, label);
         let scratch = Scratch {
+            upload: Upload::new(&device, cfg!(not(target_arch = "wasm32"))),
             params: Grow::new(&device, "params", wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST),
             fields_a: s("fields a"),
             fields_b: s("fields b"),
@@ -385,7 +517,7 @@ impl GpuBackend {
             topk: s("top-k"),
             staging: Grow::new(&device, "staging", wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST),
         };
-        let profiler = profile.then(|| Profiler::new(&device, &queue));
+        let profiler = Profiler::wanted().then(|| Profiler::new(&device, &queue, timestamps));
         Ok(GpuBackend {
             device,
             queue,
@@ -414,19 +546,28 @@ impl GpuBackend {
         self.software
     }
 
+    /// Sends the inputs as in the browser (gathered on the host, then one `queue.write_buffer`)
+    /// when `in_place` is false, else writes them into the mapped upload buffer (the native
+    /// default): lets the tests run the browser's path on a native adapter.
+    #[doc(hidden)]
+    pub fn set_in_place_uploads(&mut self, in_place: bool) {
+        self.scratch.upload = Upload::new(&self.device, in_place);
+    }
+
     /// Rows per chunk of dispatches (each chunk's activations fit one binding).
     pub fn chunk_rows(&self) -> usize {
         self.chunk_rows
     }
 
     /// A field table for `hash.wgsl`: per listed field, its config index, pooling, and where its
-    /// CSR starts in the offsets and values buffers.
-    fn field_table(&self, model: &Dlrm, list: &[(usize, usize, usize)]) -> Vec<u32> {
+    /// CSR starts in the offsets and values buffers (no offsets: one value per row).
+    fn field_table(&self, model: &Dlrm, list: &[(usize, Option<usize>, usize)]) -> Vec<u32> {
         let mut t = Vec::with_capacity(list.len() * FIELD_WORDS);
         for &(f, obase, vbase) in list {
             let [lo, hi, base, rows] = self.layout.per_field[f];
             let mean = (model.config.fields[f].kind == FieldKind::BagMean) as u32;
-            t.extend([f as u32, mean, obase as u32, vbase as u32, lo, hi, base, rows]);
+            let obase = obase.map_or(ONE_PER_ROW, |o| o as u32);
+            t.extend([f as u32, mean, obase, vbase as u32, lo, hi, base, rows]);
         }
         t
     }
@@ -442,14 +583,19 @@ impl GpuBackend {
         if n == 0 {
             return Ok(Vec::new());
         }
+        if let Some(p) = &mut self.profiler {
+            p.start();
+        }
         let blocks = self.layout.blocks as usize;
-        let table = self.field_table(model, &(0..nf).map(|f| (f, 0, 0)).collect::<Vec<_>>());
+        let table = self.field_table(model, &(0..nf).map(|f| (f, Some(0), 0)).collect::<Vec<_>>());
         let (device, queue) = (&self.device, &self.queue);
         let s = &mut self.scratch;
-        s.fields_a.upload(device, queue, &table);
-        s.offsets.upload(device, queue, fields);
-        s.values.upload(device, queue, values);
+        s.fields_a.ensure(device, table.len() * 4);
+        s.offsets.ensure(device, n * 4);
+        s.values.ensure(device, n * 4);
         s.logits.ensure(device, n * blocks * 4);
+        let writes =
+            [(&s.fields_a.buffer, &[&table[..]][..]), (&s.offsets.buffer, &[fields]), (&s.values.buffer, &[values])];
         let l = &self.layout;
         let dispatch = Dispatch {
             kernel: &self.kernels.indices,
@@ -459,13 +605,15 @@ impl GpuBackend {
         };
         let bytes = n * blocks * 4;
         let prof = &mut self.profiler;
-        let staging = &mut s.staging;
-        submit(device, queue, &mut s.params, staging, &[dispatch], &s.logits.buffer, bytes, prof.as_mut()).await?;
-        let out = read_back(device, &s.staging.buffer, bytes).await?;
+        let (upload, staging) = (&mut s.upload, &mut s.staging);
+        let (result, ds) = (&s.logits.buffer, [dispatch]);
+        submit(device, queue, upload, &mut s.params, staging, &writes, &ds, result, bytes, prof.as_mut()).await?;
+        let out = read_back(device, &s.staging.buffer, bytes, prof.as_mut()).await?;
         if let Some(p) = prof {
+            p.phase("read back");
             p.report(device, &format!("indices, {n} values"));
         }
-        Ok(bytemuck::cast_slice(&out).to_vec())
+        Ok(out)
     }
 
     /// Logits of a validated, non-empty batch: full rows, as [`Dlrm::forward`].
@@ -473,21 +621,21 @@ impl GpuBackend {
         let cfg = &model.config;
         let (rows, nd, d) = (batch.rows, cfg.dense.len(), cfg.dim);
         let nvec = cfg.interacting();
-        let (mut offsets, mut values) = (Vec::new(), Vec::new());
-        let list: Vec<_> = batch
-            .fields
-            .iter()
-            .enumerate()
-            .map(|(f, fv)| pack_field(f, &fv.offsets, &fv.values, &mut offsets, &mut values))
-            .collect();
-        let table = self.field_table(model, &list);
+        if let Some(p) = &mut self.profiler {
+            p.start();
+        }
+        let mut csr = Csr::default();
+        for (f, fv) in batch.fields.iter().enumerate() {
+            csr.push(f, cfg.fields[f].kind == FieldKind::Categorical, &fv.offsets, &fv.values);
+        }
+        let table = self.field_table(model, &csr.list);
         let chunk = self.chunk_rows.min(rows);
         let (device, queue) = (&self.device, &self.queue);
         let s = &mut self.scratch;
-        s.fields_a.upload(device, queue, &table);
-        s.offsets.upload(device, queue, &offsets);
-        s.values.upload(device, queue, &values);
-        s.dense_raw.upload(device, queue, &batch.dense[..rows * nd]);
+        s.fields_a.ensure(device, table.len() * 4);
+        s.offsets.ensure(device, csr.offset_words * 4);
+        s.values.ensure(device, csr.value_words * 4);
+        s.dense_raw.ensure(device, rows * nd * 4);
         s.dense_x.ensure(device, rows * nd * 4);
         let widest = cfg.bottom.iter().chain(&cfg.top).copied().max().unwrap_or(1);
         s.act[0].ensure(device, chunk * widest * 4);
@@ -495,6 +643,13 @@ impl GpuBackend {
         s.vectors.ensure(device, chunk * nvec * d * 4);
         s.top_in.ensure(device, chunk * cfg.top[0] * 4);
         s.logits.ensure(device, rows * 4);
+        let dense = [bytemuck::cast_slice(&batch.dense[..rows * nd])];
+        let writes = [
+            (&s.fields_a.buffer, &[&table[..]][..]),
+            (&s.offsets.buffer, &csr.offsets),
+            (&s.values.buffer, &csr.values),
+            (&s.dense_raw.buffer, &dense),
+        ];
 
         let k = &self.kernels;
         let l = &self.layout;
@@ -523,12 +678,14 @@ impl GpuBackend {
             start += m;
         }
         let prof = &mut self.profiler;
-        submit(device, queue, &mut s.params, &mut s.staging, &ds, &s.logits.buffer, rows * 4, prof.as_mut()).await?;
-        let out = read_back(device, &s.staging.buffer, rows * 4).await?;
+        let (upload, staging, result) = (&mut s.upload, &mut s.staging, &s.logits.buffer);
+        submit(device, queue, upload, &mut s.params, staging, &writes, &ds, result, rows * 4, prof.as_mut()).await?;
+        let out = read_back(device, &s.staging.buffer, rows * 4, prof.as_mut()).await?;
         if let Some(p) = prof {
+            p.phase("read back");
             p.report(device, &format!("full rows, {rows} rows"));
         }
-        Ok(bytemuck::cast_slice(&out).to_vec())
+        Ok(out)
     }
 
     /// Runs only the top MLP's second layer (512 -> 256 on the kaggle preset) on `rows` rows of
@@ -543,6 +700,9 @@ impl GpuBackend {
         }
         let (k_in, n) = (top[1], top[2]);
         let chunk = self.chunk_rows.min(rows);
+        if let Some(p) = &mut self.profiler {
+            p.start();
+        }
         let (device, queue) = (&self.device, &self.queue);
         let s = &mut self.scratch;
         s.act[0].ensure(device, chunk * k_in * 4);
@@ -556,9 +716,11 @@ impl GpuBackend {
             start += m;
         }
         let prof = &mut self.profiler;
-        submit(device, queue, &mut s.params, &mut s.staging, &ds, &s.act[1].buffer, 4, prof.as_mut()).await?;
-        read_back(device, &s.staging.buffer, 4).await?;
+        let (upload, staging, result) = (&mut s.upload, &mut s.staging, &s.act[1].buffer);
+        submit(device, queue, upload, &mut s.params, staging, &[], &ds, result, 4, prof.as_mut()).await?;
+        read_back::<u32>(device, &s.staging.buffer, 4, prof.as_mut()).await?;
         if let Some(p) = prof {
+            p.phase("read back");
             p.report(device, &format!("one top layer, {rows} rows"));
         }
         Ok((k_in, n))
@@ -606,36 +768,36 @@ impl GpuBackend {
         fold_index.extend(cand_fields.iter().map(|&f| f as u32 + 1));
         let width = nq * d + nq * nq.saturating_sub(1) / 2;
         let top1 = cfg.top[1];
+        if let Some(p) = &mut self.profiler {
+            p.start();
+        }
 
         // CSR of the context (one row per field), then of the candidates.
-        let (mut offsets, mut values) = (Vec::new(), Vec::new());
-        let ctx_list: Vec<_> = ctx_fields
-            .iter()
-            .map(|&f| {
-                let v = context.fields[f].as_ref().expect("context field");
-                pack_field(f, &[0, v.len() as u32], v, &mut offsets, &mut values)
-            })
-            .collect();
-        let cand_list: Vec<_> = cand_fields
-            .iter()
-            .zip(&candidates.fields)
-            .map(|(&f, fv)| pack_field(f, &fv.offsets, &fv.values, &mut offsets, &mut values))
-            .collect();
+        let categorical = |f: usize| cfg.fields[f].kind == FieldKind::Categorical;
+        let ctx_offsets: Vec<[u32; 2]> =
+            ctx_fields.iter().map(|&f| [0, context.fields[f].as_ref().map_or(0, |v| v.len() as u32)]).collect();
+        let mut csr = Csr::default();
+        for (&f, o) in ctx_fields.iter().zip(&ctx_offsets) {
+            csr.push(f, categorical(f), o, context.fields[f].as_ref().expect("context field"));
+        }
+        for (&f, fv) in cand_fields.iter().zip(&candidates.fields) {
+            csr.push(f, categorical(f), &fv.offsets, &fv.values);
+        }
         let qq_pairs: Vec<u32> = (1..nq as u32).flat_map(|a| (0..a).flat_map(move |b| [a, b])).collect();
-        let ctx_table = self.field_table(model, &ctx_list);
-        let cand_table = self.field_table(model, &cand_list);
+        let ctx_table = self.field_table(model, &csr.list[..ctx_fields.len()]);
+        let cand_table = self.field_table(model, &csr.list[ctx_fields.len()..]);
         let chunk = self.chunk_rows.min(rows);
 
         let (device, queue) = (&self.device, &self.queue);
         let s = &mut self.scratch;
-        s.fields_a.upload(device, queue, &ctx_table);
-        s.fields_b.upload(device, queue, &cand_table);
-        s.offsets.upload(device, queue, &offsets);
-        s.values.upload(device, queue, &values);
-        s.dense_raw.upload(device, queue, &context.dense);
+        s.fields_a.ensure(device, ctx_table.len() * 4);
+        s.fields_b.ensure(device, cand_table.len() * 4);
+        s.offsets.ensure(device, csr.offset_words * 4);
+        s.values.ensure(device, csr.value_words * 4);
+        s.dense_raw.ensure(device, nd * 4);
         s.dense_x.ensure(device, nd * 4);
-        s.fold_index.upload(device, queue, &fold_index);
-        s.pairs.upload(device, queue, &qq_pairs);
+        s.fold_index.ensure(device, fold_index.len() * 4);
+        s.pairs.ensure(device, qq_pairs.len() * 4);
         s.ctx_vectors.ensure(device, nctx * d * 4);
         s.folded.ensure(device, top1 * width * 4);
         s.folded_bias.ensure(device, top1 * 4);
@@ -649,6 +811,16 @@ impl GpuBackend {
         if let Some(keep) = topk {
             s.topk.ensure(device, groups * keep * 8);
         }
+        let dense = [bytemuck::cast_slice(&context.dense)];
+        let writes = [
+            (&s.fields_a.buffer, &[&ctx_table[..]][..]),
+            (&s.fields_b.buffer, &[&cand_table[..]]),
+            (&s.offsets.buffer, &csr.offsets),
+            (&s.values.buffer, &csr.values),
+            (&s.dense_raw.buffer, &dense),
+            (&s.fold_index.buffer, &[&fold_index[..]]),
+            (&s.pairs.buffer, &[&qq_pairs[..]]),
+        ];
 
         let k = &self.kernels;
         let l = &self.layout;
@@ -713,15 +885,18 @@ impl GpuBackend {
             None => (&s.logits.buffer, rows * 4),
         };
         let prof = &mut self.profiler;
-        submit(device, queue, &mut s.params, &mut s.staging, &ds, src, bytes, prof.as_mut()).await?;
-        let out = read_back(device, &s.staging.buffer, bytes).await?;
+        let (upload, staging) = (&mut s.upload, &mut s.staging);
+        submit(device, queue, upload, &mut s.params, staging, &writes, &ds, src, bytes, prof.as_mut()).await?;
+        let staging = &s.staging.buffer;
+        let out = match topk {
+            Some(_) => RankOut::Winners(read_back(device, staging, bytes, prof.as_mut()).await?),
+            None => RankOut::Logits(read_back(device, staging, bytes, prof.as_mut()).await?),
+        };
         if let Some(p) = prof {
+            p.phase("read back");
             p.report(device, &format!("context-once, {rows} candidates"));
         }
-        Ok(match topk {
-            Some(_) => RankOut::Winners(bytemuck::cast_slice(&out).to_vec()),
-            None => RankOut::Logits(bytemuck::cast_slice(&out).to_vec()),
-        })
+        Ok(out)
     }
 }
 
@@ -801,28 +976,57 @@ fn linear<'a>(k: &'a Kernels, shape: [usize; 8], buffers: [&'a wgpu::Buffer; 4])
     Dispatch { kernel, params: params(&shape.map(|x| x as u32)), buffers: buffers.to_vec(), groups }
 }
 
-/// Writes every dispatch's parameters, encodes all dispatches in one compute pass (with a
-/// profiler, one timestamped pass each), copies `bytes` of `result` into the staging buffer, and
-/// submits it all at once.
+/// Writes the request's inputs and every dispatch's parameters into the upload buffer, then
+/// encodes their copies into place, all dispatches in one compute pass (with timestamps, one pass
+/// each) and the copy of `bytes` of `result` into the staging buffer, and submits it all at once.
 #[allow(clippy::too_many_arguments)]
 async fn submit(
     device: &wgpu::Device,
     queue: &wgpu::Queue,
+    upload: &mut Upload,
     params: &mut Grow,
     staging: &mut Grow,
+    writes: &Writes<'_, '_>,
     dispatches: &[Dispatch<'_>],
     result: &wgpu::Buffer,
     bytes: usize,
-    profiler: Option<&mut Profiler>,
+    mut profiler: Option<&mut Profiler>,
 ) -> Result<(), Error> {
     let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-    let mut words = vec![0u32; dispatches.len() * PARAM_STRIDE as usize / 4];
-    for (i, d) in dispatches.iter().enumerate() {
-        let at = i * PARAM_STRIDE as usize / 4;
-        words[at..at + PARAM_WORDS].copy_from_slice(&d.params);
-    }
-    params.upload(device, queue, &words);
+    let param_bytes = dispatches.len() * PARAM_STRIDE as usize;
+    let input_bytes = 4 * writes.iter().flat_map(|w| w.1).map(|part| part.len()).sum::<usize>();
+    let total = input_bytes + param_bytes;
+    params.ensure(device, param_bytes);
     staging.ensure(device, bytes);
+    if let Some(p) = profiler.as_mut() {
+        p.phase("pack");
+    }
+    if let Some(p) = profiler.as_mut() {
+        p.uploaded(total);
+    }
+    // (destination, source offset, bytes) of each copy out of the upload buffer.
+    let mut copies = Vec::with_capacity(writes.len() + 1);
+    upload
+        .write(device, queue, total, profiler.as_deref_mut(), |put| {
+            let mut at = 0;
+            for &(dst, parts) in writes {
+                let start = at;
+                for part in parts {
+                    put(at, bytemuck::cast_slice(part));
+                    at += part.len() * 4;
+                }
+                copies.push((dst, start, at - start));
+            }
+            // Each dispatch's parameters at the start of its slot; the rest of the slot is not read.
+            for (i, d) in dispatches.iter().enumerate() {
+                put(at + i * PARAM_STRIDE as usize, bytemuck::cast_slice(&d.params));
+            }
+            copies.push((&params.buffer, at, param_bytes));
+        })
+        .await?;
+    if let Some(p) = profiler.as_mut() {
+        p.phase("write");
+    }
     let groups: Vec<wgpu::BindGroup> = dispatches
         .iter()
         .enumerate()
@@ -842,9 +1046,18 @@ async fn submit(
         })
         .collect();
     let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("pocketrec") });
-    if let Some(p) = profiler {
-        p.encode(&mut encoder, dispatches, &groups);
+    let timestamps = profiler.as_mut().filter(|p| p.timestamps());
+    let mut copy_in = |encoder: &mut wgpu::CommandEncoder| {
+        for &(dst, start, len) in &copies {
+            if len > 0 {
+                encoder.copy_buffer_to_buffer(&upload.buffer, start as u64, dst, 0, len as u64);
+            }
+        }
+    };
+    if let Some(p) = timestamps {
+        p.encode(&mut encoder, &mut copy_in, dispatches, &groups);
     } else {
+        copy_in(&mut encoder);
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
         for (d, g) in dispatches.iter().zip(&groups) {
             if d.groups.0 == 0 || d.groups.1 == 0 {
@@ -858,37 +1071,60 @@ async fn submit(
     if bytes > 0 {
         encoder.copy_buffer_to_buffer(result, 0, &staging.buffer, 0, bytes as u64);
     }
-    queue.submit([encoder.finish()]);
-    match scope.pop().await {
+    let commands = encoder.finish();
+    if let Some(p) = profiler.as_mut() {
+        p.phase("encode");
+    }
+    queue.submit([commands]);
+    upload.submitted();
+    let popped = scope.pop().await;
+    if let Some(p) = profiler {
+        p.phase("submit");
+    }
+    match popped {
         Some(e) => Err(gpu_err("submitting the work", e)),
         None => Ok(()),
     }
 }
 
-/// Maps the first `bytes` of the staging buffer and copies them out. Natively `poll` waits for
-/// the submission; in the browser the map promise resolves when it is done.
-async fn read_back(device: &wgpu::Device, staging: &wgpu::Buffer, bytes: usize) -> Result<Vec<u8>, Error> {
+/// Maps the first `bytes` of the staging buffer and copies them out as `T`s. Natively `poll`
+/// waits for the submission; in the browser the map promise resolves when it is done.
+async fn read_back<T: bytemuck::Pod>(
+    device: &wgpu::Device,
+    staging: &wgpu::Buffer,
+    bytes: usize,
+    mut profiler: Option<&mut Profiler>,
+) -> Result<Vec<T>, Error> {
     if bytes == 0 {
         return Ok(Vec::new());
     }
     let slice = staging.slice(..bytes as u64);
+    let done = map(&slice, wgpu::MapMode::Read);
+    #[cfg(not(target_arch = "wasm32"))]
+    device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| gpu_err("waiting for the GPU", e))?;
+    #[cfg(target_arch = "wasm32")]
+    let _ = device;
+    done.await.map_err(|e| gpu_err("reading results back", e))?;
+    if let Some(p) = profiler.as_mut() {
+        p.phase("wait");
+    }
+    let out = bytemuck::pod_collect_to_vec(&slice.get_mapped_range().map_err(|e| gpu_err("mapping the results", e))?);
+    staging.unmap();
+    Ok(out)
+}
+
+/// Asks for `slice` to be mapped; the future resolves when it is.
+fn map(slice: &wgpu::BufferSlice<'_>, mode: wgpu::MapMode) -> MapDone {
     let done = MapDone::default();
     let signal = done.0.clone();
-    slice.map_async(wgpu::MapMode::Read, move |r| {
+    slice.map_async(mode, move |r| {
         let mut s = signal.lock().expect("map state");
         s.result = Some(r);
         if let Some(w) = s.waker.take() {
             w.wake();
         }
     });
-    #[cfg(not(target_arch = "wasm32"))]
-    device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| gpu_err("waiting for the GPU", e))?;
-    #[cfg(target_arch = "wasm32")]
-    let _ = device;
-    done.await.map_err(|e| gpu_err("reading results back", e))?;
-    let out = slice.get_mapped_range().map_err(|e| gpu_err("mapping the results", e))?.to_vec();
-    staging.unmap();
-    Ok(out)
+    done
 }
 
 #[derive(Default)]
@@ -900,6 +1136,14 @@ struct MapState {
 /// Resolves when a `map_async` callback has run.
 #[derive(Default)]
 struct MapDone(Arc<Mutex<MapState>>);
+
+impl MapDone {
+    /// Whether the callback has run.
+    #[cfg(not(target_arch = "wasm32"))]
+    fn is_done(&self) -> bool {
+        self.0.lock().expect("map state").result.is_some()
+    }
+}
 
 impl Future for MapDone {
     type Output = Result<(), wgpu::BufferAsyncError>;
