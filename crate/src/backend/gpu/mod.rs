@@ -36,6 +36,7 @@ use wgpu::util::DeviceExt;
 const HASH: &str = include_str!("hash.wgsl");
 const EMBED: &str = include_str!("embed.wgsl");
 const INDICES: &str = include_str!("indices.wgsl");
+const LAYER: &str = include_str!("layer.wgsl");
 const GEMM: &str = include_str!("gemm.wgsl");
 const GEMV: &str = include_str!("gemv.wgsl");
 const DENSE: &str = include_str!("dense.wgsl");
@@ -395,16 +396,17 @@ impl GpuBackend {
         let gemm_tk = if limits.max_compute_workgroup_storage_size >= 2 * 16 * 33 * 16 { 16 } else { 8 };
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let with_hash = |src: &str| format!("{HASH}\n{src}");
+        let layer = |src: &str| format!("{LAYER}\n{src}");
         let kernels = Kernels {
             embed: Kernel::new(&device, "embed", &with_hash(EMBED)),
             indices: Kernel::new(&device, "indices", &with_hash(INDICES)),
-            gemm: Kernel::new(&device, "gemm", &GEMM.replace("TK: u32 = 16u", &format!("TK: u32 = {gemm_tk}u"))),
+            gemm: Kernel::new(&device, "gemm", &layer(&GEMM.replace("TK: u32 = 16u", &format!("TK: u32 = {gemm_tk}u")))),
             gemm64: Kernel::new(
                 &device,
                 "gemm64",
-                &GEMM.replace("TM: u32 = 128u", "TM: u32 = 64u").replace("TN: u32 = 128u", "TN: u32 = 64u"),
+                &layer(&GEMM.replace("TM: u32 = 128u", "TM: u32 = 64u").replace("TN: u32 = 128u", "TN: u32 = 64u")),
             ),
-            gemv: Kernel::new(&device, "gemv", GEMV),
+            gemv: Kernel::new(&device, "gemv", &layer(GEMV)),
             dense: Kernel::new(&device, "dense", DENSE),
             interact: Kernel::new(&device, "interact", INTERACT),
             fold: Kernel::new(&device, "fold", FOLD),
