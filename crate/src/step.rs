@@ -1,11 +1,12 @@
 //! One training step, data-parallel over the worker threads.
 //!
-//! The batch is cut into one shard of rows per thread. Each shard runs its forward and backward
-//! pass on its own workspace and gradients, so the threads stay busy for the whole pass instead of
-//! meeting at every layer (at small batches those meetings cost more than the work), and each
-//! scatters its own embedding gradient. The shards' gradients are then summed and the optimizer
-//! takes one step, exactly as on the whole batch up to float summation order. With one thread (or
-//! without the `parallel` feature) it is the plain forward, backward and update.
+//! The batch is cut into one shard of rows per thread. Each shard runs its forward pass and its MLP
+//! backward pass on its own workspace and gradients, so the threads stay busy for the whole pass
+//! instead of meeting at every layer (at small batches those meetings cost more than the work).
+//! Then each thread takes one slot range of `W` and scatters every shard's embedding gradient into
+//! it, in batch order; the optimizer sums the shards' MLP gradients as it takes its one step. The
+//! result is the whole-batch step up to the float summation order of the MLP gradients. With one
+//! thread (or without the `parallel` feature) it is the plain forward, backward and update.
 
 use crate::batch::Batch;
 use crate::cpu::{Gradients, Workspace, bce_with_logits};
