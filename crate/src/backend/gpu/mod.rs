@@ -1002,8 +1002,6 @@ async fn submit(
     staging.ensure(device, bytes);
     if let Some(p) = profiler.as_mut() {
         p.phase("pack");
-    }
-    if let Some(p) = profiler.as_mut() {
         p.uploaded(total);
     }
     // (destination, source offset, bytes) of each copy out of the upload buffer.
