@@ -8,7 +8,7 @@
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ndarray::Array2;
 use pocketrec::config::criteo_schema;
-use pocketrec::cpu::Workspace;
+use pocketrec::passes::Workspace;
 use pocketrec::{Batch, Dlrm, HashVariant, ModelConfig, Optimizer, OptimizerKind, Preset, StoredDtype, TrainStep};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 

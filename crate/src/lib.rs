@@ -2,13 +2,14 @@
 //! small array, so a ~10 MB model can be trained natively and scored in the browser.
 //!
 //! The core here has no I/O and no UI: the hash ([`robe`]), the configuration ([`config`]), the
-//! parameters ([`model`]), batches ([`batch`]) and the CPU forward and backward passes ([`cpu`]).
+//! parameters ([`model`]), batches ([`batch`]), the training forward and backward passes
+//! ([`passes`]) and the scoring backends ([`backend`]).
 //! The trainer and the browser bindings are thin layers over this API.
 
 pub mod backend;
 pub mod batch;
 pub mod config;
-pub mod cpu;
+pub mod passes;
 pub mod embedding;
 pub mod gemm;
 pub mod input;
@@ -23,7 +24,7 @@ pub mod wasm;
 
 pub use batch::{Batch, FieldValues};
 pub use config::{DenseTransform, EmbeddingConfig, Field, FieldKind, ModelConfig, Preset, StoredDtype};
-pub use cpu::{Gradients, Workspace};
+pub use passes::{Gradients, Workspace};
 pub use file::{FileError, ModelFile};
 pub use model::{Dlrm, Linear};
 pub use optim::{Optimizer, OptimizerKind};

@@ -6,7 +6,7 @@
 //! SGD without momentum at a constant rate is the authors' setting; Adagrad and Adam are offered
 //! because they converge in fewer steps on hashed embeddings, and are measured against it.
 
-use crate::cpu::Gradients;
+use crate::passes::Gradients;
 use crate::model::Dlrm;
 use serde::{Deserialize, Serialize};
 

@@ -20,7 +20,7 @@
 use crate::Error;
 use crate::batch::{Batch, FieldValues, offsets_ok};
 use crate::config::{FieldKind, ModelConfig};
-use crate::cpu::{PREFETCH_ROWS, hash_values, linear, pooling_scale, sigmoid};
+use crate::passes::{PREFETCH_ROWS, hash_values, linear, pooling_scale, sigmoid};
 use crate::model::{Dlrm, Linear};
 use crate::gemm::matmul;
 use ndarray::{Array1, Array2, ArrayView1, s};

@@ -9,7 +9,7 @@
 //! thread (or without the `parallel` feature) it is the plain forward, backward and update.
 
 use crate::batch::Batch;
-use crate::cpu::{Gradients, Workspace, bce_with_logits};
+use crate::passes::{Gradients, Workspace, bce_with_logits};
 use crate::model::Dlrm;
 use crate::optim::Optimizer;
 

@@ -13,7 +13,7 @@
 //! ```
 
 use crate::backend::{BackendChoice, Scorer};
-use crate::cpu::sigmoid;
+use crate::passes::sigmoid;
 use crate::input::{self, Column};
 use crate::rank::Context;
 use js_sys::{Array, Float32Array, Object, Promise, Reflect, Uint32Array};

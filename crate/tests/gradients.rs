@@ -1,7 +1,7 @@
 //! Finite-difference checks of every gradient kind (MLP weights and biases, the shared array W)
 //! against an independent f64 reference implementation of the DLRM, on random shapes and schemas.
 
-use pocketrec::cpu::{Gradients, Workspace, bce_with_logits};
+use pocketrec::passes::{Gradients, Workspace, bce_with_logits};
 use pocketrec::{
     Batch, DenseTransform, Dlrm, EmbeddingConfig, Field, FieldKind, FieldValues, HashVariant, KeyMode, ModelConfig,
 };
@@ -189,7 +189,7 @@ fn sparse_gradient_touches_only_read_slots_and_drains_each_once() {
 #[test]
 fn block_across_parts_is_added_and_drained_once() {
     rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap().install(|| {
-        let mut g = pocketrec::cpu::SparseGrad::new(10, 4); // parts 0..3, 3..6, 6..10
+        let mut g = pocketrec::passes::SparseGrad::new(10, 4); // parts 0..3, 3..6, 6..10
         g.add_by_parts(|part| {
             part.add_block(2, 2.0, &[1.0, 2.0, 3.0, 4.0]); // slots 2..6: parts 0 and 1
             part.add_block(6, 1.0, &[5.0, 6.0, 7.0, 8.0]); // slots 6..10: part 2

@@ -2,7 +2,7 @@
 //! optimizer lowers the loss on a fixed batch.
 
 use pocketrec::config::criteo_schema;
-use pocketrec::cpu::{Gradients, Workspace, bce_with_logits};
+use pocketrec::passes::{Gradients, Workspace, bce_with_logits};
 use pocketrec::{Batch, Dlrm, HashVariant, ModelConfig, Optimizer, OptimizerKind, Preset, StoredDtype};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 

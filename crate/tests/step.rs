@@ -2,7 +2,7 @@
 //! summation order, and a non-finite loss leaves the model and optimizer untouched.
 
 use pocketrec::config::criteo_schema;
-use pocketrec::cpu::{Gradients, Workspace, bce_with_logits};
+use pocketrec::passes::{Gradients, Workspace, bce_with_logits};
 use pocketrec::{Batch, Dlrm, HashVariant, ModelConfig, Optimizer, OptimizerKind, Preset, StoredDtype, TrainStep};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 

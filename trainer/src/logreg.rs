@@ -55,7 +55,7 @@ impl LogReg {
         while let Some(batch) = stream.next_batch()? {
             for r in 0..batch.rows {
                 let (x, ids) = self.features(&batch, r);
-                let g = pocketrec::cpu::sigmoid(self.logit(&x, &ids)) - batch.labels[r];
+                let g = pocketrec::passes::sigmoid(self.logit(&x, &ids)) - batch.labels[r];
                 let lr = self.lr;
                 let step = |w: &mut f32, acc: &mut f32, g: f32| {
                     *acc += g * g;
@@ -79,7 +79,7 @@ impl LogReg {
         while let Some(batch) = stream.next_batch()? {
             for r in 0..batch.rows {
                 let (x, ids) = self.features(&batch, r);
-                probs.push(pocketrec::cpu::sigmoid(self.logit(&x, &ids)));
+                probs.push(pocketrec::passes::sigmoid(self.logit(&x, &ids)));
             }
             labels.extend_from_slice(&batch.labels);
         }

@@ -6,7 +6,7 @@
 //! bit-identically.
 
 use anyhow::{Context as _, Result, bail};
-use pocketrec::cpu::{Workspace, sigmoid};
+use pocketrec::passes::{Workspace, sigmoid};
 use pocketrec::{Batch, Dlrm, Optimizer, TrainStep};
 
 /// A source of batches for one pass over the data.

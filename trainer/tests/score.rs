@@ -1,7 +1,7 @@
 //! `pocketrec score` end to end on the web demo's data: demo-data -> train -> score gives, row for
 //! row, the library's own forward pass; a schema mismatch is one line of error.
 
-use pocketrec::cpu::sigmoid;
+use pocketrec::passes::sigmoid;
 use pocketrec_trainer::data::{Loader, LoaderOptions};
 use std::path::PathBuf;
 use std::process::{Command, Output};

@@ -3,7 +3,7 @@
 
 use crate::Error;
 use crate::batch::Batch;
-use crate::cpu::Workspace;
+use crate::passes::Workspace;
 use crate::model::Dlrm;
 use crate::rank::{self, Candidates, Context, Ranked};
 

@@ -3,7 +3,7 @@
 
 use anyhow::{Context as _, bail};
 use pocketrec::backend::{BackendChoice, Scorer};
-use pocketrec::cpu::sigmoid;
+use pocketrec::passes::sigmoid;
 use pocketrec_trainer::data::{Loader, LoaderOptions};
 use std::io::Write;
 use std::path::PathBuf;

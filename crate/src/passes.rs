@@ -1,4 +1,5 @@
-//! The CPU forward and backward passes of the DLRM, on ndarray GEMMs.
+//! The DLRM's forward and backward passes for training (on ndarray GEMMs); the scoring backends
+//! that serve requests are [`crate::backend`].
 //!
 //! All activations live in a reusable [`Workspace`], so a training step allocates nothing once
 //! the batch size is stable. Per-row work (embedding gathers, the dot interaction) runs on rayon
