@@ -530,13 +530,12 @@ fn rows(catalog: &Catalog, events: &[Event], opts: &DemoOptions, rng: &mut StdRn
 }
 
 fn write_lines(path: &Path, lines: &[String]) -> anyhow::Result<()> {
-    let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
-    let mut w = std::io::BufWriter::new(file);
+    let mut w = crate::io::AtomicFile::create(path)?;
     writeln!(w, "{}", SCHEMA.join("\t"))?;
     for l in lines {
         writeln!(w, "{l}")?;
     }
-    w.flush().with_context(|| format!("writing {}", path.display()))
+    w.commit()
 }
 
 /// Builds the demo world and writes `catalog.json`, `train.tsv` and `eval.tsv` into `out`.
@@ -559,7 +558,7 @@ pub fn write_demo(out: &Path, opts: &DemoOptions, movielens_dir: Option<&Path>) 
     let (train, eval) = rows(&catalog, &events, opts, &mut rng);
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let json = serde_json::to_string(&catalog)?;
-    std::fs::write(out.join("catalog.json"), json).with_context(|| format!("writing {}/catalog.json", out.display()))?;
+    crate::io::write_atomic(out.join("catalog.json"), json.as_bytes())?;
     write_lines(&out.join("train.tsv"), &train)?;
     write_lines(&out.join("eval.tsv"), &eval)?;
     Ok(DemoSummary { items: catalog.items.len(), users, events: events.len(), train_rows: train.len(), eval_rows: eval.len() })

@@ -161,6 +161,12 @@ pub fn train(
         pos.epoch += 1;
         pos.batch_in_epoch = 0;
     }
+    if pos.step == 0 {
+        bail!(
+            "training made no step, so no model was written: the training data has no valid rows \
+             (see any skipped lines above), or --epochs or --max-steps is 0"
+        );
+    }
     let eval = match last_eval {
         Some((at, e)) if at == pos.samples => Some(e),
         _ => run_eval(model, &pos, observer)?,

@@ -93,11 +93,11 @@ fn resume_continues_bit_identically_across_a_learning_rate_decay() {
     let (whole, part, ckpt) = (dir.join("whole.safetensors"), dir.join("part.safetensors"), dir.join("part.ckpt"));
     // The resumed part crosses into epoch 2, where --lr-decay has halved the rate.
     let common = ["--epochs", "2", "--optimizer", "adam", "--lr", "0.004", "--lr-decay", "0.5", "--checkpoint-every", "50"];
-    ok(train(&common, &whole));
+    ok(train(&[&common[..], &["--keep-checkpoint"]].concat(), &whole));
     let lr = checkpoint_info(&dir.join("whole.safetensors.ckpt"))["lr"].as_f64().unwrap();
     assert!((lr - 0.002).abs() < 1e-9, "epoch 2 runs at lr · lr_decay, got {lr}");
     // Stop inside the first epoch, then resume from the checkpoint.
-    ok(train(&[&common[..], &["--max-steps", "170", "--checkpoint", s(&ckpt)]].concat(), &part));
+    ok(train(&[&common[..], &["--max-steps", "170", "--checkpoint", s(&ckpt), "--keep-checkpoint"]].concat(), &part));
     assert_eq!(checkpoint_step(&ckpt), 170, "the partial run stops at --max-steps");
     assert!(std::fs::read(&whole).unwrap() != std::fs::read(&part).unwrap());
     ok(train(&[&common[..], &["--resume", "--checkpoint", s(&ckpt)]].concat(), &part));

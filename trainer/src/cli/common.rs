@@ -11,10 +11,12 @@ use std::sync::Arc;
 
 #[derive(Args, Clone, Debug)]
 pub struct DataArgs {
-    /// Training data: Criteo TSV or schema TSV, plain or gzip; "-" reads stdin
+    /// Training data: Criteo TSV or schema TSV, plain or gzip. "-" reads stdin once: training reads
+    /// its data more than once, so stdin is first copied to a hidden temporary file beside the
+    /// output (.NAME.stdin.tmpPID, as large as the input), removed when the run ends
     #[arg(long)]
     pub train: String,
-    /// Evaluation data (same formats)
+    /// Evaluation data (same formats; "-" as for --train)
     #[arg(long)]
     pub eval: Option<String>,
     /// Skip this many data rows of the training file
@@ -113,8 +115,9 @@ impl TrainArgs {
 
 impl ModelArgs {
     /// The model config for the schema of the training data.
-    pub fn config(&self, data: &DataArgs, vocab: Option<&Vocabulary>) -> Result<ModelConfig> {
-        let loader = Loader::open(&data.train, LoaderOptions { batch_size: 1, shuffle_buffer: 0, seed: 0, strict: data.strict, skip_rows: 0, max_rows: Some(1) })?;
+    pub fn config(&self, train: &Input, data: &DataArgs, vocab: Option<&Vocabulary>) -> Result<ModelConfig> {
+        let opts = LoaderOptions { batch_size: 1, strict: data.strict, max_rows: Some(1), ..LoaderOptions::default() };
+        let loader = Loader::open_named(&train.path, &train.name, opts)?;
         let schema = loader.schema().clone();
         let z = match self.embedding {
             EmbeddingKind::Hashed => self.preset.dim() as u32,
@@ -131,11 +134,12 @@ impl ModelArgs {
     }
 
     /// The vocabulary of the `full` baseline (a pass over the training rows), else `None`.
-    pub fn vocabulary(&self, data: &DataArgs) -> Result<Option<Arc<Vocabulary>>> {
+    pub fn vocabulary(&self, train: &Input, data: &DataArgs) -> Result<Option<Arc<Vocabulary>>> {
         if self.embedding != EmbeddingKind::Full {
             return Ok(None);
         }
-        let mut stream = open_stream(&data.train, data.skip_rows, data.max_rows, 8192, 0, 0, data.strict, None)?;
+        let opts = LoaderOptions { batch_size: 8192, strict: data.strict, skip_rows: data.skip_rows, max_rows: data.max_rows, ..LoaderOptions::default() };
+        let mut stream = open_stream(train, opts, None)?;
         let mut vocab = Vocabulary::default();
         while let Some(batch) = stream.next_batch()? {
             vocab.add(&batch);
@@ -157,6 +161,22 @@ pub fn set_threads(threads: Option<usize>) -> Result<()> {
     unsafe { std::env::set_var("MATMUL_NUM_THREADS", n.to_string()) };
     rayon::ThreadPoolBuilder::new().num_threads(n).build_global().context("starting the worker threads")?;
     Ok(())
+}
+
+/// A data argument ready to open: `path` is read, `name` is what messages call it (stdin copied
+/// to a spool file is still "standard input").
+#[derive(Clone, Debug)]
+pub struct Input {
+    pub path: String,
+    pub name: String,
+}
+
+impl Input {
+    /// The argument as given: a file path, or `-` for stdin.
+    pub fn new(arg: &str) -> Input {
+        let name = if arg == "-" { "standard input" } else { arg };
+        Input { path: arg.to_string(), name: name.to_string() }
+    }
 }
 
 /// A loader as a batch stream, remapping keys through a vocabulary when given; reports skipped
@@ -197,19 +217,11 @@ impl BatchStream for LoaderStream {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-pub fn open_stream(
-    path: &str,
-    skip_rows: usize,
-    max_rows: Option<usize>,
-    batch_size: usize,
-    shuffle_buffer: usize,
-    seed: u64,
-    strict: bool,
-    vocab: Option<Arc<Vocabulary>>,
-) -> Result<Box<dyn BatchStream>> {
-    let loader = Loader::open(path, LoaderOptions { batch_size, shuffle_buffer, seed, strict, skip_rows, max_rows })?;
-    let plain = path != "-" && !path.ends_with(".gz");
-    let total_bytes = if plain { std::fs::metadata(path).ok().map(|m| m.len()) } else { None };
-    Ok(Box::new(LoaderStream { loader, path: path.to_string(), vocab, total_bytes, max_rows }))
+/// Opens `input` as a batch stream, remapping keys through `vocab` when given.
+pub fn open_stream(input: &Input, opts: LoaderOptions, vocab: Option<Arc<Vocabulary>>) -> Result<Box<dyn BatchStream>> {
+    let max_rows = opts.max_rows;
+    let loader = Loader::open_named(&input.path, &input.name, opts)?;
+    let plain = input.path != "-" && !loader.is_gzip();
+    let total_bytes = if plain { std::fs::metadata(&input.path).ok().map(|m| m.len()) } else { None };
+    Ok(Box::new(LoaderStream { loader, path: input.name.clone(), vocab, total_bytes, max_rows }))
 }

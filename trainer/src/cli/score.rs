@@ -22,7 +22,8 @@ pub struct Args {
     backend: String,
     #[arg(long, default_value_t = 4096)]
     batch: usize,
-    /// Output: one probability per line.
+    /// Output: one probability per line; "-" writes to stdout. A file is written atomically: a
+    /// failed run leaves an existing file untouched
     #[arg(short = 'o', long)]
     out: PathBuf,
 }
@@ -47,8 +48,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     }
     let mut scorer = pollster::block_on(Scorer::new(file.model, choice))?;
     eprintln!("scoring on {} ({})", scorer.backend_name(), scorer.backend_reason());
-    let out = std::fs::File::create(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
-    let mut w = std::io::BufWriter::new(out);
+    let mut w = pocketrec_trainer::io::Output::create(&a.out)?;
     let mut rows = 0usize;
     while let Some(mut batch) = loader.next_batch()? {
         batch.labels.clear();
@@ -57,7 +57,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         }
         rows += batch.rows;
     }
-    w.flush().with_context(|| format!("writing {}", a.out.display()))?;
-    eprintln!("{rows} rows scored -> {}", a.out.display());
+    w.finish().with_context(|| format!("writing {}", a.out.display()))?;
+    let to = if a.out.as_os_str() == "-" { "standard output".into() } else { a.out.display().to_string() };
+    eprintln!("{rows} rows scored -> {to}");
     Ok(())
 }

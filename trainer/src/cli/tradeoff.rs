@@ -3,9 +3,10 @@
 //! markdown table and a PNG plot of eval AUC against stored model size.
 
 use crate::cli::common::{DataArgs, EmbeddingKind, ModelArgs, TrainArgs, set_threads};
-use crate::cli::train::{Args as TrainCmd, train_and_write};
+use crate::cli::train::{Args as TrainCmd, Inputs, train_and_write};
 use anyhow::{Context as _, Result, bail};
 use clap::Args as ClapArgs;
+use image::ImageEncoder as _;
 use plotters::prelude::*;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -50,6 +51,7 @@ pub fn run(args: Args) -> Result<()> {
         runs.push(("hashed".into(), ModelArgs { embedding: EmbeddingKind::Hashed, ..args.model.clone() }));
         runs.push(("full".into(), ModelArgs { embedding: EmbeddingKind::Full, ..args.model.clone() }));
     }
+    let inputs = Inputs::prepare(&args.data, &args.out_dir.join("tradeoff"))?;
     let mut points = Vec::new();
     for (label, model) in runs {
         eprintln!("== {label}");
@@ -61,15 +63,16 @@ pub fn run(args: Args) -> Result<()> {
             output: file,
             checkpoint: None,
             resume: false,
+            keep_checkpoint: false,
             quiet: args.quiet,
         };
-        let outcome = train_and_write(&cmd)?;
+        let outcome = train_and_write(&cmd, &inputs)?;
         let Some(eval) = outcome.eval else { bail!("tradeoff needs --eval data") };
         points.push(Point { label, bytes: outcome.param_bytes, auc: eval.auc, logloss: eval.logloss });
     }
     let table = table(&points);
     print!("{table}");
-    std::fs::write(args.out_dir.join("tradeoff.md"), &table)?;
+    pocketrec_trainer::io::write_atomic(args.out_dir.join("tradeoff.md"), table.as_bytes())?;
     plot(&points, &args.out_dir.join("tradeoff.png"))?;
     eprintln!("wrote {0}/tradeoff.md and {0}/tradeoff.png", args.out_dir.display());
     Ok(())
@@ -91,9 +94,20 @@ fn load_font() -> Result<()> {
     plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).map_err(|_| anyhow::anyhow!("{path} is not a usable font"))
 }
 
+/// Draws into memory and writes the PNG through the atomic writer.
 fn plot(points: &[Point], path: &Path) -> Result<()> {
+    const SIZE: (u32, u32) = (900, 560);
+    let mut rgb = vec![0u8; SIZE.0 as usize * SIZE.1 as usize * 3];
+    draw(points, BitMapBackend::with_buffer(&mut rgb, SIZE).into_drawing_area())?;
+    let mut file = pocketrec_trainer::io::AtomicFile::create(path)?;
+    image::codecs::png::PngEncoder::new(&mut file)
+        .write_image(&rgb, SIZE.0, SIZE.1, image::ColorType::Rgb8)
+        .with_context(|| format!("encoding {}", path.display()))?;
+    file.commit()
+}
+
+fn draw(points: &[Point], root: DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>) -> Result<()> {
     load_font()?;
-    let root = BitMapBackend::new(path, (900, 560)).into_drawing_area();
     root.fill(&WHITE)?;
     let mb = |b: u64| (b as f64 / 1e6).max(1e-3);
     let (lo, hi) = points.iter().fold((f64::MAX, f64::MIN), |(l, h), p| (l.min(mb(p.bytes)), h.max(mb(p.bytes))));

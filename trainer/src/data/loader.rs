@@ -28,16 +28,24 @@ pub struct Loader {
     receiver: Receiver<Message>,
     stats: ReadStats,
     finished: bool,
+    gzip: bool,
 }
 
 impl Loader {
     /// Opens `path` (`-` = stdin), reads its first line to learn the format, and starts the reader
     /// thread. Fails on a missing or empty input, a bad schema header or bad options.
     pub fn open(path: &str, opts: LoaderOptions) -> anyhow::Result<Loader> {
+        let name = if path == "-" { "standard input" } else { path };
+        Loader::open_named(path, name, opts)
+    }
+
+    /// [`Loader::open`], calling the input `name` in messages (a spooled copy of stdin is still
+    /// "standard input").
+    pub fn open_named(path: &str, name: &str, opts: LoaderOptions) -> anyhow::Result<Loader> {
         if opts.batch_size == 0 {
             bail!("the batch size must be at least 1");
         }
-        let name = if path == "-" { "standard input".to_string() } else { path.to_string() };
+        let name = name.to_string();
         let (input, gzip) = open_input(path, &name)?;
         let mut lines = Lines { input, gzip, name, line_no: 0, bytes: 0 };
         let mut first = Vec::new();
@@ -62,7 +70,12 @@ impl Loader {
                 }
             })
             .context("cannot start the loader thread")?;
-        Ok(Loader { schema, receiver, stats: ReadStats::default(), finished: false })
+        Ok(Loader { schema, receiver, stats: ReadStats::default(), finished: false, gzip })
+    }
+
+    /// Whether the input is gzip (its read bytes then count decompressed data).
+    pub fn is_gzip(&self) -> bool {
+        self.gzip
     }
 
     pub fn schema(&self) -> &Schema {

@@ -308,7 +308,7 @@ const CHUNK_ROWS: u64 = 16_384;
 
 /// Writes `rows` rows for `seed` to `path` (gzip when it ends in `.gz`, as concatenated members),
 /// and with `with_probability` each row's true probability to `<path>.prob`, one per line.
-/// Files are written under a temporary name and renamed when complete.
+/// Files are written atomically ([`crate::io::AtomicFile`]).
 /// `progress` is called with the number of rows written so far.
 pub fn write_files(
     path: &std::path::Path,
@@ -325,16 +325,8 @@ pub fn write_files(
         p.push(".prob");
         std::path::PathBuf::from(p)
     };
-    let temp = |p: &std::path::Path| {
-        let mut t = p.as_os_str().to_owned();
-        t.push(".tmp");
-        std::path::PathBuf::from(t)
-    };
-    let create = |p: &std::path::Path| {
-        std::fs::File::create(p).map(|f| std::io::BufWriter::with_capacity(1 << 20, f)).with_context(|| format!("cannot create {}", p.display()))
-    };
-    let mut out = create(&temp(path))?;
-    let mut prob_out = if with_probability { Some(create(&temp(&prob_path))?) } else { None };
+    let mut out = crate::io::AtomicFile::create(path)?;
+    let mut prob_out = if with_probability { Some(crate::io::AtomicFile::create(&prob_path)?) } else { None };
     let synth = Synth::new(seed);
     let chunks = rows.div_ceil(CHUNK_ROWS);
     let wave = (rayon::current_num_threads() * 4) as u64;
@@ -378,14 +370,9 @@ pub fn write_files(
         }
         progress(written);
     }
-    let finish = |w: std::io::BufWriter<std::fs::File>, p: &std::path::Path| -> anyhow::Result<()> {
-        let file = w.into_inner().map_err(|e| e.into_error()).with_context(|| format!("cannot write {}", p.display()))?;
-        file.sync_all().with_context(|| format!("cannot write {}", p.display()))?;
-        std::fs::rename(temp(p), p).with_context(|| format!("cannot rename {} into place", temp(p).display()))
-    };
-    finish(out, path)?;
+    out.commit()?;
     if let Some(p) = prob_out {
-        finish(p, &prob_path)?;
+        p.commit()?;
     }
     let bayes_auc = with_probability.then(|| crate::metrics::auc(&all_probs, &all_labels));
     Ok(SynthSummary { rows, clicks, bayes_auc })
