@@ -153,7 +153,7 @@ mod tests {
 
     fn checkpoint_bytes(dir: &Path) -> Vec<u8> {
         let (dense, fields) = pocketrec::config::criteo_schema();
-        let config = ModelConfig::preset(Preset::Small, dense, fields, 100_000, 4, pocketrec::HashVariant::UmaV1, StoredDtype::F32).unwrap();
+        let config = ModelConfig::preset(Preset::Small, dense, fields, 120_000, 4, pocketrec::HashVariant::UmaV1, StoredDtype::F32).unwrap();
         let model = Dlrm::init(config, 1).unwrap();
         let opt = Optimizer::new(OptimizerKind::Adam, 0.01, &model);
         let path = dir.join("c.ckpt");
