@@ -32,17 +32,29 @@ impl AtomicFile {
     pub fn create(path: impl AsRef<Path>) -> Result<AtomicFile> {
         let path = path.as_ref();
         if path.as_os_str() == "-" {
-            bail!("\"-\" (standard output) is not supported for this output: give a file path (./- for a file named -)");
+            bail!(
+                "\"-\" (standard output) is not supported for this output: give a file path (./- for a file named -)"
+            );
         }
         let target = resolve(path)?;
         clean_stale_temps(&target);
         let tmp = temp_path(&target)?;
-        let file = File::create(&tmp).with_context(|| format!("cannot write {}: cannot create {}", path.display(), tmp.display()))?;
+        let file = File::create(&tmp).with_context(|| {
+            format!(
+                "cannot write {}: cannot create {}",
+                path.display(),
+                tmp.display()
+            )
+        })?;
         if let Ok(old) = fs::metadata(&target) {
             // Replacing a file keeps its permissions.
             let _ = fs::set_permissions(&tmp, old.permissions());
         }
-        Ok(AtomicFile { target, tmp, file: Some(BufWriter::with_capacity(1 << 20, file)) })
+        Ok(AtomicFile {
+            target,
+            tmp,
+            file: Some(BufWriter::with_capacity(1 << 20, file)),
+        })
     }
 
     /// The file the content will end up in (the symlink's target for a symlink).
@@ -92,7 +104,8 @@ impl Drop for AtomicFile {
 /// Writes `bytes` to `path` through an [`AtomicFile`].
 pub fn write_atomic(path: impl AsRef<Path>, bytes: &[u8]) -> Result<()> {
     let mut file = AtomicFile::create(path.as_ref())?;
-    file.write_all(bytes).with_context(|| format!("cannot write {}", path.as_ref().display()))?;
+    file.write_all(bytes)
+        .with_context(|| format!("cannot write {}", path.as_ref().display()))?;
     file.commit()
 }
 
@@ -147,7 +160,10 @@ impl Spool {
     pub fn stdin(target: &Path) -> Result<Spool> {
         let target = resolve(target)?;
         clean_stale_temps(&target);
-        let mut spool = Spool { path: temp_path(&target)?, bytes: 0 };
+        let mut spool = Spool {
+            path: temp_path(&target)?,
+            bytes: 0,
+        };
         let copy = |path: &Path| -> io::Result<u64> {
             let mut file = BufWriter::with_capacity(1 << 20, File::create(path)?);
             let n = io::copy(&mut io::stdin().lock(), &mut file)?;
@@ -191,15 +207,23 @@ pub fn resolve(path: &Path) -> Result<PathBuf> {
         };
         let kind = meta.file_type();
         if kind.is_symlink() {
-            let link = fs::read_link(&p).with_context(|| format!("cannot read the symlink {}", p.display()))?;
+            let link = fs::read_link(&p)
+                .with_context(|| format!("cannot read the symlink {}", p.display()))?;
             p = parent(&p).join(link);
         } else if kind.is_file() {
             return Ok(p);
         } else {
-            bail!("{} is {}, not a regular file: refusing to replace it; give a file path", path.display(), describe(&kind));
+            bail!(
+                "{} is {}, not a regular file: refusing to replace it; give a file path",
+                path.display(),
+                describe(&kind)
+            );
         }
     }
-    bail!("cannot write {}: too many levels of symbolic links", path.display())
+    bail!(
+        "cannot write {}: too many levels of symbolic links",
+        path.display()
+    )
 }
 
 fn describe(kind: &fs::FileType) -> &'static str {
@@ -216,7 +240,11 @@ fn describe(kind: &fs::FileType) -> &'static str {
             return "a socket";
         }
     }
-    if kind.is_dir() { "a directory" } else { "not a regular file" }
+    if kind.is_dir() {
+        "a directory"
+    } else {
+        "not a regular file"
+    }
 }
 
 fn parent(path: &Path) -> &Path {
@@ -227,7 +255,9 @@ fn parent(path: &Path) -> &Path {
 }
 
 fn file_name(path: &Path) -> Result<String> {
-    let name = path.file_name().with_context(|| format!("{} is not a file path", path.display()))?;
+    let name = path
+        .file_name()
+        .with_context(|| format!("{} is not a file path", path.display()))?;
     Ok(name.to_string_lossy().into_owned())
 }
 
@@ -247,10 +277,14 @@ pub fn clean_stale_temps(target: &Path) {
     let Ok(name) = file_name(&target) else { return };
     let prefix = format!(".{name}.tmp");
     let own = std::process::id().to_string();
-    let Ok(entries) = fs::read_dir(parent(&target)) else { return };
+    let Ok(entries) = fs::read_dir(parent(&target)) else {
+        return;
+    };
     for entry in entries.flatten() {
         let file = entry.file_name();
-        let Some(pid) = file.to_str().and_then(|f| f.strip_prefix(&prefix)) else { continue };
+        let Some(pid) = file.to_str().and_then(|f| f.strip_prefix(&prefix)) else {
+            continue;
+        };
         let is_pid = !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit());
         if is_pid && pid != own && !proc.join(pid).exists() {
             let _ = fs::remove_file(entry.path());
@@ -270,7 +304,10 @@ mod tests {
     }
 
     fn names(dir: &Path) -> Vec<String> {
-        let mut v: Vec<_> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        let mut v: Vec<_> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
         v.sort();
         v
     }
@@ -309,7 +346,12 @@ mod tests {
         fs::write(dir.join("real/m.bin"), "old").unwrap();
         std::os::unix::fs::symlink("real/m.bin", dir.join("link")).unwrap();
         write_atomic(dir.join("link"), b"new").unwrap();
-        assert!(fs::symlink_metadata(dir.join("link")).unwrap().file_type().is_symlink());
+        assert!(
+            fs::symlink_metadata(dir.join("link"))
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
         assert_eq!(fs::read(dir.join("real/m.bin")).unwrap(), b"new");
         // A dangling link is followed too: the write creates its target.
         std::os::unix::fs::symlink("real/new.bin", dir.join("dangling")).unwrap();
@@ -326,7 +368,11 @@ mod tests {
         assert!(err.contains("is a directory, not a regular file"), "{err}");
         // A named pipe stands for the special files (a device node, when run as root, would be at risk).
         let fifo = dir.join("fifo");
-        if std::process::Command::new("mkfifo").arg(&fifo).status().is_ok_and(|s| s.success()) {
+        if std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .is_ok_and(|s| s.success())
+        {
             let err = format!("{:#}", write_atomic(&fifo, b"x").unwrap_err());
             assert!(err.contains("is a named pipe, not a regular file"), "{err}");
             assert!(!fs::metadata(&fifo).unwrap().is_file());
@@ -350,7 +396,14 @@ mod tests {
             fs::write(p, "x").unwrap();
         }
         write_atomic(&path, b"m").unwrap();
-        assert_eq!(names(&dir), [".m.bin.tmp1".to_string(), format!(".other.bin.tmp{}", u32::MAX), "m.bin".into()]);
+        assert_eq!(
+            names(&dir),
+            [
+                ".m.bin.tmp1".to_string(),
+                format!(".other.bin.tmp{}", u32::MAX),
+                "m.bin".into()
+            ]
+        );
         fs::remove_dir_all(&dir).unwrap();
     }
 }
