@@ -49,6 +49,11 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<()> {
     set_threads(args.train.threads)?;
+    if args.output.as_os_str() == "-" {
+        bail!(
+            "-o -: the model is not written to standard output (it carries the evaluation JSON lines); give a file path"
+        );
+    }
     let inputs = Inputs::prepare(&args.data, &args.output)?;
     train_and_write(&args, &inputs).map(|_| ())
 }
@@ -199,11 +204,6 @@ pub struct Outcome {
 
 /// Trains as `args` say on `inputs` and writes the model; the worker threads must already be set.
 pub fn train_and_write(args: &Args, inputs: &Inputs) -> Result<Outcome> {
-    if args.output.as_os_str() == "-" {
-        bail!(
-            "-o -: the model is not written to standard output (it carries the evaluation JSON lines); give a file path"
-        );
-    }
     let ckpt_path = args.checkpoint.clone().unwrap_or_else(|| {
         let mut p = args.output.clone().into_os_string();
         p.push(".ckpt");
