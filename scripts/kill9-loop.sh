@@ -8,7 +8,7 @@
 # Small synthetic data, the small preset, 2 threads: a few minutes on 2 cores.
 #
 # Usage: scripts/kill9-loop.sh [KILLS]
-#   POCKETREC=path/to/pocketrec (default: target/release/pocketrec, else target/debug/pocketrec)
+#   POCKETREC=path/to/pocketrec (default: this checkout's target/release/pocketrec, built if stale)
 #   KILL9_DIR=folder to work in (default: a new temporary folder, removed on success)
 #   KILL9_MAX_MS=longest wait before a kill, in milliseconds (default 2000)
 set -euo pipefail
@@ -16,9 +16,12 @@ kills=${1:-20}
 max_ms=${KILL9_MAX_MS:-2000}
 bin=${POCKETREC:-}
 if [ -z "$bin" ]; then
-  for b in target/release/pocketrec target/debug/pocketrec; do [ -x "$b" ] && bin=$b && break; done
+  # This checkout's release binary, as `make build` makes it (rebuilt if stale, so old code is
+  # never what is tested).
+  (cd "$(dirname "$0")/.." && cargo build -q --release -p pocketrec-trainer --bin pocketrec)
+  bin=$(cd "$(dirname "$0")/.." && echo "${CARGO_TARGET_DIR:-$PWD/target}")/release/pocketrec
 fi
-[ -x "${bin:-}" ] || { echo "no pocketrec binary: cargo build --release -p pocketrec-trainer, or set POCKETREC" >&2; exit 2; }
+[ -x "$bin" ] || { echo "no pocketrec binary at $bin" >&2; exit 2; }
 bin=$(realpath "$bin")
 dir=${KILL9_DIR:-$(mktemp -d /tmp/pocketrec-kill9.XXXXXX)}
 mkdir -p "$dir"
