@@ -166,6 +166,34 @@ fn stdin_trains_the_same_model_as_the_file_for_one_and_two_epochs() {
     );
 }
 
+#[test]
+fn a_piped_schema_tsv_keeps_its_header_and_rows() {
+    let d = dir("stdin-schema");
+    let inputs = dir("stdin-schema-inputs");
+    let mut tsv = String::from("label\tdense:age\tcat:city\n");
+    for i in 0..600 {
+        tsv += &format!("{}\t{}\tcity{}\n", (i % 3 == 0) as u8, i % 50, i % 17);
+    }
+    let file = inputs.join("rows.tsv");
+    std::fs::write(&file, &tsv).unwrap();
+    let (from_file, from_stdin) = (d.join("file.st"), d.join("stdin.st"));
+    ok(train(&file, &from_file, &["--batch", "64"]));
+    let out = ok(pocketrec_stdin(
+        &train_args("-", &from_stdin, &["--batch", "64"]),
+        tsv.as_bytes(),
+    ));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("malformed"),
+        "rows were rejected: {stderr}"
+    );
+    assert!(
+        model_parts(&from_file) == model_parts(&from_stdin),
+        "stdin trained another model than the file"
+    );
+    assert_eq!(listing(&d), ["file.st", "stdin.st"]);
+}
+
 // Finding 2: runs that train nothing.
 
 #[test]
