@@ -1,8 +1,9 @@
 //! `pocketrec eval`: AUC, logloss, calibration and speed of a model file on labelled data.
 
-use crate::cli::common::open_stream;
+use crate::cli::common::open_for_model;
 use anyhow::{Context as _, Result};
 use clap::Args as ClapArgs;
+use pocketrec_trainer::data::LoaderOptions;
 use pocketrec_trainer::train::evaluate;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -27,7 +28,8 @@ pub struct Args {
 pub fn run(args: Args) -> Result<()> {
     let bytes = std::fs::read(&args.model).with_context(|| format!("reading {}", args.model.display()))?;
     let file = pocketrec::file::from_bytes(&bytes).with_context(|| format!("loading {}", args.model.display()))?;
-    let mut stream = open_stream(&args.data, args.skip_rows, args.max_rows, 4096, 0, 0, false, None)?;
+    let opts = LoaderOptions { batch_size: 4096, skip_rows: args.skip_rows, max_rows: args.max_rows, ..LoaderOptions::default() };
+    let mut stream = open_for_model(&args.data, opts, &file.model.config)?;
     let start = Instant::now();
     let e = evaluate(&file.model, stream.as_mut())?;
     let secs = start.elapsed().as_secs_f64();

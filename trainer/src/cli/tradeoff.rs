@@ -2,11 +2,12 @@
 //! at several memory budgets and the `hashed` and `full` baselines on the same data, then writes a
 //! markdown table and a PNG plot of eval AUC against stored model size.
 
-use crate::cli::common::{DataArgs, EmbeddingKind, ModelArgs, TrainArgs, set_threads};
+use crate::cli::common::{DataArgs, EmbeddingKind, ModelArgs, TrainArgs, set_threads, train_schema};
 use crate::cli::train::{Args as TrainCmd, train_and_write};
 use anyhow::{Context as _, Result, bail};
 use clap::Args as ClapArgs;
 use plotters::prelude::*;
+use pocketrec::config::parse_bytes;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -18,9 +19,10 @@ pub struct Args {
     pub model: ModelArgs,
     #[command(flatten)]
     pub train: TrainArgs,
-    /// ROBE-Z budgets to train, comma-separated
-    #[arg(long, default_value = "1MB,10MB,100MB", value_delimiter = ',')]
-    pub budgets: Vec<String>,
+    /// ROBE-Z budgets to train, comma-separated, e.g. 4MB,20MB (default: 2, 10 and 100 times the
+    /// bytes of the preset's MLPs on the data's schema, rounded up; each must exceed the MLPs)
+    #[arg(long, value_delimiter = ',', value_parser = parse_bytes)]
+    pub budgets: Vec<u64>,
     /// Also train the `hashed` (at the --memory budget) and `full` baselines
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub baselines: bool,
@@ -39,19 +41,33 @@ struct Point {
 }
 
 pub fn run(args: Args) -> Result<()> {
+    if args.data.eval.is_none() {
+        bail!("tradeoff compares the models by their eval AUC: give --eval data");
+    }
     set_threads(args.train.threads)?;
-    std::fs::create_dir_all(&args.out_dir).with_context(|| format!("creating {}", args.out_dir.display()))?;
-    let mut runs: Vec<(String, ModelArgs)> = Vec::new();
-    for budget in &args.budgets {
-        let memory = pocketrec::config::parse_bytes(budget).map_err(anyhow::Error::msg)?;
-        runs.push((format!("robe {budget}"), ModelArgs { memory, embedding: EmbeddingKind::Robe, ..args.model.clone() }));
+    let schema = train_schema(&args.data)?;
+    let budgets = if args.budgets.is_empty() {
+        default_budgets(args.model.preset.mlp_bytes(schema.dense.len(), schema.fields.len(), args.model.dtype))
+    } else {
+        args.budgets.clone()
+    };
+    // (label, the flag that sets its budget, model options)
+    let mut runs: Vec<(String, &str, ModelArgs)> = Vec::new();
+    for memory in budgets {
+        let model = ModelArgs { memory, embedding: EmbeddingKind::Robe, ..args.model.clone() };
+        runs.push((format!("robe {}", budget_label(memory)), "--budgets", model));
     }
     if args.baselines {
-        runs.push(("hashed".into(), ModelArgs { embedding: EmbeddingKind::Hashed, ..args.model.clone() }));
-        runs.push(("full".into(), ModelArgs { embedding: EmbeddingKind::Full, ..args.model.clone() }));
+        runs.push(("hashed".into(), "--memory", ModelArgs { embedding: EmbeddingKind::Hashed, ..args.model.clone() }));
+        runs.push(("full".into(), "--memory", ModelArgs { embedding: EmbeddingKind::Full, ..args.model.clone() }));
     }
+    // Every model must fit its budget before any of them trains.
+    for (label, flag, model) in &runs {
+        model.config_for(schema.clone(), None).with_context(|| format!("{label}: {flag} {}", model.memory))?;
+    }
+    std::fs::create_dir_all(&args.out_dir).with_context(|| format!("creating {}", args.out_dir.display()))?;
     let mut points = Vec::new();
-    for (label, model) in runs {
+    for (label, _, model) in runs {
         eprintln!("== {label}");
         let file = args.out_dir.join(format!("{}.safetensors", label.replace(' ', "-")));
         let cmd = TrainCmd {
@@ -73,6 +89,25 @@ pub fn run(args: Args) -> Result<()> {
     plot(&points, &args.out_dir.join("tradeoff.png"))?;
     eprintln!("wrote {0}/tradeoff.md and {0}/tradeoff.png", args.out_dir.display());
     Ok(())
+}
+
+/// 2, 10 and 100 times the MLPs' bytes, rounded up to one significant digit: the smallest gives the
+/// embeddings about as many bytes as the MLPs.
+fn default_budgets(mlp_bytes: u64) -> Vec<u64> {
+    let round_up = |x: u64| {
+        let p = 10u64.pow(x.max(1).ilog10());
+        x.div_ceil(p) * p
+    };
+    [2, 10, 100].iter().map(|k| round_up(k * mlp_bytes)).collect()
+}
+
+/// A budget in decimal units for labels and file names: 4MB, 20MB, 1.5KB.
+fn budget_label(bytes: u64) -> String {
+    let units = [("GB", 1e9), ("MB", 1e6), ("KB", 1e3)];
+    match units.iter().find(|(_, scale)| bytes as f64 >= *scale) {
+        Some((unit, scale)) => format!("{}{unit}", bytes as f64 / scale),
+        None => format!("{bytes}B"),
+    }
 }
 
 fn table(points: &[Point]) -> String {
@@ -131,4 +166,36 @@ fn plot(points: &[Point], path: &Path) -> Result<()> {
         .draw()?;
     root.present()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pocketrec::config::{ModelConfig, Preset, StoredDtype, criteo_schema};
+    use pocketrec::HashVariant;
+
+    #[test]
+    fn default_budgets_fit_every_preset() {
+        for preset in Preset::ALL {
+            for dtype in [StoredDtype::F32, StoredDtype::F16] {
+                let (dense, fields) = criteo_schema();
+                let mlp = preset.mlp_bytes(dense.len(), fields.len(), dtype);
+                let budgets = default_budgets(mlp);
+                assert!(budgets.windows(2).all(|w| w[0] < w[1]), "{budgets:?}");
+                for budget in budgets {
+                    let cfg = ModelConfig::preset(preset, dense.clone(), fields.clone(), budget, 4, HashVariant::UmaV1, dtype);
+                    assert!(cfg.is_ok(), "{} {budget}: {:?}", preset.name(), cfg.err());
+                }
+            }
+        }
+        // Kaggle's MLPs take 1.9 MB in f32.
+        assert_eq!(default_budgets(Preset::Kaggle.mlp_bytes(13, 26, StoredDtype::F32)), [4_000_000, 20_000_000, 200_000_000]);
+    }
+
+    #[test]
+    fn budget_labels() {
+        assert_eq!(budget_label(4_000_000), "4MB");
+        assert_eq!(budget_label(1_500), "1.5KB");
+        assert_eq!(budget_label(999), "999B");
+    }
 }
