@@ -85,6 +85,31 @@ impl Preset {
             Preset::Small => (8, vec![32, 8], vec![64, 32, 1]),
         }
     }
+
+    /// The layer widths on a schema of `dense` dense features and `fields` sparse fields:
+    /// (d, bottom MLP, top MLP).
+    fn layers(self, dense: usize, fields: usize) -> (usize, Vec<usize>, Vec<usize>) {
+        let (dim, bottom_hidden, top_hidden) = self.shapes();
+        let mut bottom = vec![dense];
+        bottom.extend(bottom_hidden);
+        let n = fields + 1;
+        let mut top = vec![dim + n * (n - 1) / 2];
+        top.extend(top_hidden);
+        (dim, bottom, top)
+    }
+
+    /// Bytes of this preset's MLPs on a schema, stored in `dtype`: a memory budget must exceed
+    /// them to leave room for embeddings.
+    pub fn mlp_bytes(self, dense: usize, fields: usize, dtype: StoredDtype) -> u64 {
+        let (_, bottom, top) = self.layers(dense, fields);
+        mlp_params(&bottom, &top) as u64 * dtype.bytes()
+    }
+}
+
+/// Parameters (weights and biases) of the MLPs with these layer widths.
+fn mlp_params(bottom: &[usize], top: &[usize]) -> usize {
+    let layer = |w: &[usize]| w[0] * w[1] + w[1];
+    bottom.windows(2).map(layer).sum::<usize>() + top.windows(2).map(layer).sum::<usize>()
 }
 
 impl std::str::FromStr for Preset {
@@ -155,20 +180,20 @@ impl std::str::FromStr for StoredDtype {
 }
 
 /// Parses a memory budget: `10MB` is 10^7 bytes, `10MiB` is 10·2^20; `KB`, `GB`, `KiB`, `GiB`
-/// and plain byte counts too.
+/// and plain byte counts too. Units ignore case (`10mb`, `10mib`) and may follow a space.
 pub fn parse_bytes(s: &str) -> Result<u64, String> {
     let t = s.trim();
     let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let scale: u64 = match unit.trim() {
-        "" | "B" => 1,
-        "KB" | "kB" => 1_000,
-        "MB" => 1_000_000,
-        "GB" => 1_000_000_000,
-        "KiB" => 1 << 10,
-        "MiB" => 1 << 20,
-        "GiB" => 1 << 30,
-        u => return Err(format!("unknown unit {u:?} in {s:?}: use B, KB, MB, GB, KiB, MiB or GiB")),
+    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        _ => return Err(format!("unknown unit {:?} in {s:?}: use B, KB, MB, GB, KiB, MiB or GiB (any case)", unit.trim())),
     };
     let n: f64 = num.parse().map_err(|_| format!("{s:?} is not a size such as 10MB or 10MiB"))?;
     let bytes = n * scale as f64;
@@ -189,12 +214,7 @@ impl ModelConfig {
         hash: HashVariant,
         dtype: StoredDtype,
     ) -> Result<Self, Error> {
-        let (dim, bottom_hidden, top_hidden) = preset.shapes();
-        let mut bottom = vec![dense.len()];
-        bottom.extend(bottom_hidden);
-        let n = fields.len() + 1;
-        let mut top = vec![dim + n * (n - 1) / 2];
-        top.extend(top_hidden);
+        let (dim, bottom, top) = preset.layers(dense.len(), fields.len());
         let mut cfg = ModelConfig {
             dense_transform: DenseTransform::Log1p,
             dense,
@@ -205,12 +225,12 @@ impl ModelConfig {
             embedding: EmbeddingConfig::Robe { m: 0, z, hash },
             key_mode: KeyMode::Raw,
         };
-        let mlp_bytes = cfg.mlp_params() as u64 * dtype.bytes();
+        let mlp_bytes = preset.mlp_bytes(cfg.dense.len(), cfg.fields.len(), dtype);
         let m = budget_bytes.saturating_sub(mlp_bytes) / dtype.bytes();
         if m <= z as u64 {
             return Err(Error::Config(format!(
                 "a budget of {budget_bytes} bytes leaves no room for embeddings: the MLPs alone take \
-                 {mlp_bytes} bytes in {}; raise --memory",
+                 {mlp_bytes} bytes in {}; raise the memory budget",
                 dtype.name()
             )));
         }
@@ -221,8 +241,7 @@ impl ModelConfig {
 
     /// Number of parameters in the MLPs (weights and biases).
     pub fn mlp_params(&self) -> usize {
-        let layer = |w: &[usize]| w[0] * w[1] + w[1];
-        self.bottom.windows(2).map(layer).sum::<usize>() + self.top.windows(2).map(layer).sum::<usize>()
+        mlp_params(&self.bottom, &self.top)
     }
 
     /// Floating-point operations of one row's forward pass: the MLP multiply-adds and the dot
@@ -338,6 +357,10 @@ mod tests {
         assert_eq!(parse_bytes("10MiB"), Ok(10 << 20));
         assert_eq!(parse_bytes("1.5KB"), Ok(1500));
         assert_eq!(parse_bytes("4096"), Ok(4096));
+        assert_eq!(parse_bytes("10mb"), Ok(10_000_000));
+        assert_eq!(parse_bytes("10 Mb"), Ok(10_000_000));
+        assert_eq!(parse_bytes("2kib"), Ok(2048));
+        assert_eq!(parse_bytes("1gB"), Ok(1_000_000_000));
         assert!(parse_bytes("ten MB").is_err());
         assert!(parse_bytes("10XB").is_err());
         assert!(parse_bytes("0MB").is_err());
@@ -351,6 +374,7 @@ mod tests {
         assert_eq!(cfg.bottom, vec![13, 512, 256, 64, 16]);
         assert_eq!(cfg.top, vec![367, 512, 256, 1]);
         let total = cfg.mlp_params() as u64 * 4 + cfg.embedding_len() * 4;
+        assert_eq!(Preset::Kaggle.mlp_bytes(13, 26, StoredDtype::F32), cfg.mlp_params() as u64 * 4);
         assert!(total <= 10_000_000 && total > 10_000_000 - 8, "{total}");
     }
 
@@ -368,6 +392,6 @@ mod tests {
         let (dense, fields) = criteo_schema();
         let err = ModelConfig::preset(Preset::Kaggle, dense, fields, 1000, 4, HashVariant::UmaV1, StoredDtype::F32)
             .unwrap_err();
-        assert!(err.to_string().contains("raise --memory"), "{err}");
+        assert!(err.to_string().contains("raise the memory budget"), "{err}");
     }
 }

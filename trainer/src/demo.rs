@@ -253,11 +253,13 @@ fn gumbel(rng: &mut StdRng) -> f32 {
     -(-u.ln()).ln()
 }
 
+/// The largest synthetic catalog: half the distinct item names, so that drawing unique names ends.
+pub const MAX_ITEMS: usize = CATEGORIES.len() * 20 * COLORS.len() * 3 * STYLES.len() * 3 / 2;
+
 /// The synthetic catalog (unique names) and its hidden truth.
 fn synthetic_catalog(n: usize, rng: &mut StdRng) -> anyhow::Result<(Catalog, Vec<ItemTruth>)> {
-    let combos = CATEGORIES.len() * 20 * COLORS.len() * 3 * STYLES.len() * 3;
-    if n == 0 || n > combos / 2 {
-        bail!("--items must be between 1 and {}", combos / 2);
+    if n == 0 || n > MAX_ITEMS {
+        bail!("the synthetic catalog holds between 1 and {MAX_ITEMS} items, not {n}");
     }
     let mut seen = std::collections::HashSet::new();
     let (mut items, mut truth) = (Vec::with_capacity(n), Vec::with_capacity(n));
@@ -394,7 +396,7 @@ fn token(s: &str) -> String {
 fn movielens(dir: &Path) -> anyhow::Result<(Catalog, Vec<Event>, usize)> {
     let movies_path = dir.join("movies.csv");
     let movies = std::fs::read_to_string(&movies_path)
-        .with_context(|| format!("reading {} (is --movielens the ml-latest-small folder?)", movies_path.display()))?;
+        .with_context(|| format!("reading {} (is {} the ml-latest-small folder?)", movies_path.display(), dir.display()))?;
     let (mut items, mut index) = (Vec::new(), HashMap::new());
     let mut genres_seen: Vec<String> = Vec::new();
     for (n, line) in movies.lines().enumerate().skip(1) {
@@ -548,7 +550,7 @@ pub fn write_demo(out: &Path, opts: &DemoOptions, movielens_dir: Option<&Path>) 
         Some(dir) => movielens(dir)?,
         None => {
             if opts.users == 0 || opts.events_per_user == 0 {
-                bail!("--users and --events-per-user must be at least 1");
+                bail!("the synthetic world needs at least 1 user and 1 event per user");
             }
             let (catalog, truth) = synthetic_catalog(opts.items, &mut rng)?;
             let events = synthetic_events(opts, &truth, &mut rng);

@@ -13,6 +13,17 @@ pub mod vocab;
 pub mod demo;
 pub mod serve;
 
+/// A count with its noun, plural unless the count is 1: `count(1, "step")` is "1 step",
+/// `count(3, "batch")` is "3 batches". Every count the CLI prints goes through here.
+pub fn count(n: u64, noun: &str) -> String {
+    let plural = match n {
+        1 => "",
+        _ if noun.ends_with(['s', 'x']) || noun.ends_with("ch") || noun.ends_with("sh") => "es",
+        _ => "s",
+    };
+    format!("{n} {noun}{plural}")
+}
+
 /// A file of the real test data in `../shared/data` beside the repository (DESIGN.md §8), or under
 /// `$POCKETREC_SHARED_DATA`; `None` when absent, so tests and benchmarks skip with a message.
 /// The checkout is `trainer/..`; a git worktree may sit one level deeper.
@@ -23,4 +34,15 @@ pub fn shared_data(rel: &str) -> Option<std::path::PathBuf> {
         .chain(["../../shared/data", "../../../shared/data"].iter().map(|up| manifest.join(up)))
         .map(|dir| dir.join(rel))
         .find(|p| p.exists())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn counts_are_plural_unless_one() {
+        assert_eq!(super::count(1, "step"), "1 step");
+        assert_eq!(super::count(0, "step"), "0 steps");
+        assert_eq!(super::count(2, "bad line"), "2 bad lines");
+        assert_eq!(super::count(3, "batch"), "3 batches");
+    }
 }

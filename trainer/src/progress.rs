@@ -51,17 +51,17 @@ impl Reporter {
             bar.finish_and_clear();
         }
         eprintln!(
-            "trained {} steps, {} samples in {:.1} s ({:.0} samples/s)",
-            pos.step,
-            pos.samples,
+            "trained {}, {} in {:.1} s ({:.0} samples/s)",
+            crate::count(pos.step, "step"),
+            crate::count(pos.samples, "sample"),
             self.start.elapsed().as_secs_f64(),
             self.samples_per_sec(pos)
         );
         if let Some(e) = eval {
             let bayes = bayes_auc.map_or(String::new(), |b| format!(" (Bayes-optimal {b:.4})"));
             eprintln!(
-                "eval: AUC {:.4}{bayes}, logloss {:.4}, mean prediction {:.4} vs click rate {:.4} ({} rows)",
-                e.auc, e.logloss, e.mean_prediction, e.click_rate, e.rows
+                "eval: AUC {:.4}{bayes}, logloss {:.4}, mean prediction {:.4} vs click rate {:.4} ({})",
+                e.auc, e.logloss, e.mean_prediction, e.click_rate, crate::count(e.rows as u64, "row")
             );
         }
         eprintln!("wrote {} ({:.2} MB)", path.display(), bytes as f64 / 1e6);

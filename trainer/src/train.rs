@@ -142,7 +142,7 @@ pub fn train(
             if !loss.is_finite() {
                 bail!(
                     "the loss became {loss} at step {}: training stopped, the last checkpoint is kept; \
-                     lower --lr or check the input data",
+                     lower the learning rate or check the input data",
                     pos.step + 1
                 );
             }

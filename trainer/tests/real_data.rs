@@ -25,7 +25,7 @@ impl BatchStream for Rows {
 }
 
 fn rows(path: &str, skip: usize, max: Option<usize>, shuffle_seed: u64) -> Rows {
-    let opts = LoaderOptions { batch_size: 512, shuffle_buffer: 10_000, seed: shuffle_seed, strict: true, skip_rows: skip, max_rows: max };
+    let opts = LoaderOptions { batch_size: 512, shuffle_buffer: 10_000, seed: shuffle_seed, strict: true, skip_rows: skip, max_rows: max, ..LoaderOptions::default() };
     Rows(Loader::open(path, opts).unwrap())
 }
 

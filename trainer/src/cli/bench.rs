@@ -7,6 +7,7 @@ use clap::{Args as ClapArgs, Subcommand};
 use ndarray::Array2;
 use pocketrec::config::criteo_schema;
 use pocketrec::{Dlrm, HashVariant, ModelConfig, Optimizer, OptimizerKind, Preset, StoredDtype};
+use pocketrec_trainer::count;
 use pocketrec_trainer::train::{BatchStream, LoopOptions, Observer, Position, train};
 use std::time::Instant;
 
@@ -135,15 +136,17 @@ fn train_bench(b: TrainBench) -> Result<()> {
                 "step_gemms_only_ratio_to_gemm": ceiling / gemm})
         );
     } else {
-        println!("preset {:?}, batch {}, {} steps, {} threads", b.preset, b.batch, b.steps, rayon::current_num_threads());
+        let shards = rayon::current_num_threads().min(b.batch / 32).max(1);
+        let (steps, threads) = (count(b.steps, "step"), count(rayon::current_num_threads() as u64, "thread"));
+        println!("preset {:?}, batch {}, {steps}, {threads}", b.preset, b.batch);
         println!("training   {samples_per_s:.0} samples/s = {:.1} GFLOP/s ({flops_per_row} FLOP per sample)", achieved / 1e9);
         println!("GEMM       {:.1} GFLOP/s (2048x512x256, the model's kernels, same run)", gemm / 1e9);
         println!("ratio      {:.0}% of the GEMM rate", 100.0 * achieved / gemm);
         println!(
-            "ceiling    {:.0}% of the GEMM rate: the step's own GEMMs alone ({} shards of {} rows, {:.2} ms, same run)",
+            "ceiling    {:.0}% of the GEMM rate: the step's own GEMMs alone ({} of {}, {:.2} ms, same run)",
             100.0 * ceiling / gemm,
-            rayon::current_num_threads().min(b.batch / 32).max(1),
-            b.batch.div_ceil(rayon::current_num_threads().min(b.batch / 32).max(1)),
+            count(shards as u64, "shard"),
+            count(b.batch.div_ceil(shards) as u64, "row"),
             1e3 * gemm_only_secs
         );
     }

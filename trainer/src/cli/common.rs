@@ -3,8 +3,8 @@
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, ValueEnum};
 use pocketrec::config::{EmbeddingConfig, parse_bytes};
-use pocketrec::{HashVariant, KeyMode, ModelConfig, OptimizerKind, Preset, StoredDtype};
-use pocketrec_trainer::data::{Loader, LoaderOptions};
+use pocketrec::{FieldKind, HashVariant, KeyMode, ModelConfig, OptimizerKind, Preset, StoredDtype};
+use pocketrec_trainer::data::{Loader, LoaderOptions, Schema};
 use pocketrec_trainer::train::BatchStream;
 use pocketrec_trainer::vocab::Vocabulary;
 use std::sync::Arc;
@@ -54,7 +54,7 @@ pub struct ModelArgs {
     /// DLRM shapes: kaggle, terabyte or small
     #[arg(long, default_value = "kaggle")]
     pub preset: Preset,
-    /// Budget for the whole stored model, e.g. 10MB (10^7 bytes) or 10MiB
+    /// Budget for the whole stored model, e.g. 10MB (10^7 bytes) or 10MiB (units in any case)
     #[arg(long, default_value = "10MB", value_parser = parse_bytes)]
     pub memory: u64,
     /// ROBE block size Z
@@ -113,12 +113,20 @@ impl TrainArgs {
     }
 }
 
+/// The schema of the training data, from its first line.
+pub fn train_schema(train: &Input, data: &DataArgs) -> Result<Schema> {
+    let opts = LoaderOptions { batch_size: 1, strict: data.strict, max_rows: Some(1), ..LoaderOptions::default() };
+    Ok(Loader::open_named(&train.path, &train.name, opts)?.schema().clone())
+}
+
 impl ModelArgs {
     /// The model config for the schema of the training data.
     pub fn config(&self, train: &Input, data: &DataArgs, vocab: Option<&Vocabulary>) -> Result<ModelConfig> {
-        let opts = LoaderOptions { batch_size: 1, strict: data.strict, max_rows: Some(1), ..LoaderOptions::default() };
-        let loader = Loader::open_named(&train.path, &train.name, opts)?;
-        let schema = loader.schema().clone();
+        self.config_for(train_schema(train, data)?, vocab).with_context(|| format!("--preset {} --memory {}", self.preset.name(), self.memory))
+    }
+
+    /// The model config for a schema; errors are the library's, for the caller to name its flags.
+    pub fn config_for(&self, schema: Schema, vocab: Option<&Vocabulary>) -> Result<ModelConfig> {
         let z = match self.embedding {
             EmbeddingKind::Hashed => self.preset.dim() as u32,
             _ => self.z,
@@ -151,14 +159,13 @@ impl ModelArgs {
     }
 }
 
-/// Sets the worker threads of rayon and of the GEMMs; call before any parallel work.
+/// Sets the worker threads (rayon's pool, which the GEMMs and the per-row work share); call
+/// before any parallel work.
 pub fn set_threads(threads: Option<usize>) -> Result<()> {
     let n = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     if n == 0 {
         bail!("--threads must be at least 1");
     }
-    // SAFETY: called at startup, before any other thread exists.
-    unsafe { std::env::set_var("MATMUL_NUM_THREADS", n.to_string()) };
     rayon::ThreadPoolBuilder::new().num_threads(n).build_global().context("starting the worker threads")?;
     Ok(())
 }
@@ -217,11 +224,52 @@ impl BatchStream for LoaderStream {
     }
 }
 
+impl LoaderStream {
+    fn boxed(loader: Loader, input: &Input, max_rows: Option<usize>, vocab: Option<Arc<Vocabulary>>) -> Box<dyn BatchStream> {
+        let plain = input.path != "-" && !loader.is_gzip();
+        let total_bytes = if plain { std::fs::metadata(&input.path).ok().map(|m| m.len()) } else { None };
+        Box::new(LoaderStream { loader, path: input.name.clone(), vocab, total_bytes, max_rows })
+    }
+}
+
+/// Fails unless data of `schema` (read from `source`) has the columns `model` was trained on.
+pub fn check_schema(source: &str, schema: &Schema, model: &ModelConfig) -> Result<()> {
+    if schema.dense == model.dense && schema.fields == model.fields {
+        return Ok(());
+    }
+    // Fields as a schema header writes them.
+    let kind = |k: FieldKind| match k {
+        FieldKind::Categorical => "cat",
+        FieldKind::BagMean => "bag",
+        FieldKind::BagSum => "bagsum",
+    };
+    let fields = |f: &[pocketrec::Field]| f.iter().map(|f| format!("{}:{}", kind(f.kind), f.name)).collect::<Vec<_>>().join(" ");
+    bail!(
+        "{source} does not match the model's schema: the data has {} ({}) and {} ({}), the model {} ({}) and {} ({}); \
+         use data with the columns the model was trained on",
+        pocketrec_trainer::count(schema.dense.len() as u64, "dense column"),
+        schema.dense.join(" "),
+        pocketrec_trainer::count(schema.fields.len() as u64, "sparse field"),
+        fields(&schema.fields),
+        pocketrec_trainer::count(model.dense.len() as u64, "dense column"),
+        model.dense.join(" "),
+        pocketrec_trainer::count(model.fields.len() as u64, "sparse field"),
+        fields(&model.fields),
+    )
+}
+
+/// A stream of the rows of `path` for scoring or evaluating `model`, whose schema it must match.
+pub fn open_for_model(path: &str, opts: LoaderOptions, model: &ModelConfig) -> Result<Box<dyn BatchStream>> {
+    let max_rows = opts.max_rows;
+    let input = Input::new(path);
+    let loader = Loader::open_named(&input.path, &input.name, opts)?;
+    check_schema(&input.name, loader.schema(), model)?;
+    Ok(LoaderStream::boxed(loader, &input, max_rows, None))
+}
+
 /// Opens `input` as a batch stream, remapping keys through `vocab` when given.
 pub fn open_stream(input: &Input, opts: LoaderOptions, vocab: Option<Arc<Vocabulary>>) -> Result<Box<dyn BatchStream>> {
     let max_rows = opts.max_rows;
     let loader = Loader::open_named(&input.path, &input.name, opts)?;
-    let plain = input.path != "-" && !loader.is_gzip();
-    let total_bytes = if plain { std::fs::metadata(&input.path).ok().map(|m| m.len()) } else { None };
-    Ok(Box::new(LoaderStream { loader, path: input.name.clone(), vocab, total_bytes, max_rows }))
+    Ok(LoaderStream::boxed(loader, input, max_rows, vocab))
 }

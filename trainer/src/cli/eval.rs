@@ -1,6 +1,6 @@
 //! `pocketrec eval`: AUC, logloss, calibration and speed of a model file on labelled data.
 
-use crate::cli::common::{Input, open_stream};
+use crate::cli::common::open_for_model;
 use anyhow::{Context as _, Result};
 use clap::Args as ClapArgs;
 use pocketrec_trainer::data::LoaderOptions;
@@ -29,7 +29,7 @@ pub fn run(args: Args) -> Result<()> {
     let bytes = std::fs::read(&args.model).with_context(|| format!("reading {}", args.model.display()))?;
     let file = pocketrec::file::from_bytes(&bytes).with_context(|| format!("loading {}", args.model.display()))?;
     let opts = LoaderOptions { batch_size: 4096, skip_rows: args.skip_rows, max_rows: args.max_rows, ..LoaderOptions::default() };
-    let mut stream = open_stream(&Input::new(&args.data), opts, None)?;
+    let mut stream = open_for_model(&args.data, opts, &file.model.config)?;
     let start = Instant::now();
     let e = evaluate(&file.model, stream.as_mut())?;
     let secs = start.elapsed().as_secs_f64();

@@ -12,9 +12,9 @@ pub struct InitArgs {
     /// Shapes of DESIGN.md §4: kaggle, terabyte, or small (tests and demos).
     #[arg(long)]
     pub preset: Preset,
-    /// Budget for all stored parameters, e.g. 10MB (10^7 bytes) or 10MiB; sets M.
-    #[arg(long)]
-    pub memory: String,
+    /// Budget for all stored parameters, e.g. 10MB (10^7 bytes) or 10MiB (units in any case); sets M.
+    #[arg(long, value_parser = parse_bytes)]
+    pub memory: u64,
     /// ROBE-Z block length Z.
     #[arg(long, default_value_t = 4)]
     pub z: u32,
@@ -32,9 +32,9 @@ pub struct InitArgs {
 }
 
 pub fn run(args: InitArgs) -> Result<()> {
-    let budget = parse_bytes(&args.memory).map_err(anyhow::Error::msg).context("--memory")?;
     let (dense, fields) = criteo_schema();
-    let config = ModelConfig::preset(args.preset, dense, fields, budget, args.z, args.hash, args.dtype)?;
+    let config = ModelConfig::preset(args.preset, dense, fields, args.memory, args.z, args.hash, args.dtype)
+        .with_context(|| format!("--preset {} --memory {}", args.preset.name(), args.memory))?;
     let m = config.embedding_len();
     let model = Dlrm::init(config, args.seed)?;
     let provenance = serde_json::json!({

@@ -1,10 +1,11 @@
 //! `pocketrec score`: batch inference, one click probability per input row, in input order. It is
 //! also the native reference the browser tests compare the wasm engine against.
 
-use anyhow::{Context as _, bail};
+use crate::cli::common::open_for_model;
+use anyhow::Context as _;
 use pocketrec::backend::{BackendChoice, Scorer};
 use pocketrec::passes::sigmoid;
-use pocketrec_trainer::data::{Loader, LoaderOptions};
+use pocketrec_trainer::data::{Labels, LoaderOptions};
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -14,7 +15,10 @@ pub struct Args {
     #[arg(long)]
     model: PathBuf,
     /// Rows to score: Criteo TSV or schema TSV (header line), plain or gzip; "-" reads stdin.
-    /// The label column is read but not used.
+    /// The label column is optional: a row one column short of a labelled row (39 columns for
+    /// Criteo, the header's feature columns for a schema TSV) has none, and a schema header may
+    /// leave out `label`. Labels are not used. Scoring stops at the first malformed row, since
+    /// every row gets its line of output.
     #[arg(long)]
     data: String,
     /// cpu, gpu (wgpu: Vulkan, Metal or DX12) or auto (gpu when an adapter exists).
@@ -32,25 +36,13 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let bytes = std::fs::read(&a.model).with_context(|| format!("reading {}", a.model.display()))?;
     let file = pocketrec::file::from_bytes(&bytes).with_context(|| format!("loading {}", a.model.display()))?;
     let choice: BackendChoice = a.backend.parse().map_err(|e| anyhow::anyhow!("--backend: {e}"))?;
-    let opts = LoaderOptions { batch_size: a.batch.max(1), shuffle_buffer: 0, seed: 0, strict: true, skip_rows: 0, max_rows: None };
-    let mut loader = Loader::open(&a.data, opts)?;
-    let cfg = &file.model.config;
-    let schema = loader.schema();
-    if schema.dense != cfg.dense || schema.fields != cfg.fields {
-        bail!(
-            "{} does not match the model's schema: the data has dense {:?} and fields {:?}, the model {:?} and {:?}",
-            a.data,
-            schema.dense,
-            schema.fields.iter().map(|f| &f.name).collect::<Vec<_>>(),
-            cfg.dense,
-            cfg.fields.iter().map(|f| &f.name).collect::<Vec<_>>()
-        );
-    }
+    let opts = LoaderOptions { batch_size: a.batch.max(1), strict: true, labels: Labels::Optional, ..LoaderOptions::default() };
+    let mut stream = open_for_model(&a.data, opts, &file.model.config)?;
     let mut scorer = pollster::block_on(Scorer::new(file.model, choice))?;
     eprintln!("scoring on {} ({})", scorer.backend_name(), scorer.backend_reason());
     let mut w = pocketrec_trainer::io::Output::create(&a.out)?;
     let mut rows = 0usize;
-    while let Some(mut batch) = loader.next_batch()? {
+    while let Some(mut batch) = stream.next_batch()? {
         batch.labels.clear();
         for z in pollster::block_on(scorer.logits(&batch))? {
             writeln!(w, "{}", sigmoid(z))?;

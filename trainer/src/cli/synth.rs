@@ -42,8 +42,8 @@ pub fn run(args: SynthArgs) -> anyhow::Result<()> {
     if !args.quiet {
         let prob = if args.with_probability { format!(" (+ {}.prob)", args.out.display()) } else { String::new() };
         eprintln!(
-            "wrote {} rows to {}{prob} in {:.1}s",
-            args.rows,
+            "wrote {} to {}{prob} in {:.1}s",
+            pocketrec_trainer::count(args.rows, "row"),
             args.out.display(),
             start.elapsed().as_secs_f64()
         );

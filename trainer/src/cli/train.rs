@@ -220,17 +220,20 @@ pub fn train_and_write(args: &Args, inputs: &Inputs) -> Result<Outcome> {
     if !(lr.is_finite() && lr > 0.0 && lr_decay.is_finite() && lr_decay > 0.0) {
         anyhow::bail!("--lr ({lr}) and --lr-decay ({lr_decay}) must be positive numbers");
     }
+    if args.train.eval_every > 0 && args.data.eval.is_none() {
+        anyhow::bail!("--eval-every needs evaluation data: give --eval");
+    }
     let vocab = args.model.vocabulary(&inputs.train, &args.data)?;
     let options = resume_options(args, inputs);
     let (mut model, mut opt, start) = if args.resume {
         let ck = checkpoint::load(&ckpt_path)?;
         check_resume(&ck.options, &options, &ckpt_path)?;
         eprintln!(
-            "resuming from {} at step {} (epoch {}, {} samples)",
+            "resuming from {} at step {} (epoch {}, {})",
             ckpt_path.display(),
             ck.position.step,
             ck.position.epoch + 1,
-            ck.position.samples
+            pocketrec_trainer::count(ck.position.samples, "sample")
         );
         (ck.model, ck.optimizer, ck.position)
     } else {
@@ -264,6 +267,7 @@ pub fn train_and_write(args: &Args, inputs: &Inputs) -> Result<Outcome> {
             strict: data.strict,
             skip_rows: data.skip_rows,
             max_rows: data.max_rows,
+            ..LoaderOptions::default()
         };
         open_stream(&inputs.train, opts, vocab.clone())
     };

@@ -3,7 +3,7 @@
 //! memory stays constant. Everything the thread does depends only on the input and the options,
 //! so the same path and options give the same batch sequence.
 
-use super::parse::{BadReason, Row, RowParser};
+use super::parse::{BadReason, Row, RowParser, is_header};
 use super::rng::Rng;
 use super::{BadLine, KEPT_BAD_LINES, LoaderOptions, MAX_LINE_BYTES, ReadStats, Schema};
 use anyhow::{Context, anyhow, bail};
@@ -51,13 +51,13 @@ impl Loader {
         let mut first = Vec::new();
         let (schema, parser, pending) = match lines.next(&mut first)? {
             Line::Eof => bail!("{} is empty: it holds no rows", lines.name),
-            Line::Text if first.starts_with(b"label\t") || first == b"label" => {
+            Line::Text if is_header(&first) => {
                 let (schema, parser) =
-                    RowParser::from_header(&first).map_err(|e| anyhow!("{}: line 1: {e}", lines.name))?;
+                    RowParser::from_header(&first, opts.labels).map_err(|e| anyhow!("{}: line 1: {e}", lines.name))?;
                 (schema, parser, None)
             }
-            Line::Text => (Schema::criteo(), RowParser::criteo(), Some(Line::Text)),
-            Line::TooLong => (Schema::criteo(), RowParser::criteo(), Some(Line::TooLong)),
+            Line::Text => (Schema::criteo(), RowParser::criteo().with_labels(opts.labels), Some(Line::Text)),
+            Line::TooLong => (Schema::criteo(), RowParser::criteo().with_labels(opts.labels), Some(Line::TooLong)),
         };
         let (sender, receiver) = sync_channel(BATCHES_IN_FLIGHT);
         let n_fields = schema.fields.len();
@@ -293,7 +293,7 @@ impl Reader {
     fn bad_line(&mut self, reason: BadReason) -> anyhow::Result<()> {
         let line_no = self.lines.line_no;
         if self.opts.strict {
-            bail!("{}: line {line_no}: {reason} (strict mode stops at the first bad line)", self.lines.name);
+            bail!("{}: line {line_no}: {reason}", self.lines.name);
         }
         self.stats.bad_lines += 1;
         if self.stats.first_bad.len() < KEPT_BAD_LINES {

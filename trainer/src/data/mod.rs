@@ -6,8 +6,12 @@
 //! not grow with the file: the loader holds one shuffle buffer and a few batches in flight.
 //!
 //! Input rules, in one place:
-//! - The format is detected from the first line: a line starting with `label\t` is a schema header,
-//!   anything else is a Criteo row. Gzip is detected by its magic bytes; `-` reads stdin.
+//! - The format is detected from the first line: a line whose first cell is `label` (or, for
+//!   unlabelled data, a feature column such as `dense:age`) is a schema header, anything else is a
+//!   Criteo row.
+//! - Training and evaluation need a label on every row ([`Labels::Required`]). Scoring reads
+//!   [`Labels::Optional`]: a row with exactly one column fewer than a labelled row (39 for Criteo,
+//!   the header's feature columns for a schema TSV) has no label, and the header may omit `label`. Gzip is detected by its magic bytes; `-` reads stdin.
 //! - A malformed line (wrong column count, bad label, non-numeric integer, categorical that is not
 //!   8 hex digits, non-finite dense value, line over [`MAX_LINE_BYTES`], blank line) is counted
 //!   and skipped; the first [`KEPT_BAD_LINES`] are kept with their line numbers in [`ReadStats`].
@@ -25,6 +29,16 @@ pub mod synth;
 
 pub use loader::Loader;
 pub use parse::{BadReason, Row, RowParser};
+
+/// Whether rows must start with a label column.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Labels {
+    /// Every row has one (training, evaluation); a row without is a malformed line.
+    #[default]
+    Required,
+    /// A row one column short has no label (scoring).
+    Optional,
+}
 
 /// Lines longer than this (without the newline) are skipped as bad lines.
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
@@ -60,11 +74,20 @@ pub struct LoaderOptions {
     pub skip_rows: usize,
     /// Data lines (good or bad) to read after the skipped ones; `None` reads to the end.
     pub max_rows: Option<usize>,
+    pub labels: Labels,
 }
 
 impl Default for LoaderOptions {
     fn default() -> Self {
-        LoaderOptions { batch_size: 128, shuffle_buffer: 0, seed: 0, strict: false, skip_rows: 0, max_rows: None }
+        LoaderOptions {
+            batch_size: 128,
+            shuffle_buffer: 0,
+            seed: 0,
+            strict: false,
+            skip_rows: 0,
+            max_rows: None,
+            labels: Labels::Required,
+        }
     }
 }
 
@@ -90,7 +113,8 @@ pub struct ReadStats {
 
 impl std::fmt::Display for ReadStats {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} rows, {} bytes, {} bad lines", self.rows, self.bytes, self.bad_lines)?;
+        let (rows, bytes, bad) = (crate::count(self.rows, "row"), crate::count(self.bytes, "byte"), crate::count(self.bad_lines, "bad line"));
+        write!(f, "{rows}, {bytes}, {bad}")?;
         for bad in &self.first_bad {
             write!(f, "; line {}: {}", bad.line_no, bad.reason)?;
         }

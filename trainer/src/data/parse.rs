@@ -3,15 +3,20 @@
 //! Parsing is the loader's hot loop (it must do >= 150 MB/s per core), so it works on raw bytes,
 //! reuses the row's buffers and allocates nothing per field. A bad line gives a [`BadLine`] reason
 //! and the row's contents are then unspecified.
+//!
+//! Labels: with [`Labels::Required`] every row starts with its label. With [`Labels::Optional`]
+//! (scoring) a row with exactly one column fewer than a labelled row has no label, and a schema
+//! header may leave out its `label` column.
 
-use super::Schema;
+use super::{Labels, Schema};
 use pocketrec::FieldKind;
 use pocketrec::robe::fnv1a32;
 
 /// One parsed row: label, raw dense values and the sparse values of every field, flattened.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Row {
-    pub label: f32,
+    /// `None` for a row without a label column (only read with [`Labels::Optional`]).
+    pub label: Option<f32>,
     pub dense: Vec<f32>,
     /// All sparse values, field after field.
     pub values: Vec<u32>,
@@ -29,7 +34,7 @@ impl Row {
 
     /// Appends this row to a batch.
     pub fn push_to(&self, batch: &mut pocketrec::Batch) {
-        batch.push_row(&self.dense, (0..self.ends.len()).map(|f| self.field(f)), Some(self.label));
+        batch.push_row(&self.dense, (0..self.ends.len()).map(|f| self.field(f)), self.label);
     }
 }
 
@@ -185,6 +190,7 @@ enum Column {
 #[derive(Clone, Debug)]
 pub struct RowParser {
     format: Format,
+    labels: Labels,
 }
 
 #[derive(Clone, Debug)]
@@ -198,35 +204,53 @@ enum Format {
 /// Criteo's column count: label + 13 + 26.
 pub const CRITEO_COLUMNS: usize = 40;
 
+/// Whether a first line is a schema header rather than a Criteo row: its first cell is `label` or
+/// a feature column such as `dense:age` (a header without labels). Criteo cells hold no `:`.
+pub fn is_header(line: &[u8]) -> bool {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let first = line.split(|&b| b == b'\t').next().unwrap_or_default();
+    first == b"label" || [&b"dense:"[..], b"cat:", b"bag:", b"bagsum:"].iter().any(|k| first.starts_with(k))
+}
+
 impl RowParser {
     pub fn criteo() -> Self {
-        RowParser { format: Format::Criteo }
+        RowParser { format: Format::Criteo, labels: Labels::Required }
+    }
+
+    /// The same parser reading labels as `labels` says.
+    pub fn with_labels(self, labels: Labels) -> Self {
+        RowParser { labels, ..self }
     }
 
     /// A parser for the schema TSV whose header is `header` (the first line, without its newline).
     /// Returns the schema and the parser, or a message saying what is wrong with the header.
-    pub fn from_header(header: &[u8]) -> Result<(Schema, RowParser), String> {
+    /// The header may leave out `label` only when `labels` is [`Labels::Optional`].
+    pub fn from_header(header: &[u8], labels: Labels) -> Result<(Schema, RowParser), String> {
         let header = std::str::from_utf8(header).map_err(|_| "the header is not UTF-8".to_string())?;
         let header = header.strip_suffix('\r').unwrap_or(header);
-        let mut tokens = header.split('\t');
-        if tokens.next() != Some("label") {
-            return Err("a schema header must start with `label`".into());
-        }
+        let features = match header.strip_prefix("label") {
+            Some(rest) if rest.is_empty() || rest.starts_with('\t') => rest.strip_prefix('\t').unwrap_or(rest),
+            _ if labels == Labels::Optional => header,
+            _ => return Err("a schema header must start with `label`: training and evaluation need labelled rows".into()),
+        };
+        let tokens: Vec<&str> = if features.is_empty() { Vec::new() } else { features.split('\t').collect() };
         let mut schema = Schema { dense: Vec::new(), fields: Vec::new() };
         let mut columns = Vec::new();
-        for (i, token) in tokens.enumerate() {
+        let first = if features.len() < header.len() { 2 } else { 1 };
+        for (i, token) in tokens.into_iter().enumerate() {
+            let column = first + i;
             let (kind, name) = token.split_once(':').ok_or_else(|| {
-                format!("header column {}: {token:?} must be dense:NAME, cat:NAME, bag:NAME or bagsum:NAME", i + 2)
+                format!("header column {column}: {token:?} must be dense:NAME, cat:NAME, bag:NAME or bagsum:NAME")
             })?;
             if name.is_empty() {
-                return Err(format!("header column {}: {token:?} has an empty name", i + 2));
+                return Err(format!("header column {column}: {token:?} has an empty name"));
             }
             let (column, field_kind) = match kind {
                 "dense" => (Column::Dense, None),
                 "cat" => (Column::Cat, Some(FieldKind::Categorical)),
                 "bag" => (Column::Bag, Some(FieldKind::BagMean)),
                 "bagsum" => (Column::Bag, Some(FieldKind::BagSum)),
-                _ => return Err(format!("header column {}: unknown kind {kind:?}: use dense, cat, bag or bagsum", i + 2)),
+                _ => return Err(format!("header column {column}: unknown kind {kind:?}: use dense, cat, bag or bagsum")),
             };
             match field_kind {
                 None => schema.dense.push(name.to_string()),
@@ -237,7 +261,15 @@ impl RowParser {
         if columns.is_empty() {
             return Err("the header names no feature columns".into());
         }
-        Ok((schema, RowParser { format: Format::Schema(columns) }))
+        Ok((schema, RowParser { format: Format::Schema(columns), labels }))
+    }
+
+    /// Columns of a row after its label.
+    fn feature_columns(&self) -> usize {
+        match &self.format {
+            Format::Criteo => CRITEO_COLUMNS - 1,
+            Format::Schema(columns) => columns.len(),
+        }
     }
 
     /// Parses one line (without its `\n`; a trailing `\r` is ignored) into `row`.
@@ -246,48 +278,54 @@ impl RowParser {
         if line.is_empty() {
             return Err(BadReason::Blank);
         }
+        let labelled = self.labels == Labels::Required || Cells::new(line).count_rest() != self.feature_columns();
+        let mut cells = Cells::new(line);
+        row.label = if labelled {
+            let label = cells.next().unwrap_or_default();
+            Some(parse_label(label).ok_or_else(|| BadReason::Label(excerpt(label)))?)
+        } else {
+            None
+        };
+        // Columns in messages count from 1 over the whole line, label included.
+        let first = 1 + usize::from(labelled);
         match &self.format {
-            Format::Criteo => parse_criteo(line, row),
-            Format::Schema(columns) => parse_schema(columns, line, row),
+            Format::Criteo => parse_criteo(cells, first, row),
+            Format::Schema(columns) => parse_schema(columns, cells, first, row),
         }
     }
 }
 
-fn parse_criteo(line: &[u8], row: &mut Row) -> Result<(), BadReason> {
+/// The cells after the label; `first` is the line's column number of the first of them.
+fn parse_criteo(mut cells: Cells, first: usize, row: &mut Row) -> Result<(), BadReason> {
     row.dense.resize(13, 0.0);
     row.values.resize(26, 0);
     if row.ends.len() != 26 {
         row.ends.clear();
         row.ends.extend(1..=26);
     }
-    let mut cells = Cells::new(line);
-    let columns = |cells: &Cells, seen: usize| BadReason::Columns { expected: CRITEO_COLUMNS, got: seen + cells.count_rest() };
-    let label = cells.next().unwrap_or_default();
-    row.label = parse_label(label).ok_or_else(|| BadReason::Label(excerpt(label)))?;
+    let expected = first - 1 + CRITEO_COLUMNS - 1;
+    let columns = |cells: &Cells, seen: usize| BadReason::Columns { expected, got: seen + cells.count_rest() };
     for i in 0..13 {
-        let cell = cells.next().ok_or_else(|| columns(&cells, 1 + i))?;
-        row.dense[i] = parse_int(cell).ok_or_else(|| BadReason::Integer { column: 2 + i, text: excerpt(cell) })?;
+        let cell = cells.next().ok_or_else(|| columns(&cells, first - 1 + i))?;
+        row.dense[i] = parse_int(cell).ok_or_else(|| BadReason::Integer { column: first + i, text: excerpt(cell) })?;
     }
     for i in 0..26 {
-        let cell = cells.next().ok_or_else(|| columns(&cells, 14 + i))?;
-        row.values[i] = parse_hex8(cell).ok_or_else(|| BadReason::Hex { column: 15 + i, text: excerpt(cell) })?;
+        let cell = cells.next().ok_or_else(|| columns(&cells, first + 12 + i))?;
+        row.values[i] = parse_hex8(cell).ok_or_else(|| BadReason::Hex { column: first + 13 + i, text: excerpt(cell) })?;
     }
     if !cells.done {
-        return Err(columns(&cells, CRITEO_COLUMNS));
+        return Err(columns(&cells, expected));
     }
     Ok(())
 }
 
-fn parse_schema(columns: &[Column], line: &[u8], row: &mut Row) -> Result<(), BadReason> {
+fn parse_schema(columns: &[Column], mut cells: Cells, first: usize, row: &mut Row) -> Result<(), BadReason> {
     row.dense.clear();
     row.values.clear();
     row.ends.clear();
-    let expected = columns.len() + 1;
-    let mut cells = Cells::new(line);
-    let label = cells.next().unwrap_or_default();
-    row.label = parse_label(label).ok_or_else(|| BadReason::Label(excerpt(label)))?;
+    let expected = first - 1 + columns.len();
     for (i, column) in columns.iter().enumerate() {
-        let got = 1 + i + cells.count_rest();
+        let got = first - 1 + i + cells.count_rest();
         let cell = cells.next().ok_or(BadReason::Columns { expected, got })?;
         match column {
             Column::Dense => {
@@ -295,7 +333,7 @@ fn parse_schema(columns: &[Column], line: &[u8], row: &mut Row) -> Result<(), Ba
                     0.0
                 } else {
                     std::str::from_utf8(cell).ok().and_then(|s| s.trim().parse::<f32>().ok()).filter(|x| x.is_finite())
-                        .ok_or_else(|| BadReason::Float { column: 2 + i, text: excerpt(cell) })?
+                        .ok_or_else(|| BadReason::Float { column: first + i, text: excerpt(cell) })?
                 };
                 row.dense.push(x);
             }
@@ -327,7 +365,7 @@ mod tests {
     fn parses_a_criteo_line() {
         let mut row = Row::default();
         RowParser::criteo().parse(criteo_line().as_bytes(), &mut row).unwrap();
-        assert_eq!(row.label, 1.0);
+        assert_eq!(row.label, Some(1.0));
         assert_eq!(row.dense[0], -2.0);
         assert_eq!(row.dense[3], 0.0);
         assert_eq!(row.dense[12], 82.0);
@@ -375,8 +413,34 @@ mod tests {
     }
 
     #[test]
+    fn optional_labels_read_rows_one_column_short_as_unlabelled() {
+        let good = criteo_line();
+        let unlabelled = good.split_once('\t').unwrap().1;
+        let (mut a, mut b) = (Row::default(), Row::default());
+        let p = RowParser::criteo().with_labels(Labels::Optional);
+        p.parse(good.as_bytes(), &mut a).unwrap();
+        p.parse(unlabelled.as_bytes(), &mut b).unwrap();
+        assert_eq!((a.label, b.label), (Some(1.0), None));
+        assert_eq!((&a.dense, &a.values), (&b.dense, &b.values));
+        // Column numbers count from the line's first cell, which is now a feature.
+        let zz = unlabelled.replacen("12345678", "zz", 1);
+        assert!(matches!(p.parse(zz.as_bytes(), &mut b), Err(BadReason::Hex { column: 14, .. })));
+        // Required labels: the first cell is read as the label, so the row stays a malformed line.
+        assert!(matches!(RowParser::criteo().parse(unlabelled.as_bytes(), &mut b), Err(BadReason::Label(_))));
+
+        // A schema header may leave out `label` only when labels are optional.
+        assert!(is_header(b"dense:age\tcat:user") && is_header(b"label\r") && !is_header(good.as_bytes()));
+        assert!(RowParser::from_header(b"dense:age\tcat:user", Labels::Required).is_err());
+        let (schema, p) = RowParser::from_header(b"dense:age\tcat:user", Labels::Optional).unwrap();
+        assert_eq!(schema.dense, ["age"]);
+        p.parse(b"3.5\tu42", &mut b).unwrap();
+        assert_eq!((b.label, b.dense.as_slice(), b.field(0)), (None, &[3.5f32][..], &[fnv1a32(b"u42")][..]));
+        assert!(matches!(p.parse(b"x\tu42", &mut b), Err(BadReason::Float { column: 1, .. })));
+    }
+
+    #[test]
     fn schema_header_and_rows() {
-        let (schema, p) = RowParser::from_header(b"label\tdense:age\tcat:user\tbag:genres\tbagsum:tags\tdense:x").unwrap();
+        let (schema, p) = RowParser::from_header(b"label\tdense:age\tcat:user\tbag:genres\tbagsum:tags\tdense:x", Labels::Required).unwrap();
         assert_eq!(schema.dense, ["age", "x"]);
         let kinds: Vec<_> = schema.fields.iter().map(|f| f.kind).collect();
         assert_eq!(kinds, [FieldKind::Categorical, FieldKind::BagMean, FieldKind::BagSum]);
@@ -389,7 +453,7 @@ mod tests {
         assert!(matches!(p.parse(b"0\tabc\tu\t\t\t1", &mut row), Err(BadReason::Float { column: 2, .. })));
         assert!(matches!(p.parse(b"0\tnan\tu\t\t\t1", &mut row), Err(BadReason::Float { .. })));
         assert!(matches!(p.parse(b"0\t1\tu", &mut row), Err(BadReason::Columns { expected: 6, got: 3 })));
-        assert!(RowParser::from_header(b"label\tfoo:x").is_err());
-        assert!(RowParser::from_header(b"label").is_err());
+        assert!(RowParser::from_header(b"label\tfoo:x", Labels::Required).is_err());
+        assert!(RowParser::from_header(b"label", Labels::Required).is_err());
     }
 }

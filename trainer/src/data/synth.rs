@@ -411,7 +411,7 @@ mod tests {
             let mut line = Vec::new();
             write_line(&row, &mut line);
             parser.parse(&line[..line.len() - 1], &mut parsed).unwrap();
-            assert_eq!(parsed.label, row.label);
+            assert_eq!(parsed.label, Some(row.label));
             assert_eq!(parsed.dense, row.dense.map(|x| x.unwrap_or(0) as f32));
             assert_eq!(parsed.values, row.cats.map(|v| v.unwrap_or(0)));
             assert_eq!(&batch.dense[i as usize * 13..][..13], &parsed.dense[..]);
