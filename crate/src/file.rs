@@ -1,11 +1,13 @@
-//! The model file (DESIGN.md §5): safetensors, so any safetensors reader (Python included) can
-//! open it, with the config, the stored dtype and the training provenance in `__metadata__`.
+//! The model file (docs/model-file.md): safetensors, so any safetensors reader (Python included)
+//! can open it, with the config, the stored dtype, the training provenance and a content digest in
+//! `__metadata__`.
 //!
 //! Tensors: `robe.weight` [M] (the embedding array, whatever the embedding kind),
 //! `bottom.{k}.weight` [out, in], `bottom.{k}.bias` [out], `top.{k}.weight`, `top.{k}.bias`, all in
 //! one stored dtype (f32 or f16). The reader trusts nothing: it checks the header, the format tag
-//! and version, the config, every tensor's name, dtype and shape, and that every value is finite,
-//! and answers a [`FileError`] on any bytes, never a panic (`crate/fuzz` fuzzes it).
+//! and version, the digest of the tensor bytes (a flipped bit in a weight would otherwise load as
+//! a different, plausible model), the config, every tensor's name, dtype and shape, and that every
+//! value is finite, and answers a [`FileError`] on any bytes, never a panic (`crate/fuzz` fuzzes it).
 
 use crate::config::{ModelConfig, StoredDtype};
 use crate::model::{Dlrm, Linear};
@@ -20,6 +22,63 @@ pub const FORMAT_TAG: &str = "pocketrec-dlrm";
 pub const FORMAT_VERSION: &str = "1";
 /// Name of the embedding array tensor.
 pub const EMBEDDING_TENSOR: &str = "robe.weight";
+/// `__metadata__` key of the content digest: [`DIGEST_ALGORITHM`], a colon, and the xxh3-64 of
+/// every byte after the header as 16 lowercase hex digits.
+pub const DIGEST_KEY: &str = "digest";
+/// The digest algorithm this build writes and checks.
+pub const DIGEST_ALGORITHM: &str = "xxh3-64";
+
+/// The content digest of a file's tensor data (every byte after the header), as stored under
+/// [`DIGEST_KEY`]: `"xxh3-64:"` and 16 hex digits.
+pub fn digest(data: &[u8]) -> String {
+    format!("{DIGEST_ALGORITHM}:{:016x}", xxhash_rust::xxh3::xxh3_64(data))
+}
+
+/// How a model file is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Check the content digest (the default). Turn it off only on a user's explicit request, to
+    /// salvage a damaged file: the values it loads may not be the ones that were written.
+    pub verify_digest: bool,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions { verify_digest: true }
+    }
+}
+
+/// What is known of a loaded file's content digest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DigestCheck {
+    /// The file's digest matched its tensor bytes.
+    Verified(String),
+    /// The file has a digest that was not checked ([`LoadOptions::verify_digest`] was off).
+    NotChecked(String),
+    /// The file has no digest: written before pocketrec recorded one. It loads, unchecked;
+    /// writing it again adds one.
+    Absent,
+}
+
+impl DigestCheck {
+    /// The digest the file records, if any.
+    pub fn recorded(&self) -> Option<&str> {
+        match self {
+            DigestCheck::Verified(d) | DigestCheck::NotChecked(d) => Some(d),
+            DigestCheck::Absent => None,
+        }
+    }
+}
+
+impl std::fmt::Display for DigestCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DigestCheck::Verified(d) => write!(f, "{d} (verified)"),
+            DigestCheck::NotChecked(d) => write!(f, "{d} (not checked)"),
+            DigestCheck::Absent => write!(f, "none (an older file: its tensor bytes cannot be checked; write it again to add one)"),
+        }
+    }
+}
 
 /// A model read from a file, with how it was stored and where it came from.
 #[derive(Clone, Debug)]
@@ -28,6 +87,8 @@ pub struct ModelFile {
     pub dtype: StoredDtype,
     /// Whatever the writer recorded: data, steps, seed, eval AUC...
     pub provenance: serde_json::Value,
+    /// Whether the tensor bytes were checked against the file's digest.
+    pub digest: DigestCheck,
 }
 
 /// Why a model file could not be written or read. Each message names the problem and what to do.
@@ -59,6 +120,13 @@ pub enum FileError {
     NonFinite { name: String, index: usize, value: f32 },
     #[error("tensor {name:?} value {value} at index {index} is outside the f16 range (±65504); store it as f32")]
     F16Range { name: String, index: usize, value: f32 },
+    #[error(
+        "model file is corrupt (digest mismatch): its tensor bytes hash to {actual}, the file records {expected}, \
+         so it changed after it was written; download or copy it again, or write it again from its source"
+    )]
+    DigestMismatch { expected: String, actual: String },
+    #[error("model file digest {found:?} is not an {DIGEST_ALGORITHM} digest: the file is corrupt or from a newer pocketrec; use a matching pocketrec")]
+    UnknownDigest { found: String },
     #[error("cannot write the model file: {0}")]
     Write(String),
 }
@@ -156,12 +224,13 @@ pub fn to_bytes_with(
         views.push((part.name.as_str(), view));
     }
     let bytes = safetensors::tensor::serialize(views, Some(metadata)).map_err(|e| FileError::Write(e.to_string()))?;
-    sort_metadata(bytes)
+    finish_header(bytes)
 }
 
-/// Rewrites the header with `__metadata__` in key order. The safetensors crate writes it from a
+/// Rewrites the header with the digest of the tensor data (known only once the safetensors crate
+/// has laid the tensors out) and `__metadata__` in key order: the crate writes it from a
 /// `HashMap`, in a different order on every run; sorted, the same model always gives the same bytes.
-fn sort_metadata(bytes: Vec<u8>) -> Result<Vec<u8>, FileError> {
+fn finish_header(bytes: Vec<u8>) -> Result<Vec<u8>, FileError> {
     #[derive(serde::Serialize, serde::Deserialize)]
     struct Header {
         #[serde(rename = "__metadata__")]
@@ -171,7 +240,8 @@ fn sort_metadata(bytes: Vec<u8>) -> Result<Vec<u8>, FileError> {
     }
     let write_err = |e: serde_json::Error| FileError::Write(e.to_string());
     let n = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
-    let header: Header = serde_json::from_slice(&bytes[8..8 + n]).map_err(write_err)?;
+    let mut header: Header = serde_json::from_slice(&bytes[8..8 + n]).map_err(write_err)?;
+    header.metadata.insert(DIGEST_KEY.to_string(), digest(&bytes[8 + n..]));
     let mut text = serde_json::to_vec(&header).map_err(write_err)?;
     text.resize(text.len().next_multiple_of(8), b' ');
     let mut out = Vec::with_capacity(bytes.len() + text.len() - n);
@@ -181,14 +251,43 @@ fn sort_metadata(bytes: Vec<u8>) -> Result<Vec<u8>, FileError> {
     Ok(out)
 }
 
-/// Parses and validates a model file. Never panics, on any bytes.
+/// Parses and validates a model file, its content digest included. Never panics, on any bytes.
 pub fn from_bytes(bytes: &[u8]) -> Result<ModelFile, FileError> {
-    from_bytes_with(bytes, None).map(|(file, _)| file)
+    from_bytes_with_options(bytes, LoadOptions::default())
+}
+
+/// [`from_bytes`] with the digest check as `options` say.
+pub fn from_bytes_with_options(bytes: &[u8], options: LoadOptions) -> Result<ModelFile, FileError> {
+    read(bytes, None, options).map(|(file, _)| file)
 }
 
 /// [`from_bytes`] that also accepts and returns the 1-D tensors whose names start with
 /// `extra_prefix` (a checkpoint's optimizer state), by name.
 pub fn from_bytes_with(bytes: &[u8], extra_prefix: Option<&str>) -> Result<(ModelFile, BTreeMap<String, Vec<f32>>), FileError> {
+    read(bytes, extra_prefix, LoadOptions::default())
+}
+
+/// Checks `data` (the tensor bytes) against the digest in the metadata, if any.
+fn check_digest(recorded: Option<&String>, data: &[u8], options: LoadOptions) -> Result<DigestCheck, FileError> {
+    let Some(recorded) = recorded else { return Ok(DigestCheck::Absent) };
+    if !options.verify_digest {
+        return Ok(DigestCheck::NotChecked(recorded.clone()));
+    }
+    if !recorded.starts_with(&format!("{DIGEST_ALGORITHM}:")) {
+        return Err(FileError::UnknownDigest { found: recorded.clone() });
+    }
+    let actual = digest(data);
+    if actual != *recorded {
+        return Err(FileError::DigestMismatch { expected: recorded.clone(), actual });
+    }
+    Ok(DigestCheck::Verified(actual))
+}
+
+fn read(
+    bytes: &[u8],
+    extra_prefix: Option<&str>,
+    options: LoadOptions,
+) -> Result<(ModelFile, BTreeMap<String, Vec<f32>>), FileError> {
     check_offsets(bytes)?;
     let (header_len, header) = SafeTensors::read_metadata(bytes).map_err(|e| FileError::Safetensors(e.to_string()))?;
     // `read_metadata` checked that the offsets tile exactly the bytes after the header.
@@ -205,6 +304,8 @@ pub fn from_bytes_with(bytes: &[u8], extra_prefix: Option<&str>) -> Result<(Mode
     if version != FORMAT_VERSION {
         return Err(FileError::WrongVersion { found: version.clone() });
     }
+    // Before anything reads the tensors: a damaged value is reported as damage, not as a NaN.
+    let digest = check_digest(metadata.get(DIGEST_KEY), data, options)?;
     let dtype = get("dtype")?;
     let dtype: StoredDtype = dtype.parse().map_err(|_| FileError::UnknownDtype { found: dtype.clone() })?;
     let config: ModelConfig = serde_json::from_str(get("config")?).map_err(|e| FileError::Config(e.to_string()))?;
@@ -264,7 +365,7 @@ pub fn from_bytes_with(bytes: &[u8], extra_prefix: Option<&str>) -> Result<(Mode
     let bottom = mlp(&config.bottom)?;
     let top = mlp(&config.top)?;
     let model = Dlrm::from_parts(config, embedding, bottom, top).map_err(|e| FileError::Config(e.to_string()))?;
-    Ok((ModelFile { model, dtype, provenance }, extras))
+    Ok((ModelFile { model, dtype, provenance, digest }, extras))
 }
 
 /// Decodes little-endian `dtype` values (the length was checked against the shape), refusing
@@ -348,6 +449,13 @@ mod tests {
         edit_header(bytes, |h| h["__metadata__"][key] = json!(value))
     }
 
+    /// Records the digest of the data as it now is: a file whose tensors someone else changed and
+    /// wrote out properly, so that the checks after the digest's see it.
+    fn reseal(bytes: &[u8]) -> Vec<u8> {
+        let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        set_meta(bytes, DIGEST_KEY, &digest(&bytes[8 + n..]))
+    }
+
     #[test]
     fn f32_round_trip_is_bit_exact() {
         let model = small_model(StoredDtype::F32);
@@ -410,8 +518,75 @@ mod tests {
         let at = 8 + n + start + 2 * 4;
         bytes[at..at + 4].copy_from_slice(&f32::NAN.to_le_bytes());
         let err = from_bytes(&bytes).unwrap_err();
+        assert!(matches!(err, FileError::DigestMismatch { .. }), "{err}");
+        let err = from_bytes(&reseal(&bytes)).unwrap_err();
         assert!(matches!(err, FileError::NonFinite { ref name, index: 2, .. } if name == "bottom.0.bias"), "{err}");
         assert!(err.to_string().contains("non-finite"), "{err}");
+    }
+
+    /// Where the tensor data starts, and where `tensor`'s bytes start, in a valid file.
+    fn offsets(bytes: &[u8], tensor: &str) -> (usize, usize) {
+        let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+        (8 + n, 8 + n + header[tensor]["data_offsets"][0].as_u64().unwrap() as usize)
+    }
+
+    #[test]
+    fn digest_covers_every_byte_after_the_header() {
+        // xxh3-64 of no bytes, so an independent reader can check its hash function.
+        assert_eq!(digest(b""), "xxh3-64:2d06800538d394c2");
+        let model = small_model(StoredDtype::F32);
+        let bytes = to_bytes(&model, StoredDtype::F32, &json!(null)).unwrap();
+        let (data, _) = offsets(&bytes, EMBEDDING_TENSOR);
+        let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+        assert_eq!(header["__metadata__"][DIGEST_KEY], json!(digest(&bytes[data..])));
+        assert_eq!(from_bytes(&bytes).unwrap().digest, DigestCheck::Verified(digest(&bytes[data..])));
+    }
+
+    #[test]
+    fn a_flipped_tensor_byte_anywhere_is_a_digest_mismatch() {
+        use rand::{Rng, SeedableRng, rngs::StdRng};
+        for dtype in [StoredDtype::F32, StoredDtype::F16] {
+            let bytes = to_bytes(&small_model(dtype), dtype, &json!({"seed": 7})).unwrap();
+            let (data, embedding) = offsets(&bytes, EMBEDDING_TENSOR);
+            let (_, bias) = offsets(&bytes, "bottom.0.bias");
+            let mut rng = StdRng::seed_from_u64(3);
+            let mut positions = vec![data, bytes.len() - 1, embedding + 5, bias + 1, bias + dtype.bytes() as usize * 3 - 1];
+            positions.extend((0..20).map(|_| rng.random_range(data..bytes.len())));
+            for at in positions {
+                // Low bits of whatever byte: the value stays finite, so only the digest can tell.
+                for flip in [0x01u8, 0x10] {
+                    let mut bad = bytes.clone();
+                    bad[at] ^= flip;
+                    let err = from_bytes(&bad).unwrap_err();
+                    assert!(matches!(err, FileError::DigestMismatch { .. }), "{dtype:?} byte {at} ^ {flip:#x}: {err}");
+                    assert!(err.to_string().starts_with("model file is corrupt (digest mismatch)"), "{err}");
+                    assert!(from_bytes_with(&bad, None).is_err(), "checkpoints are checked too");
+                }
+            }
+            // Skipping the check on request loads the damaged values, and says the digest was not checked.
+            let mut bad = bytes.clone();
+            bad[bias + 3] ^= 0x01;
+            let file = from_bytes_with_options(&bad, LoadOptions { verify_digest: false }).unwrap();
+            assert!(matches!(file.digest, DigestCheck::NotChecked(_)), "{:?}", file.digest);
+            assert_ne!(file.model.bottom[0].bias, from_bytes(&bytes).unwrap().model.bottom[0].bias);
+        }
+    }
+
+    #[test]
+    fn files_without_a_digest_load_and_say_so() {
+        let bytes = to_bytes(&small_model(StoredDtype::F32), StoredDtype::F32, &json!(null)).unwrap();
+        let old = edit_header(&bytes, |h| h["__metadata__"].as_object_mut().unwrap().remove(DIGEST_KEY).map(drop).unwrap());
+        let file = from_bytes(&old).unwrap();
+        assert_eq!(file.digest, DigestCheck::Absent);
+        assert!(file.digest.to_string().starts_with("none"), "{}", file.digest);
+        // Written again, it gets one.
+        let again = to_bytes(&file.model, file.dtype, &file.provenance).unwrap();
+        assert_eq!(again, bytes);
+        // A digest of another algorithm is not silently ignored.
+        let err = from_bytes(&set_meta(&bytes, DIGEST_KEY, "blake3:00")).unwrap_err();
+        assert!(matches!(err, FileError::UnknownDigest { .. }), "{err}");
     }
 
     #[test]
@@ -522,7 +697,7 @@ mod tests {
             obj.remove(&last.0);
         });
         missing.truncate(missing.len() - (data_len - last.1) as usize);
-        let err = from_bytes(&missing).unwrap_err();
+        let err = from_bytes(&reseal(&missing)).unwrap_err();
         assert!(matches!(err, FileError::MissingTensor { ref name } if *name == last.0), "{err}");
 
         // Extra: one more tensor appended with valid offsets.
@@ -530,7 +705,7 @@ mod tests {
             h["zzz"] = json!({"dtype": "F32", "shape": [1], "data_offsets": [data_len, data_len + 4]});
         });
         extra.extend(1f32.to_le_bytes());
-        let err = from_bytes(&extra).unwrap_err();
+        let err = from_bytes(&reseal(&extra)).unwrap_err();
         assert!(matches!(err, FileError::UnexpectedTensor { ref name } if name == "zzz"), "{err}");
 
         // Renamed: both at once; the unknown name is reported.
