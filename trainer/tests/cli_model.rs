@@ -51,7 +51,7 @@ fn kaggle_10mb_fits_the_budget_and_inspect_shows_the_split() {
     assert_eq!(bytes["file"].as_u64().unwrap(), parameters + bytes["header"].as_u64().unwrap());
     assert_eq!(bytes["file"].as_u64().unwrap(), std::fs::metadata(&path).unwrap().len());
     assert!(bytes["header"].as_u64().unwrap() < 16_384, "the file adds only its header");
-    // DESIGN.md §4 kaggle shapes; M is what is left of the budget in f32.
+    // The kaggle shapes of docs/model-file.md; M is what is left of the budget in f32.
     let m = r["m"].as_u64().unwrap();
     assert_eq!(r["params"]["embedding"].as_u64().unwrap(), m);
     assert_eq!(r["params"]["bottom_mlp"].as_u64().unwrap(), 13 * 512 + 512 + 512 * 256 + 256 + 256 * 64 + 64 + 64 * 16 + 16);
@@ -115,14 +115,81 @@ fn broken_files_give_a_one_line_error() {
     let missing = scratch("does-not-exist.safetensors");
     assert_one_line_error(&pocketrec(&["inspect", missing.to_str().unwrap()]), "cannot read");
 
-    // Valid safetensors, corrupt content: a weight patched to NaN.
+    // Valid safetensors, corrupt content: a weight patched to NaN. The digest catches it first;
+    // unchecked, the reader still refuses the value.
     let mut nan = bytes.clone();
     let end = nan.len();
     nan[end - 4..].copy_from_slice(&f32::NAN.to_le_bytes());
     let nan_path = scratch("nan.safetensors");
     std::fs::write(&nan_path, nan).unwrap();
-    assert_one_line_error(&pocketrec(&["inspect", nan_path.to_str().unwrap()]), "non-finite");
+    assert_one_line_error(&pocketrec(&["inspect", nan_path.to_str().unwrap()]), "digest mismatch");
+    assert_one_line_error(&pocketrec(&["inspect", nan_path.to_str().unwrap(), "--no-verify"]), "non-finite");
 
     let too_small = pocketrec(&["init", "--preset", "kaggle", "--memory", "1MB", "-o", path.to_str().unwrap()]);
     assert_one_line_error(&too_small, "raise --memory");
+}
+
+/// Where the tensor data starts (after the 8-byte length and the JSON header).
+fn data_start(bytes: &[u8]) -> usize {
+    8 + u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize
+}
+
+#[test]
+fn a_flipped_tensor_byte_fails_inspect_eval_and_score() {
+    let path = scratch("for-flipping.safetensors");
+    init(&path, &["--preset", "small", "--memory", "200KB"]);
+    let rows = scratch("flip-rows.tsv");
+    let out = pocketrec(&["synth", "--rows", "50", "--seed", "1", "-o", rows.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r = inspect_json(&path);
+    assert!(r["digest"].as_str().unwrap().starts_with("xxh3-64:"), "{r}");
+    assert_eq!(r["digest_verified"], Value::Bool(true));
+
+    // One low bit of the first bias value of the bottom MLP: still a finite, plausible weight.
+    let bytes = std::fs::read(&path).unwrap();
+    let header: Value = serde_json::from_slice(&bytes[8..data_start(&bytes)]).unwrap();
+    let at = data_start(&bytes) + header["bottom.0.bias"]["data_offsets"][0].as_u64().unwrap() as usize;
+    let mut flipped = bytes.clone();
+    flipped[at] ^= 1;
+    let bad = scratch("flipped.safetensors");
+    std::fs::write(&bad, flipped).unwrap();
+    let (bad, rows) = (bad.to_str().unwrap(), rows.to_str().unwrap());
+    let scores = scratch("flipped-scores.txt");
+    let scores = scores.to_str().unwrap();
+    for args in [
+        vec!["inspect", bad],
+        vec!["eval", "--model", bad, "--data", rows],
+        vec!["score", "--model", bad, "--data", rows, "-o", scores],
+    ] {
+        let out = pocketrec(&args);
+        assert_one_line_error(&out, "model file is corrupt (digest mismatch)");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("--no-verify"), "the CLI names its flag");
+    }
+    // Only on request does it load, and inspect says the digest was not checked.
+    let out = pocketrec(&["inspect", bad, "--no-verify"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("(not checked)"));
+    let out = pocketrec(&["score", "--model", bad, "--data", rows, "-o", scores, "--no-verify"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn a_file_without_a_digest_loads_and_inspect_says_none() {
+    let path = scratch("for-legacy.safetensors");
+    init(&path, &["--preset", "small", "--memory", "200KB"]);
+    let bytes = std::fs::read(&path).unwrap();
+    let mut header: Value = serde_json::from_slice(&bytes[8..data_start(&bytes)]).unwrap();
+    header["__metadata__"].as_object_mut().unwrap().remove("digest").unwrap();
+    let mut text = header.to_string().into_bytes();
+    text.resize(text.len().next_multiple_of(8), b' ');
+    let mut legacy = (text.len() as u64).to_le_bytes().to_vec();
+    legacy.extend(text);
+    legacy.extend(&bytes[data_start(&bytes)..]);
+    let legacy_path = scratch("legacy.safetensors");
+    std::fs::write(&legacy_path, legacy).unwrap();
+
+    assert_eq!(inspect_json(&legacy_path)["digest"], Value::Null);
+    let out = pocketrec(&["inspect", legacy_path.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("digest:     none"), "{}", String::from_utf8_lossy(&out.stdout));
 }

@@ -1,6 +1,7 @@
 //! `pocketrec eval`: AUC, logloss, calibration and speed of a model file on labelled data.
 
 use crate::cli::common::open_stream;
+use crate::cli::verify::VerifyArgs;
 use anyhow::{Context as _, Result};
 use clap::Args as ClapArgs;
 use pocketrec_trainer::train::evaluate;
@@ -22,11 +23,13 @@ pub struct Args {
     /// Print one JSON object instead of text
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub verify: VerifyArgs,
 }
 
 pub fn run(args: Args) -> Result<()> {
     let bytes = std::fs::read(&args.model).with_context(|| format!("reading {}", args.model.display()))?;
-    let file = pocketrec::file::from_bytes(&bytes).with_context(|| format!("loading {}", args.model.display()))?;
+    let file = args.verify.read(&bytes).with_context(|| format!("loading {}", args.model.display()))?;
     let mut stream = open_stream(&args.data, args.skip_rows, args.max_rows, 4096, 0, 0, false, None)?;
     let start = Instant::now();
     let e = evaluate(&file.model, stream.as_mut())?;

@@ -1,6 +1,7 @@
 //! `pocketrec score`: batch inference, one click probability per input row, in input order. It is
 //! also the native reference the browser tests compare the wasm engine against.
 
+use crate::cli::verify::VerifyArgs;
 use anyhow::{Context as _, bail};
 use pocketrec::backend::{BackendChoice, Scorer};
 use pocketrec::passes::sigmoid;
@@ -25,11 +26,13 @@ pub struct Args {
     /// Output: one probability per line.
     #[arg(short = 'o', long)]
     out: PathBuf,
+    #[command(flatten)]
+    verify: VerifyArgs,
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
     let bytes = std::fs::read(&a.model).with_context(|| format!("reading {}", a.model.display()))?;
-    let file = pocketrec::file::from_bytes(&bytes).with_context(|| format!("loading {}", a.model.display()))?;
+    let file = a.verify.read(&bytes).with_context(|| format!("loading {}", a.model.display()))?;
     let choice: BackendChoice = a.backend.parse().map_err(|e| anyhow::anyhow!("--backend: {e}"))?;
     let opts = LoaderOptions { batch_size: a.batch.max(1), shuffle_buffer: 0, seed: 0, strict: true, skip_rows: 0, max_rows: None };
     let mut loader = Loader::open(&a.data, opts)?;
