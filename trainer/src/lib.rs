@@ -13,7 +13,7 @@ pub mod vocab;
 pub mod demo;
 pub mod serve;
 
-/// A file of the real test data in `../shared/data` beside the repository (DESIGN.md §8), or under
+/// A file of the real test data in `../shared/data` beside the repository (never copied into it), or under
 /// `$POCKETREC_SHARED_DATA`; `None` when absent, so tests and benchmarks skip with a message.
 /// The checkout is `trainer/..`; a git worktree may sit one level deeper.
 pub fn shared_data(rel: &str) -> Option<std::path::PathBuf> {
