@@ -19,8 +19,15 @@ fn expand(cell: &str) -> Vec<u32> {
 #[test]
 fn hash_constants_are_the_codes() {
     for (name, value) in [("P", P), ("R1", R1), ("R2", R2), ("R3", R3)] {
-        let line = HASH_MD.lines().find(|l| l.split_whitespace().next() == Some(name)).unwrap_or_else(|| panic!("{name} missing"));
-        assert_eq!(line.split_whitespace().nth(2), Some(value.to_string().as_str()), "{line}");
+        let line = HASH_MD
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("{name} missing"));
+        assert_eq!(
+            line.split_whitespace().nth(2),
+            Some(value.to_string().as_str()),
+            "{line}"
+        );
     }
 }
 
@@ -34,12 +41,16 @@ fn golden_table_is_what_the_code_computes() {
         .map(|s| s.trim().parse().unwrap())
         .collect();
     assert_eq!(tables.len(), 26);
-    let mode = KeyMode::Dictionary { table_sizes: tables };
+    let mode = KeyMode::Dictionary {
+        table_sizes: tables,
+    };
     let offsets = mode.table_offsets();
     let mut rows = 0;
     for line in HASH_MD.lines() {
         let cells: Vec<&str> = line.split('|').map(str::trim).collect();
-        let Some(variant) = cells.get(1).and_then(|v| v.parse::<HashVariant>().ok()) else { continue };
+        let Some(variant) = cells.get(1).and_then(|v| v.parse::<HashVariant>().ok()) else {
+            continue;
+        };
         if cells.len() != 9 {
             continue; // the table of formulas
         }
@@ -56,5 +67,8 @@ fn golden_table_is_what_the_code_computes() {
 #[test]
 fn digest_example_is_xxh3_of_no_bytes() {
     let example = pocketrec::file::digest(b"");
-    assert!(MODEL_FILE_MD.contains(&format!("`{example}`")), "docs/model-file.md must show {example}");
+    assert!(
+        MODEL_FILE_MD.contains(&format!("`{example}`")),
+        "docs/model-file.md must show {example}"
+    );
 }

@@ -29,7 +29,10 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<()> {
     let bytes = std::fs::read(&args.model).with_context(|| format!("reading {}", args.model.display()))?;
-    let file = args.verify.read(&bytes).with_context(|| format!("loading {}", args.model.display()))?;
+    let file = args
+        .verify
+        .read(&bytes)
+        .with_context(|| format!("loading {}", args.model.display()))?;
     let mut stream = open_stream(&args.data, args.skip_rows, args.max_rows, 4096, 0, 0, false, None)?;
     let start = Instant::now();
     let e = evaluate(&file.model, stream.as_mut())?;

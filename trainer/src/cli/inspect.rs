@@ -1,10 +1,10 @@
 //! `pocketrec inspect`: what a model file holds (config, M, Z, hash, dtype) and where its bytes go
 //! (embedding array, bottom MLP, top MLP, header). Validates the file fully on the way.
 
+use crate::cli::verify::VerifyArgs;
 use anyhow::{Context, Result};
 use clap::Args;
 use pocketrec::config::{EmbeddingConfig, FieldKind};
-use crate::cli::verify::VerifyArgs;
 use pocketrec::file::{DigestCheck, FORMAT_TAG, FORMAT_VERSION, ModelFile};
 use pocketrec::{KeyMode, Linear};
 use serde_json::{Value, json};
@@ -24,7 +24,10 @@ pub struct InspectArgs {
 pub fn run(args: InspectArgs) -> Result<()> {
     let path = args.model.display();
     let bytes = std::fs::read(&args.model).with_context(|| format!("cannot read {path}"))?;
-    let file = args.verify.read(&bytes).with_context(|| format!("{path}"))?;
+    let file = args
+        .verify
+        .read(&bytes)
+        .with_context(|| format!("{path}"))?;
     let report = describe(&file, bytes.len() as u64);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -32,7 +32,10 @@ pub struct Args {
 
 pub fn run(a: Args) -> anyhow::Result<()> {
     let bytes = std::fs::read(&a.model).with_context(|| format!("reading {}", a.model.display()))?;
-    let file = a.verify.read(&bytes).with_context(|| format!("loading {}", a.model.display()))?;
+    let file = a
+        .verify
+        .read(&bytes)
+        .with_context(|| format!("loading {}", a.model.display()))?;
     let choice: BackendChoice = a.backend.parse().map_err(|e| anyhow::anyhow!("--backend: {e}"))?;
     let opts = LoaderOptions { batch_size: a.batch.max(1), shuffle_buffer: 0, seed: 0, strict: true, skip_rows: 0, max_rows: None };
     let mut loader = Loader::open(&a.data, opts)?;
