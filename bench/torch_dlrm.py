@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """PyTorch reference of pocketrec's DLRM (kaggle preset), for comparing speed and AUC on the same data.
 
-Not part of CI. It mirrors DESIGN.md section 4: bottom MLP 13-512-256-64-16 (ReLU after every layer),
+Not part of CI. It mirrors the model of docs/model-file.md: bottom MLP 13-512-256-64-16 (ReLU after every layer),
 26 embeddings of d = 16, pairwise dot interaction (strict lower triangle) after the bottom output,
 top MLP 367-512-256-1, BCE loss; dense inputs max(x, 0) then log1p. Embeddings are FULL tables (one
 row per distinct training value, plus an unseen row), the uncompressed reference.

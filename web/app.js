@@ -24,6 +24,7 @@ let state = loadState();
 let sessionLikes = 0;
 let rankId = 0;
 let rankSentAt = 0;
+let announcement = null; // {id, text}: what the live region says when ranking `id` is shown
 let catalogFilter = { text: "", category: null, shown: PAGE };
 let requestsMain = 0;
 let requestsWorker = 0;
@@ -126,18 +127,36 @@ function context() {
   };
 }
 
-function rerank(startedAt = performance.now()) {
+/** Asks the worker for a new ranking; `announce` is what the live region says once it is shown
+ * (null: nothing, so background re-ranks stay quiet for screen-reader users). */
+function rerank(startedAt = performance.now(), announce = null) {
   if (!api.ready) return;
   rankId += 1;
   rankSentAt = startedAt;
+  announcement = announce && { id: rankId, text: announce };
   worker.postMessage({ type: "rank", id: rankId, context: context(), k: SHOWN + state.likes.length });
+}
+
+/**
+ * Replaces the items of `list`. When keyboard focus was in it, focus stays in the list: on the
+ * same item's button if it is still listed, else on the item now at its place (a liked item
+ * leaves "For you"), else on `fallback`; otherwise it would drop to the page's body.
+ */
+function replaceKeepingFocus(list, items, fallback) {
+  const old = list.contains(document.activeElement) ? document.activeElement.closest("li") : null;
+  const index = old ? [...list.children].indexOf(old) : -1;
+  list.replaceChildren(...items);
+  if (!old) return;
+  const same = old.dataset.id && [...list.children].find((li) => li.dataset.id === old.dataset.id);
+  const target = same || list.children[Math.min(index, list.children.length - 1)];
+  (target?.querySelector("button") || fallback).focus();
 }
 
 function showRanking({ id, ranked, ms }) {
   if (id !== rankId) return; // a newer request is on its way
   const liked = new Set(state.likes);
   const top = ranked.map((r) => ({ ...r, item: catalog.items[r.index] })).filter((r) => !liked.has(r.item.id)).slice(0, SHOWN);
-  $("recs").replaceChildren(...top.map((r) => card(r.item, r)));
+  replaceKeepingFocus($("recs"), top.map((r) => card(r.item, r)), $("foryou"));
   const roundTrip = performance.now() - rankSentAt; // input event (or request) -> new list in the DOM
   $("latency").textContent = `${ms.toFixed(1)} ms · ${catalog.items.length.toLocaleString("en")} items`;
   $("latency").title = `ranking in the worker ${ms.toFixed(2)} ms; from the click to the new list ${roundTrip.toFixed(2)} ms`;
@@ -152,10 +171,11 @@ function showRanking({ id, ranked, ms }) {
   };
   if (api.coldStartMs === null) {
     api.coldStartMs = performance.now();
-    status(`Ranked ${catalog.items.length.toLocaleString("en")} items in ${ms.toFixed(1)} ms, ready ${api.coldStartMs.toFixed(0)} ms after page load.`);
-  } else {
-    status(`Re-ranked in ${ms.toFixed(1)} ms.`);
+    status(`Ready: ${top.length} recommendations from ${catalog.items.length.toLocaleString("en")} items.`);
+  } else if (announcement && announcement.id === id) {
+    status(announcement.text);
   }
+  announcement = null;
   document.dispatchEvent(new CustomEvent("pocketrec:ranked"));
 }
 
@@ -169,12 +189,14 @@ function toggleLike(id) {
     sessionLikes += 1;
   }
   saveState();
-  rerank(clickedAt); // first, so the worker ranks while this thread updates the page
-  renderLikes();
   const liked = state.likes.includes(id);
+  const name = byId.get(id).name;
+  // First, so the worker ranks while this thread updates the page.
+  rerank(clickedAt, `${liked ? "Liked" : "Removed"} ${name}. Recommendations updated.`);
+  renderLikes();
   for (const b of document.querySelectorAll(`.card[data-id="${CSS.escape(id)}"] .like`)) {
     b.setAttribute("aria-pressed", String(liked));
-    b.setAttribute("aria-label", `${liked ? "Unlike" : "Like"} ${byId.get(id).name}`);
+    b.setAttribute("aria-label", `${liked ? "Unlike" : "Like"} ${name}`);
     b.textContent = liked ? "♥" : "♡";
   }
 }
@@ -183,10 +205,14 @@ function renderLikes() {
   const items = state.likes.slice().reverse().map((id) => byId.get(id)).filter(Boolean);
   const ul = $("liked");
   if (!items.length) {
-    ul.innerHTML = '<li class="muted">Nothing yet: like a few items and watch the list above change.</li>';
+    const li = document.createElement("li");
+    li.className = "muted";
+    li.textContent = "Nothing yet: like a few items and watch the list above change.";
+    replaceKeepingFocus(ul, [li], $("likes"));
   } else {
-    ul.replaceChildren(...items.map((it) => {
+    replaceKeepingFocus(ul, items.map((it) => {
       const li = document.createElement("li");
+      li.dataset.id = it.id;
       const b = document.createElement("button");
       b.type = "button";
       b.className = "chip";
@@ -195,7 +221,7 @@ function renderLikes() {
       b.addEventListener("click", () => toggleLike(it.id));
       li.append(b);
       return li;
-    }));
+    }), $("likes"));
   }
   $("history-summary").textContent = state.likes.length
     ? `${state.likes.length} like${state.likes.length > 1 ? "s" : ""} stored only in this browser.`
@@ -251,8 +277,9 @@ function setupControls() {
     url.searchParams.set("backend", e.target.value);
     location.assign(url); // the engine is chosen at load; the page reloads from the offline cache if needed
   });
-  $("time").addEventListener("change", (e) => { state.time = e.target.value; saveState(); rerank(); });
-  $("device").addEventListener("change", (e) => { state.device = e.target.value; saveState(); rerank(); });
+  const updated = "Recommendations updated.";
+  $("time").addEventListener("change", (e) => { state.time = e.target.value; saveState(); rerank(undefined, updated); });
+  $("device").addEventListener("change", (e) => { state.device = e.target.value; saveState(); rerank(undefined, updated); });
   $("forget").addEventListener("click", () => {
     localStorage.removeItem(STORE);
     state = { likes: [], time: state.time, device: state.device };

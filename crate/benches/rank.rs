@@ -1,4 +1,4 @@
-//! Ranking latency on the kaggle preset at 10 MB (DESIGN.md §4): the context is the 13 dense
+//! Ranking latency on the kaggle preset at 10 MB (docs/model-file.md): the context is the 13 dense
 //! features and the first 20 categorical fields, each candidate the last 6 fields. Ranks 1,000,
 //! 10,000 and 100,000 candidates (top 10) on the CPU, context-once and as full rows through
 //! `Dlrm::forward`, and with feature `gpu` on the wgpu backend; plus the GEMM rate of this machine

@@ -1,4 +1,4 @@
-//! The model's configuration: the field schema, the DLRM shapes (DESIGN.md §4) and the embedding
+//! The model's configuration: the field schema, the DLRM shapes (docs/model-file.md) and the embedding
 //! storage. It is stored as JSON in the model file, so it fully describes a model.
 
 use crate::Error;
@@ -52,7 +52,8 @@ pub enum EmbeddingConfig {
     Full { rows: Vec<u64> },
 }
 
-/// Named shape presets of DESIGN.md §4, plus a small one for tests and demos.
+/// Named shape presets (docs/model-file.md): the paper's kaggle and terabyte, and a small one for
+/// tests and demos.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Preset {

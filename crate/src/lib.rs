@@ -25,7 +25,7 @@ pub mod wasm;
 pub use batch::{Batch, FieldValues};
 pub use config::{DenseTransform, EmbeddingConfig, Field, FieldKind, ModelConfig, Preset, StoredDtype};
 pub use passes::{Gradients, Workspace};
-pub use file::{FileError, ModelFile};
+pub use file::{DigestCheck, FileError, LoadOptions, ModelFile};
 pub use model::{Dlrm, Linear};
 pub use optim::{Optimizer, OptimizerKind};
 pub use backend::{BackendChoice, Scorer};

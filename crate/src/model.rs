@@ -1,4 +1,4 @@
-//! The DLRM's parameters and their initialisation (DESIGN.md §3-4).
+//! The DLRM's parameters and their initialisation (docs/model-file.md).
 
 use crate::Error;
 use crate::config::{EmbeddingConfig, ModelConfig};

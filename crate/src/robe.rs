@@ -1,6 +1,6 @@
 //! ROBE-Z: every sparse field hashed into one shared array `W` of `M` floats, read in blocks of `Z`.
 //!
-//! This is DESIGN.md §3, which is normative: the trainer, the CPU and GPU backends and the browser
+//! This is docs/hash.md, which is normative: the trainer, the CPU and GPU backends and the browser
 //! must compute the same slot for the same key, bit for bit. [`RobeHash::block_offset`] is the
 //! reference in exact u64 arithmetic; [`limbs`] is the same function written with 32-bit words
 //! only, exactly as the WGSL shader computes it, and is tested equal to the reference.
@@ -22,7 +22,7 @@ pub enum HashVariant {
     UmaV1,
     /// `h = ((x mod P)·R1 + (c+1)·R2 + R3) mod P`, `idx = h mod (M − Z) + j` (the 2023 branch).
     NewRobez,
-    /// pocketrec's ablation of DESIGN.md §3's "independent" variant: uma-v1 with the key's
+    /// pocketrec's ablation, the "independent" variant of docs/hash.md: uma-v1 with the key's
     /// multiplier changing per block, `h = ((x mod P)·m_c + c·R2 + R1) mod P` with
     /// `m_c = (R3 + c·R2) mod P`, `idx = h mod (M − Z + 1) + j`. In both published variants `h` is
     /// linear in `c` with the same slope for every key, so two keys that collide on one block

@@ -43,6 +43,8 @@ export interface EngineInfo {
   embedding_len: number;
   mlp_params: number;
   model_bytes: number;
+  /** The file's content digest ("xxh3-64:..."), checked on load; null for an older file without one (loaded unchecked). */
+  digest: string | null;
   backend: "webgpu" | "cpu";
   backend_reason: string;
   simd128: boolean;
@@ -100,6 +102,7 @@ struct Info<'a> {
     embedding_len: u64,
     mlp_params: usize,
     model_bytes: usize,
+    digest: Option<&'a str>,
     backend: &'static str,
     backend_reason: &'a str,
     simd128: bool,
@@ -179,7 +182,8 @@ impl Engine {
 impl Engine {
     /// Loads a model from safetensors bytes onto `backend` ("auto" | "webgpu" | "cpu"; default
     /// "auto": WebGPU when an adapter exists, else the CPU, recording why). Bad bytes reject with
-    /// an `Error` that names the problem.
+    /// an `Error` that names the problem; so do tensor bytes that do not match the file's digest
+    /// ("model file is corrupt (digest mismatch): ...").
     pub async fn load(bytes: Vec<u8>, backend: Option<String>) -> Result<Engine, JsValue> {
         let choice = parse_backend(backend)?;
         let file = crate::file::from_bytes(&bytes).map_err(js_error)?;
@@ -193,6 +197,7 @@ impl Engine {
             embedding_len: model.config.embedding_len(),
             mlp_params: model.config.mlp_params(),
             model_bytes: bytes.len(),
+            digest: file.digest.recorded(),
             backend: scorer.backend_name(),
             backend_reason: scorer.backend_reason(),
             simd128: cfg!(target_feature = "simd128"),

@@ -1,4 +1,4 @@
-//! DESIGN.md §3 golden index vectors (dictionary mode, Criteo Kaggle table sizes), exact, and the
+//! The golden index vectors of docs/hash.md (dictionary mode, Criteo Kaggle table sizes), exact, and the
 //! equivalence of the 32-bit limb form with the u64 reference on millions of random keys.
 
 use pocketrec::robe::{HashVariant, KeyMode, RobeHash, limbs};

@@ -1,7 +1,7 @@
 // Engine-level browser tests (issue 4): the wasm engine in headless Chromium, once with WebGPU
 // (SwiftShader, --enable-unsafe-webgpu) and once without (the CPU fallback), gives the native
 // library's scores for the same model and rows, and bad input gives a clear JS Error or a defined
-// empty result, never NaN.
+// empty result, never NaN; a model whose tensor bytes changed by one bit fails its digest check.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -89,6 +89,17 @@ for (const webgpu of [false, true]) {
           try { await f(); return { ok: true }; } catch (e) { return { error: e instanceof Error, message: String(e.message) }; }
         };
         const corrupt = bytes.slice(); for (let i = 8; i < 64; i++) corrupt[i] ^= 0x5a;
+        // One low bit flipped in the tensor data (after the 8-byte length and the JSON header): the
+        // first byte, one in the embedding, one in a bias, the last byte. Each value stays finite.
+        const n = Number(new DataView(bytes.buffer, bytes.byteOffset).getBigUint64(0, true));
+        const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n)));
+        const at = (name, k) => 8 + n + header[name].data_offsets[0] + k;
+        out.flipped = {};
+        for (const [where, i] of [["first", 8 + n], ["embedding", at("robe.weight", 4099)], ["bias", at("bottom.0.bias", 1)], ["last", bytes.length - 1]]) {
+          const b = bytes.slice();
+          b[i] ^= 0x01;
+          out.flipped[where] = await reject(() => Engine.load(b, "auto"));
+        }
         out.bad = {
           truncated: await reject(() => Engine.load(bytes.slice(0, bytes.length >> 1), "cpu")),
           corrupt: await reject(() => Engine.load(corrupt, "cpu")),
@@ -149,6 +160,12 @@ for (const webgpu of [false, true]) {
         console.log(`[${mode}] ${name}: ${res.message}`);
       }
       assert.match(r.bad.truncated.message, /safetensors|truncated|corrupt/i);
+      assert.match(r.info.digest, /^xxh3-64:[0-9a-f]{16}$/);
+      for (const [where, res] of Object.entries(r.flipped)) {
+        assert.ok(res.error === true, `a flipped byte (${where}) must not load: ${JSON.stringify(res)}`);
+        assert.match(res.message, /^model file is corrupt \(digest mismatch\)/, where);
+      }
+      console.log(`[${mode}] flipped byte: ${r.flipped.bias.message}`);
       assert.match(r.bad.missingField.message, /missing field "device"/);
       assert.match(r.bad.missingField2.message, /missing field "device"/);
       assert.match(r.bad.wrongType.message, /"device".*must be a string or an integer/);

@@ -1,7 +1,8 @@
 // Demo page tests (issue 5) in headless Chromium, once with WebGPU (SwiftShader) and once with the
 // CPU fallback: the page loads and ranks; liking items of a category moves that category up, as the
 // planted tastes say; no request leaves the page after load; the page works with the server
-// stopped once visited; the scores shown equal the native library's; keyboard use; a screenshot.
+// stopped once visited; the scores shown equal the native library's; keyboard use (focus after a
+// like, what the live region says); a screenshot.
 // Prints cold start (reload with a warm cache -> first ranking) and re-rank-after-click times.
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
@@ -61,7 +62,11 @@ for (const webgpu of [false, true]) {
       requests.phase = "after-load";
       const forget = await rankAfter(page, () => page.click("#forget"));
       assert.equal(forget.context.history_length, 0);
+      // The live region (#status) says what the user did, not each ranking's timing: the re-rank
+      // after "Forget me" leaves its confirmation in place.
+      assert.match(await page.textContent("#status"), /^Forgotten/);
       await rankAfter(page, () => page.selectOption("#time", "evening"));
+      assert.equal(await page.textContent("#status"), "Recommendations updated.");
       const base = await rankAfter(page, () => page.selectOption("#device", "mobile"));
       assert.equal(base.context.time_of_day, "evening");
       assert.equal(base.context.device, "mobile");
@@ -101,8 +106,26 @@ for (const webgpu of [false, true]) {
         onLike = await page.evaluate(() => document.activeElement.matches("#recs .like"));
       }
       assert.ok(onLike, "a like button in the list is reachable with Tab");
+      // The liked item leaves "For you": focus moves to the item now in its place, not to the body,
+      // and the live region says what happened, once.
+      const focused = await page.evaluate(() => {
+        const li = document.activeElement.closest("li");
+        return { id: li.dataset.id, index: [...li.parentElement.children].indexOf(li), name: li.querySelector("h3").textContent };
+      });
       const kb = await rankAfter(page, () => page.keyboard.press("Enter"));
       assert.equal(kb.context.history_length, likesBefore + 1);
+      const after = await page.evaluate(() => {
+        const a = document.activeElement;
+        return { like: a.matches("#recs .like"), id: a.closest("li")?.dataset.id, label: a.getAttribute("aria-label") };
+      });
+      assert.ok(after.like, `focus stays on a like button in the list after a like, not on ${await page.evaluate(() => document.activeElement.tagName)}`);
+      assert.notEqual(after.id, focused.id, "the liked item left the list");
+      assert.equal(after.id, kb.ids[focused.index], "focus is on the item now in the liked one's place");
+      assert.equal(await page.textContent("#status"), `Liked ${focused.name}. Recommendations updated.`);
+      // Enter again likes the next item: the keyboard path keeps working without re-tabbing.
+      const kb2 = await rankAfter(page, () => page.keyboard.press("Enter"));
+      assert.equal(kb2.context.history_length, likesBefore + 2);
+      assert.deepEqual(kb2.context.recent_items.slice(0, 2), [after.id, focused.id]);
 
       // No request after load, and the page's own counter agrees.
       const late = requests.filter((r) => r.phase === "after-load");
@@ -125,7 +148,7 @@ for (const webgpu of [false, true]) {
         colds.push(await page.evaluate(() => window.pocketrec.coldStartMs));
       }
       // The likes survived the reloads (localStorage), and re-rank after a click, once more.
-      assert.equal(await page.evaluate(() => window.pocketrec.last.context.history_length), likesBefore + 1);
+      assert.equal(await page.evaluate(() => window.pocketrec.last.context.history_length), likesBefore + 2);
       requests.phase = "after-reload";
       for (let i = 0; i < 3; i++) {
         const r = await rankAfter(page, () => page.click("#recs .card .like"));

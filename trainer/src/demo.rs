@@ -1,5 +1,5 @@
 //! The demo world of the web page (issue 5): a catalog of items and interaction logs, written as a
-//! `catalog.json` the page shows and schema-TSV training data (API.md) the trainer reads.
+//! `catalog.json` the page shows and schema-TSV training data (docs/rows.md) the trainer reads.
 //!
 //! Two sources feed one pipeline. The default is synthetic: a shop of generated items (readable
 //! names from style, colour and noun word lists) and users whose tastes are planted (2-3 liked

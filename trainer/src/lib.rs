@@ -24,7 +24,7 @@ pub fn count(n: u64, noun: &str) -> String {
     format!("{n} {noun}{plural}")
 }
 
-/// A file of the real test data in `../shared/data` beside the repository (DESIGN.md §8), or under
+/// A file of the real test data in `../shared/data` beside the repository (never copied into it), or under
 /// `$POCKETREC_SHARED_DATA`; `None` when absent, so tests and benchmarks skip with a message.
 /// The checkout is `trainer/..`; a git worktree may sit one level deeper.
 pub fn shared_data(rel: &str) -> Option<std::path::PathBuf> {

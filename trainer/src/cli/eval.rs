@@ -1,6 +1,7 @@
 //! `pocketrec eval`: AUC, logloss, calibration and speed of a model file on labelled data.
 
 use crate::cli::common::open_for_model;
+use crate::cli::verify::VerifyArgs;
 use anyhow::{Context as _, Result};
 use clap::Args as ClapArgs;
 use pocketrec_trainer::data::LoaderOptions;
@@ -23,11 +24,13 @@ pub struct Args {
     /// Print one JSON object instead of text
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub verify: VerifyArgs,
 }
 
 pub fn run(args: Args) -> Result<()> {
     let bytes = std::fs::read(&args.model).with_context(|| format!("reading {}", args.model.display()))?;
-    let file = pocketrec::file::from_bytes(&bytes).with_context(|| format!("loading {}", args.model.display()))?;
+    let file = args.verify.read(&bytes).with_context(|| format!("loading {}", args.model.display()))?;
     let opts = LoaderOptions { batch_size: 4096, skip_rows: args.skip_rows, max_rows: args.max_rows, ..LoaderOptions::default() };
     let mut stream = open_for_model(&args.data, opts, &file.model.config)?;
     let start = Instant::now();

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 #[derive(Args)]
 pub struct InitArgs {
-    /// Shapes of DESIGN.md §4: kaggle, terabyte, or small (tests and demos).
+    /// DLRM shapes (docs/model-file.md): kaggle, terabyte, or small (tests and demos).
     #[arg(long)]
     pub preset: Preset,
     /// Budget for all stored parameters, e.g. 10MB (10^7 bytes) or 10MiB (units in any case); sets M.

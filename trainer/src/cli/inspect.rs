@@ -1,10 +1,11 @@
 //! `pocketrec inspect`: what a model file holds (config, M, Z, hash, dtype) and where its bytes go
 //! (embedding array, bottom MLP, top MLP, header). Validates the file fully on the way.
 
+use crate::cli::verify::VerifyArgs;
 use anyhow::{Context, Result};
 use clap::Args;
 use pocketrec::config::{EmbeddingConfig, FieldKind};
-use pocketrec::file::{FORMAT_TAG, FORMAT_VERSION, ModelFile, from_bytes};
+use pocketrec::file::{DigestCheck, FORMAT_TAG, FORMAT_VERSION, ModelFile};
 use pocketrec::{KeyMode, Linear};
 use serde_json::{Value, json};
 use std::path::PathBuf;
@@ -16,12 +17,17 @@ pub struct InspectArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub verify: VerifyArgs,
 }
 
 pub fn run(args: InspectArgs) -> Result<()> {
     let path = args.model.display();
     let bytes = std::fs::read(&args.model).with_context(|| format!("cannot read {path}"))?;
-    let file = from_bytes(&bytes).with_context(|| format!("{path}"))?;
+    let file = args
+        .verify
+        .read(&bytes)
+        .with_context(|| format!("{path}"))?;
     let report = describe(&file, bytes.len() as u64);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -64,6 +70,8 @@ fn describe(file: &ModelFile, file_bytes: u64) -> Value {
         },
         "config": cfg,
         "provenance": file.provenance,
+        "digest": file.digest.recorded(),
+        "digest_verified": matches!(file.digest, DigestCheck::Verified(_)),
     })
 }
 
@@ -103,4 +111,5 @@ fn print_text(path: &str, file: &ModelFile, r: &Value) {
     println!("{:<12}{:>14}{:>14}", "header", "", n(&r["bytes"]["header"]));
     println!("{:<12}{:>14}{:>14}", "file", n(&r["params"]["total"]), n(&r["bytes"]["file"]));
     println!("provenance: {}", file.provenance);
+    println!("digest:     {}", file.digest);
 }

@@ -11,3 +11,4 @@ pub mod train;
 pub mod demo_data;
 pub mod serve;
 pub mod score;
+pub mod verify;

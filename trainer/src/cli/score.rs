@@ -3,6 +3,7 @@
 
 use crate::cli::common::open_for_model;
 use anyhow::Context as _;
+use crate::cli::verify::VerifyArgs;
 use pocketrec::backend::{BackendChoice, Scorer};
 use pocketrec::passes::sigmoid;
 use pocketrec_trainer::data::{Labels, LoaderOptions};
@@ -30,11 +31,16 @@ pub struct Args {
     /// failed run leaves an existing file untouched
     #[arg(short = 'o', long)]
     out: PathBuf,
+    #[command(flatten)]
+    verify: VerifyArgs,
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
     let bytes = std::fs::read(&a.model).with_context(|| format!("reading {}", a.model.display()))?;
-    let file = pocketrec::file::from_bytes(&bytes).with_context(|| format!("loading {}", a.model.display()))?;
+    let file = a
+        .verify
+        .read(&bytes)
+        .with_context(|| format!("loading {}", a.model.display()))?;
     let choice: BackendChoice = a.backend.parse().map_err(|e| anyhow::anyhow!("--backend: {e}"))?;
     let opts = LoaderOptions { batch_size: a.batch.max(1), strict: true, labels: Labels::Optional, ..LoaderOptions::default() };
     let mut stream = open_for_model(&a.data, opts, &file.model.config)?;

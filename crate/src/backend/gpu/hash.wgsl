@@ -1,4 +1,4 @@
-// ROBE-Z slots from (field, value), DESIGN.md §3 (normative), in 32-bit limbs: a line-for-line
+// ROBE-Z slots from (field, value), docs/hash.md (normative), in 32-bit limbs: a line-for-line
 // port of `pocketrec::robe::limbs`, so it matches `RobeHash::block_offset` bit for bit.
 // Prepended to the shaders that read embeddings.
 
