@@ -4,7 +4,7 @@
 //               {type: "rank", id, context, k}              ->  {type: "ranked", id, ranked, ms}
 // Errors go back as {type: "error", id, message}. Resource loads after "ready" are counted and
 // reported ({type: "requests", count}) so the page can prove nothing leaves the device.
-import init, { Engine, fnv1a32 } from "./pkg/pocketrec.js";
+import init, { Engine, tokenValue } from "./pkg/pocketrec.js";
 
 let engine = null;
 let columns = null;
@@ -18,9 +18,9 @@ function catalogColumns(items) {
   const offsets = new Uint32Array(n + 1);
   const values = [];
   items.forEach((it, i) => {
-    item[i] = fnv1a32(it.id);
-    category[i] = fnv1a32(it.category);
-    for (const a of it.attributes) values.push(fnv1a32(a));
+    item[i] = tokenValue(it.id);
+    category[i] = tokenValue(it.category);
+    for (const a of it.attributes) values.push(tokenValue(a));
     offsets[i + 1] = values.length;
   });
   return { rows: n, fields: { item, category, attributes: { offsets, values: Uint32Array.from(values) } } };

@@ -2,8 +2,9 @@
 //!
 //! A row is an object keyed by the schema's names: `{"hour": 20, "device": "mobile",
 //! "recent_items": ["i00042", "i00007"], ...}`. A dense feature is a finite number. A sparse value
-//! is a string, hashed with [`fnv1a32`] exactly as the trainer hashes schema-TSV tokens, or an
-//! integer in `0..2^32` taken as the value itself. A categorical field takes one value, a bag field
+//! is a string, turned into a value by [`token_value`] exactly as the trainer reads schema-TSV
+//! tokens (the empty string is the missing value 0), or an integer in `0..2^32` taken as the value
+//! itself; an empty string in a bag is dropped, as an empty token in a TSV bag cell. A categorical field takes one value, a bag field
 //! a list. Rows can also come as columns (typed arrays in JS, [`Column`] here), which skips the
 //! per-value conversion. Values are JSON (`serde_json::Value`) so this is plain Rust, testable
 //! natively; the wasm layer only converts JS values into it.
@@ -15,7 +16,7 @@ use crate::Error;
 use crate::batch::{Batch, FieldValues};
 use crate::config::{FieldKind, ModelConfig};
 use crate::rank::{Candidates, Context};
-use crate::robe::fnv1a32;
+use crate::robe::token_value;
 use serde_json::Value;
 
 fn bad<T>(m: String) -> Result<T, Error> {
@@ -33,10 +34,10 @@ fn kind_of(v: &Value) -> &'static str {
     }
 }
 
-/// One sparse value: a string is hashed, an integer in `0..2^32` is taken as is.
+/// One sparse value: a string is hashed (the empty one is 0), an integer in `0..2^32` is taken as is.
 pub fn sparse_value(v: &Value, what: &dyn Fn() -> String) -> Result<u32, Error> {
     match v {
-        Value::String(s) => Ok(fnv1a32(s.as_bytes())),
+        Value::String(s) => Ok(token_value(s.as_bytes())),
         Value::Number(n) => match n.as_f64() {
             Some(x) if x.fract() == 0.0 && (0.0..4_294_967_296.0).contains(&x) => Ok(x as u32),
             _ => bad(format!("{} must be a string or an integer in 0..2^32, got {n}", what())),
@@ -55,6 +56,7 @@ fn field_values(kind: FieldKind, v: &Value, what: &dyn Fn() -> String) -> Result
         (_, Value::Array(items)) => items
             .iter()
             .enumerate()
+            .filter(|(_, x)| x.as_str() != Some(""))
             .map(|(i, x)| sparse_value(x, &|| format!("item {i} of {}", what())))
             .collect(),
         (_, other) => bad(format!("{} is a bag: give a list of strings or integers, got {}", what(), kind_of(other))),
@@ -252,6 +254,7 @@ pub fn candidates_from_columns(cfg: &ModelConfig, context: &Context, rows: usize
 mod tests {
     use super::*;
     use crate::config::{Field, Preset, StoredDtype};
+    use crate::robe::fnv1a32;
     use crate::robe::HashVariant;
     use serde_json::json;
 
@@ -276,6 +279,17 @@ mod tests {
         assert_eq!(b.fields[0].values, [fnv1a32(b"i1"), 7]);
         assert_eq!(b.fields[1].values, [fnv1a32(b"mobile")]);
         assert_eq!(b.fields[2].values, [42]);
+        assert_eq!(b.fields[3].offsets, [0, 0]);
+    }
+
+    #[test]
+    fn empty_strings_read_as_an_empty_tsv_cell() {
+        // The trainer reads an empty categorical cell as 0 and drops empty bag tokens; the engine
+        // must see the same values, or a model meets other inputs in the browser than in training.
+        let rows = [json!({"hour": 1, "recent": ["", "i1", ""], "device": "", "item": 3, "tags": [""]})];
+        let b = batch_from_objects(&cfg(), &rows).unwrap();
+        assert_eq!(b.fields[0].values, [fnv1a32(b"i1")]);
+        assert_eq!(b.fields[1].values, [0]);
         assert_eq!(b.fields[3].offsets, [0, 0]);
     }
 

@@ -262,6 +262,12 @@ pub fn fnv1a32(bytes: &[u8]) -> u32 {
     h
 }
 
+/// The raw value of a categorical token given as text, as every reader computes it: FNV-1a 32 of
+/// its bytes, and 0 for the empty token (a missing value, as an empty Criteo categorical).
+pub fn token_value(bytes: &[u8]) -> u32 {
+    if bytes.is_empty() { 0 } else { fnv1a32(bytes) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

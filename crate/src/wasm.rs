@@ -61,10 +61,11 @@ fn get(obj: &JsValue, key: &str) -> Result<JsValue, JsValue> {
     Reflect::get(obj, &JsValue::from_str(key)).map_err(|_| js_error(format!("cannot read {key:?}")))
 }
 
-/// FNV-1a 32 of a string's UTF-8 bytes: the u32 value the model sees for a string token.
-#[wasm_bindgen]
-pub fn fnv1a32(s: &str) -> u32 {
-    crate::robe::fnv1a32(s.as_bytes())
+/// The u32 value the model sees for a string token: FNV-1a 32 of its UTF-8 bytes, 0 for "" (as
+/// the trainer reads an empty TSV cell). For typed-array columns.
+#[wasm_bindgen(js_name = tokenValue)]
+pub fn token_value(s: &str) -> u32 {
+    crate::robe::token_value(s.as_bytes())
 }
 
 /// Runs `reps` products of an `m×k` by `k×n` matrix on the CPU kernels the engine uses and

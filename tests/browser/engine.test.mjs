@@ -51,7 +51,7 @@ for (const webgpu of [false, true]) {
       const catalog = JSON.parse(readFileSync(CATALOG, "utf8"));
       const items = catalog.items.slice(0, 500);
       const r = await page.evaluate(async ({ rows, items, modelPath }) => {
-        const { default: init, Engine, fnv1a32 } = await import("/web/pkg/pocketrec.js");
+        const { default: init, Engine, tokenValue } = await import("/web/pkg/pocketrec.js");
         await init();
         const bytes = new Uint8Array(await (await fetch(modelPath)).arrayBuffer());
         const adapter = navigator.gpu ? await navigator.gpu.requestAdapter() : null;
@@ -67,10 +67,10 @@ for (const webgpu of [false, true]) {
         const fields = {};
         for (const f of cfg.fields) {
           if (f.kind === "categorical") {
-            fields[f.name] = Uint32Array.from(rows.map((row) => fnv1a32(row[f.name])));
+            fields[f.name] = Uint32Array.from(rows.map((row) => tokenValue(row[f.name])));
           } else {
             const offsets = [0], values = [];
-            for (const row of rows) { for (const v of row[f.name]) values.push(fnv1a32(v)); offsets.push(values.length); }
+            for (const row of rows) { for (const v of row[f.name]) values.push(tokenValue(v)); offsets.push(values.length); }
             fields[f.name] = { offsets: Uint32Array.from(offsets), values: Uint32Array.from(values) };
           }
         }

@@ -10,7 +10,7 @@
 
 use super::{Labels, Schema};
 use pocketrec::FieldKind;
-use pocketrec::robe::fnv1a32;
+use pocketrec::robe::{fnv1a32, token_value};
 
 /// One parsed row: label, raw dense values and the sparse values of every field, flattened.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -337,7 +337,7 @@ fn parse_schema(columns: &[Column], mut cells: Cells, first: usize, row: &mut Ro
                 };
                 row.dense.push(x);
             }
-            Column::Cat => row.values.push(if cell.is_empty() { 0 } else { fnv1a32(cell) }),
+            Column::Cat => row.values.push(token_value(cell)),
             Column::Bag => row.values.extend(cell.split(|&b| b == b',').filter(|t| !t.is_empty()).map(fnv1a32)),
         }
         if *column != Column::Dense {
