@@ -16,11 +16,10 @@ pub struct Checkpoint {
 const PREFIX: &str = "optim.";
 
 pub fn save(path: &Path, model: &Dlrm, opt: &Optimizer, pos: &Position, args: &impl serde::Serialize) -> Result<()> {
-    let names = opt.state_names(model);
     let extras: Vec<(String, &[f32])> =
-        names.iter().zip(&opt.state).map(|(n, s)| (format!("{PREFIX}{n}"), s.as_slice())).collect();
+        opt.named_state(model).into_iter().map(|(n, s)| (format!("{PREFIX}{n}"), s)).collect();
     let meta = serde_json::json!({
-        "checkpoint": { "position": pos, "optimizer": opt.kind, "lr": opt.lr, "optimizer_step": opt.step, "args": args }
+        "checkpoint": { "position": pos, "optimizer": opt.kind(), "lr": opt.lr, "optimizer_step": opt.step, "args": args }
     });
     let bytes = pocketrec::file::to_bytes_with(model, StoredDtype::F32, &meta, &extras)?;
     crate::io::write_atomic(path, &bytes).with_context(|| format!("writing checkpoint {}", path.display()))
@@ -36,11 +35,11 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
     let lr = ck["lr"].as_f64().context("checkpoint learning rate")? as f32;
     let mut optimizer = Optimizer::new(kind, lr, &file.model);
     optimizer.step = ck["optimizer_step"].as_u64().context("checkpoint optimizer step")?;
-    let names = optimizer.state_names(&file.model);
-    if names.len() != extras.len() {
-        bail!("checkpoint {} has {} optimizer tensors, expected {}", path.display(), extras.len(), names.len());
+    let named = optimizer.named_state_mut(&file.model);
+    if named.len() != extras.len() {
+        bail!("checkpoint {} has {} optimizer tensors, expected {}", path.display(), extras.len(), named.len());
     }
-    for (name, state) in names.iter().zip(optimizer.state.iter_mut()) {
+    for (name, state) in named {
         match extras.remove(&format!("{PREFIX}{name}")) {
             Some(values) if values.len() == state.len() => *state = values,
             _ => bail!("checkpoint {} lacks optimizer tensor {PREFIX}{name} of {} values", path.display(), state.len()),
