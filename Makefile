@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 BIN := target/release/pocketrec
 
-.PHONY: demo test setup build test-rust test-wasm-build test-wasm-kernels criteo-job
+.PHONY: demo test setup build lint test-rust test-wasm-build test-wasm-kernels criteo-job
 
 setup:
 	@scripts/setup.sh
@@ -24,9 +24,22 @@ criteo-job: build
 	$(BIN) train --train $(CRITEO_DIR)/train.tsv --eval $(CRITEO_DIR)/eval.tsv --preset kaggle --memory 10MB \
 	  -o $(CRITEO_DIR)/model.safetensors
 
-# Everything: setup, the Rust test suite (CPU and the WGSL kernels on lavapipe), the wasm build, its
-# SIMD128 kernels tested under Node, the browser tests in headless Chromium.
-test: setup test-rust test-wasm-build test-wasm-kernels test-browser
+# Everything: setup, the lint gates, the Rust test suite (CPU and the WGSL kernels on lavapipe), the
+# wasm build, its SIMD128 kernels tested under Node, the browser tests in headless Chromium.
+test: setup lint test-rust test-wasm-build test-wasm-kernels test-browser
+
+# The gates, first because they are quick: unformatted code and any clippy warning fail the run
+# (natively, and for wasm32, whose bindings native clippy does not see).
+lint: setup
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
+	$(CARGO) clippy -p pocketrec --target wasm32-unknown-unknown --no-default-features --features gpu -- -D warnings
+
+# In CI (CI=true, as .ci/run sets) a GPU test that finds no adapter fails instead of skipping
+# (setup installs lavapipe, so there always is one), and so does a test whose ../shared/data is absent.
+ifeq ($(CI),true)
+export POCKETREC_REQUIRE_GPU ?= 1
+endif
 
 test-rust:
 	$(CARGO) test --workspace --all-features
@@ -67,7 +80,7 @@ serve: build
 test-browser: setup build wasm
 	@[ -f $(DEMO_DIR)/model.safetensors ] || $(MAKE) demo-model
 	cd tests/browser && POCKETREC_BIN=$(CURDIR)/$(BIN) POCKETREC_DEMO=$(CURDIR)/$(DEMO_DIR) \
-	  POCKETREC_EXPECT_WEBGPU=$(if $(findstring --gpu,$(WASM_FLAGS)),1,0) node --test
+	  POCKETREC_EXPECT_WEBGPU=$(if $(findstring --gpu,$(WASM_FLAGS)),1,0) npm test --silent
 
 # Browser benchmark (not part of `make test`): kaggle preset at 10 MB in headless Chromium, wasm-CPU
 # against WebGPU (SwiftShader): cold start, rank() of 1k/10k/100k candidates, score() of 1k full rows.

@@ -16,6 +16,7 @@ pub mod input;
 pub mod file;
 pub mod model;
 pub mod optim;
+mod par;
 pub mod rank;
 pub mod robe;
 pub mod step;
@@ -27,7 +28,7 @@ pub use config::{DenseTransform, EmbeddingConfig, Field, FieldKind, ModelConfig,
 pub use passes::{Gradients, Workspace};
 pub use file::{DigestCheck, FileError, LoadOptions, ModelFile};
 pub use model::{Dlrm, Linear};
-pub use optim::{Optimizer, OptimizerKind};
+pub use optim::{Optimizer, OptimizerKind, OptimizerState};
 pub use backend::{BackendChoice, Scorer};
 pub use rank::{Candidates, Context, Ranked};
 pub use robe::{HashVariant, KeyMode, RobeHash};

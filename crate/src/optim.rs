@@ -6,8 +6,10 @@
 //! SGD without momentum at a constant rate is the authors' setting; Adagrad and Adam are offered
 //! because they converge in fewer steps on hashed embeddings, and are measured against it.
 
-use crate::passes::Gradients;
+use crate::file::EMBEDDING_TENSOR;
 use crate::model::Dlrm;
+use crate::par;
+use crate::passes::Gradients;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,41 +36,109 @@ const ADAGRAD_EPS: f32 = 1e-8;
 const ADAM_BETAS: (f32, f32) = (0.9, 0.999);
 const ADAM_EPS: f32 = 1e-8;
 
-/// An optimizer with its state: one buffer per parameter tensor for Adagrad (sum of squares),
-/// two for Adam (first and second moments). Tensor order: `W`, then each layer's weight and bias,
-/// bottom first.
+/// An optimizer's state, per parameter tensor in [`tensor_names`] order (`W`, then each layer's
+/// weight and bias, bottom first). The variant is the optimizer, so a state cannot hold the wrong
+/// number of buffers.
+#[derive(Clone, Debug, PartialEq)]
+pub enum OptimizerState {
+    Sgd,
+    /// The sum of squared gradients of every tensor.
+    Adagrad { sum_sq: Vec<Vec<f32>> },
+    /// The first and second moments of every tensor.
+    Adam { m: Vec<Vec<f32>>, v: Vec<Vec<f32>> },
+}
+
+/// One tensor's share of an [`OptimizerState`], as its update needs it.
+enum TensorState<'a> {
+    Sgd,
+    Adagrad(&'a mut [f32]),
+    Adam(&'a mut [f32], &'a mut [f32]),
+}
+
+impl OptimizerState {
+    /// A zero state of `kind` for `model`.
+    pub fn zeros(kind: OptimizerKind, model: &Dlrm) -> Self {
+        let zeros = || -> Vec<Vec<f32>> {
+            std::iter::once(model.embedding.len())
+                .chain(model.layers().flat_map(|l| [l.weight.len(), l.bias.len()]))
+                .map(|n| vec![0.0; n])
+                .collect()
+        };
+        match kind {
+            OptimizerKind::Sgd => OptimizerState::Sgd,
+            OptimizerKind::Adagrad => OptimizerState::Adagrad { sum_sq: zeros() },
+            OptimizerKind::Adam => OptimizerState::Adam { m: zeros(), v: zeros() },
+        }
+    }
+
+    pub fn kind(&self) -> OptimizerKind {
+        match self {
+            OptimizerState::Sgd => OptimizerKind::Sgd,
+            OptimizerState::Adagrad { .. } => OptimizerKind::Adagrad,
+            OptimizerState::Adam { .. } => OptimizerKind::Adam,
+        }
+    }
+
+    /// Each kind of buffer with its checkpoint prefix: one buffer per tensor.
+    fn buffers(&self) -> Vec<(&'static str, &Vec<Vec<f32>>)> {
+        match self {
+            OptimizerState::Sgd => vec![],
+            OptimizerState::Adagrad { sum_sq } => vec![("sum_sq", sum_sq)],
+            OptimizerState::Adam { m, v } => vec![("m", m), ("v", v)],
+        }
+    }
+
+    fn buffers_mut(&mut self) -> Vec<(&'static str, &mut Vec<Vec<f32>>)> {
+        match self {
+            OptimizerState::Sgd => vec![],
+            OptimizerState::Adagrad { sum_sq } => vec![("sum_sq", sum_sq)],
+            OptimizerState::Adam { m, v } => vec![("m", m), ("v", v)],
+        }
+    }
+
+    /// Every tensor's share, for `n` tensors.
+    fn per_tensor(&mut self, n: usize) -> Vec<TensorState<'_>> {
+        match self {
+            OptimizerState::Sgd => (0..n).map(|_| TensorState::Sgd).collect(),
+            OptimizerState::Adagrad { sum_sq } => sum_sq.iter_mut().map(|a| TensorState::Adagrad(a)).collect(),
+            OptimizerState::Adam { m, v } => m.iter_mut().zip(v).map(|(m, v)| TensorState::Adam(m, v)).collect(),
+        }
+    }
+}
+
+/// An optimizer with its state.
 #[derive(Clone, Debug)]
 pub struct Optimizer {
-    pub kind: OptimizerKind,
     pub lr: f32,
     /// Steps taken (Adam's bias correction, and the checkpoint position).
     pub step: u64,
-    pub state: Vec<Vec<f32>>,
+    pub state: OptimizerState,
 }
 
 impl Optimizer {
     pub fn new(kind: OptimizerKind, lr: f32, model: &Dlrm) -> Self {
-        let sizes: Vec<usize> = std::iter::once(model.embedding.len())
-            .chain(model.layers().flat_map(|l| [l.weight.len(), l.bias.len()]))
-            .collect();
-        let copies = match kind {
-            OptimizerKind::Sgd => 0,
-            OptimizerKind::Adagrad => 1,
-            OptimizerKind::Adam => 2,
-        };
-        let state = (0..copies).flat_map(|_| sizes.iter().map(|&n| vec![0.0; n])).collect();
-        Optimizer { kind, lr, step: 0, state }
+        Optimizer { lr, step: 0, state: OptimizerState::zeros(kind, model) }
     }
 
-    /// Names of the state buffers, in order (for checkpoints).
-    pub fn state_names(&self, model: &Dlrm) -> Vec<String> {
+    pub fn kind(&self) -> OptimizerKind {
+        self.state.kind()
+    }
+
+    /// The state buffers with their checkpoint names (`sum_sq.robe.weight`, `m.top.0.bias`...),
+    /// in a fixed order.
+    pub fn named_state(&self, model: &Dlrm) -> Vec<(String, &[f32])> {
         let tensors = tensor_names(model);
-        let prefixes: &[&str] = match self.kind {
-            OptimizerKind::Sgd => &[],
-            OptimizerKind::Adagrad => &["sum_sq"],
-            OptimizerKind::Adam => &["m", "v"],
-        };
-        prefixes.iter().flat_map(|p| tensors.iter().map(move |t| format!("{p}.{t}"))).collect()
+        let buffers = self.state.buffers();
+        let named = buffers.into_iter().flat_map(|(p, bufs)| tensors.iter().zip(bufs).map(move |(t, b)| (format!("{p}.{t}"), &b[..])));
+        named.collect()
+    }
+
+    /// [`Optimizer::named_state`], writable (to restore a checkpoint).
+    pub fn named_state_mut(&mut self, model: &Dlrm) -> Vec<(String, &mut Vec<f32>)> {
+        let tensors = tensor_names(model);
+        let buffers = self.state.buffers_mut();
+        let named = buffers.into_iter().flat_map(|(p, bufs)| tensors.iter().zip(bufs).map(move |(t, b)| (format!("{p}.{t}"), b)));
+        named.collect()
     }
 
     /// Applies one step of `grads` to `model`; leaves the embedding gradient cleared.
@@ -86,24 +156,19 @@ impl Optimizer {
         let t = self.step as i32;
         let lr = self.lr;
         let adam_lr = lr * (1.0 - b2.powi(t)).sqrt() / (1.0 - b1.powi(t));
-        let kind = self.kind;
-        let split = n_tensors.min(self.state.len());
-        let (first, second) = self.state.split_at_mut(split);
+        let mut states = self.state.per_tensor(n_tensors).into_iter();
 
         // Sparse W update: each slot with a gradient, once, slot ranges in parallel.
-        let mut w_state: Vec<&mut [f32]> = std::iter::once(&mut model.embedding[..])
-            .chain(first.first_mut().map(|b| &mut b[..]))
-            .chain(second.first_mut().map(|b| &mut b[..]))
-            .collect();
-        grads.embedding.drain_into(&mut w_state, |st, i, g| match st {
-            [w] => w[i] -= lr * g,
-            [w, acc] => {
-                acc[i] += g * g;
-                w[i] -= lr * g / (acc[i].sqrt() + ADAGRAD_EPS);
+        let w = &mut model.embedding[..];
+        match states.next().expect("W's state comes first") {
+            TensorState::Sgd => grads.embedding.drain_into([w], |[w], i, g| w[i] -= lr * g),
+            TensorState::Adagrad(acc) => {
+                grads.embedding.drain_into([w, acc], |[w, acc], i, g| adagrad_update(&mut w[i], g, &mut acc[i], lr))
             }
-            [w, m, v] => adam_update(&mut w[i], g, &mut m[i], &mut v[i], adam_lr),
-            _ => unreachable!("one to three buffers per optimizer"),
-        });
+            TensorState::Adam(m, v) => grads
+                .embedding
+                .drain_into([w, m, v], |[w, m, v], i, g| adam_update(&mut w[i], g, &mut m[i], &mut v[i], adam_lr)),
+        }
 
         // Dense MLP updates, one tensor per task.
         let params = model.bottom.iter_mut().chain(model.top.iter_mut()).flat_map(|l| {
@@ -115,34 +180,25 @@ impl Optimizer {
                 sum.push(g);
             }
         }
-        let jobs: Vec<_> = params.zip(gs).zip(mlp_states(first)).zip(mlp_states(second)).collect();
-        let dense = |(((p, g), mut s1), mut s2): MlpJob| {
+        let jobs: Vec<_> = params.zip(gs).zip(states).collect();
+        par::for_each(jobs, |((p, g), mut state)| {
             for_each_summed(&g, |at, g| {
                 let p = &mut p[at..at + g.len()];
-                match (kind, s1.as_deref_mut(), s2.as_deref_mut()) {
-                    (OptimizerKind::Sgd, _, _) => p.iter_mut().zip(g).for_each(|(p, g)| *p -= lr * g),
-                    (OptimizerKind::Adagrad, Some(acc), _) => {
-                        for ((p, g), a) in p.iter_mut().zip(g).zip(&mut acc[at..]) {
-                            *a += g * g;
-                            *p -= lr * g / (a.sqrt() + ADAGRAD_EPS);
+                match &mut state {
+                    TensorState::Sgd => p.iter_mut().zip(g).for_each(|(p, g)| *p -= lr * g),
+                    TensorState::Adagrad(acc) => {
+                        for ((p, &g), a) in p.iter_mut().zip(g).zip(&mut acc[at..]) {
+                            adagrad_update(p, g, a, lr);
                         }
                     }
-                    (OptimizerKind::Adam, Some(m), Some(v)) => {
+                    TensorState::Adam(m, v) => {
                         for (((p, &g), m), v) in p.iter_mut().zip(g).zip(&mut m[at..]).zip(&mut v[at..]) {
                             adam_update(p, g, m, v, adam_lr);
                         }
                     }
-                    _ => unreachable!("state buffers match the optimizer"),
                 }
-            });
-        };
-        #[cfg(feature = "parallel")]
-        {
-            use rayon::prelude::*;
-            jobs.into_par_iter().for_each(dense);
-        }
-        #[cfg(not(feature = "parallel"))]
-        jobs.into_iter().for_each(dense);
+            })
+        });
     }
 }
 
@@ -154,9 +210,6 @@ fn mlp_grads(g: &Gradients) -> Vec<&[f32]> {
         .flat_map(|l| [l.weight.as_slice().expect("standard layout"), l.bias.as_slice().expect("standard layout")])
         .collect()
 }
-
-/// One MLP tensor's update: its parameters, its gradient as a sum of parts, its optimizer state.
-type MlpJob<'a> = (((&'a mut [f32], Vec<&'a [f32]>), Option<&'a mut [f32]>), Option<&'a mut [f32]>);
 
 /// Calls `f(at, g)` over consecutive chunks of the sum of `parts` (equal lengths), `at` being the
 /// chunk's offset; with one part, its own chunks, with no copy.
@@ -178,9 +231,10 @@ fn for_each_summed(parts: &[&[f32]], mut f: impl FnMut(usize, &[f32])) {
     }
 }
 
-/// The MLP tensors' entries of one kind of optimizer state (`None` for each when it has none).
-fn mlp_states(buffers: &mut [Vec<f32>]) -> impl Iterator<Item = Option<&mut [f32]>> {
-    buffers.iter_mut().skip(1).map(|v| Some(&mut v[..])).chain(std::iter::repeat_with(|| None))
+#[inline]
+fn adagrad_update(p: &mut f32, g: f32, acc: &mut f32, lr: f32) {
+    *acc += g * g;
+    *p -= lr * g / (acc.sqrt() + ADAGRAD_EPS);
 }
 
 #[inline]
@@ -193,7 +247,7 @@ fn adam_update(p: &mut f32, g: f32, m: &mut f32, v: &mut f32, lr_t: f32) {
 
 /// Names of the model's tensors in the model file, in optimizer order.
 pub fn tensor_names(model: &Dlrm) -> Vec<String> {
-    let mut names = vec!["robe.weight".to_string()];
+    let mut names = vec![EMBEDDING_TENSOR.to_string()];
     for (part, n) in [("bottom", model.bottom.len()), ("top", model.top.len())] {
         for k in 0..n {
             names.push(format!("{part}.{k}.weight"));

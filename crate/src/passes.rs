@@ -10,6 +10,7 @@ use crate::config::FieldKind;
 use crate::embedding::EmbeddingLookup;
 use crate::model::{Dlrm, Linear};
 use crate::gemm::matmul;
+use crate::par;
 use ndarray::{Array2, ArrayView2, s};
 
 /// Runs `f(row_index, row)` on every `width`-wide row of `data`, in parallel where enabled.
@@ -17,13 +18,7 @@ fn for_each_row(data: &mut [f32], width: usize, f: impl Fn(usize, &mut [f32]) + 
     if width == 0 {
         return;
     }
-    #[cfg(feature = "parallel")]
-    {
-        use rayon::prelude::*;
-        data.par_chunks_mut(width).with_min_len(32).enumerate().for_each(|(r, row)| f(r, row));
-    }
-    #[cfg(not(feature = "parallel"))]
-    data.chunks_mut(width).enumerate().for_each(|(r, row)| f(r, row));
+    par::for_each_chunk_mut(data, width, 32, f);
 }
 
 /// Activations of the last forward pass, kept for the backward pass, and backward scratch.
@@ -133,7 +128,7 @@ impl GradPart<'_> {
     }
 
     /// [`SparseGrad::drain_into`] on this part; blocks are `z` slots long.
-    fn drain(self, z: usize, state: &mut [&mut [f32]], f: impl Fn(&mut [&mut [f32]], usize, f32)) {
+    fn drain<const N: usize>(self, z: usize, state: &mut [&mut [f32]; N], f: impl Fn(&mut [&mut [f32]; N], usize, f32)) {
         let (lo, hi) = (self.lo, self.hi);
         for &b in self.blocks.iter() {
             let b = b as usize;
@@ -152,24 +147,14 @@ impl GradPart<'_> {
 impl SparseGrad {
     /// A zero gradient of `len` slots, in one part per worker thread of the current pool.
     pub fn new(len: usize, block_len: usize) -> Self {
-        #[cfg(feature = "parallel")]
-        let parts = rayon::current_num_threads().clamp(1, len.max(1));
-        #[cfg(not(feature = "parallel"))]
-        let parts = 1;
+        let parts = par::threads().clamp(1, len.max(1));
         let bounds = (0..=parts).map(|i| i * len / parts).collect();
         SparseGrad { values: vec![0.0; len], bounds, blocks: vec![Vec::new(); parts], block_len }
     }
 
     /// Runs `f` on every part, in parallel where enabled; `f` adds the blocks that overlap it.
     pub fn add_by_parts(&mut self, f: impl Fn(&mut GradPart) + Sync) {
-        let parts = self.parts();
-        #[cfg(feature = "parallel")]
-        {
-            use rayon::prelude::*;
-            parts.into_par_iter().for_each(|mut part| f(&mut part));
-        }
-        #[cfg(not(feature = "parallel"))]
-        parts.into_iter().for_each(|mut part| f(&mut part));
+        par::for_each(self.parts(), |mut part| f(&mut part));
     }
 
     fn parts(&mut self) -> Vec<GradPart<'_>> {
@@ -188,32 +173,29 @@ impl SparseGrad {
     }
 
     /// Hands every slot with a non-zero gradient to an optimizer once and leaves the buffer all
-    /// zero, the parts in parallel. `state` holds buffers of one entry per slot (the parameters,
-    /// then the optimizer's moments); `f(state, i, g)` gets their sub-slices for one part, the
-    /// slot's index in them and its gradient.
-    pub fn drain_into(&mut self, state: &mut [&mut [f32]], f: impl Fn(&mut [&mut [f32]], usize, f32) + Sync) {
+    /// zero, the parts in parallel. `state` holds `N` buffers of one entry per slot (the
+    /// parameters, then the optimizer's moments); `f(state, i, g)` gets their sub-slices for one
+    /// part, the slot's index in them and its gradient.
+    pub fn drain_into<const N: usize>(
+        &mut self,
+        state: [&mut [f32]; N],
+        f: impl Fn(&mut [&mut [f32]; N], usize, f32) + Sync + Send,
+    ) {
         let len = self.values.len();
         assert!(state.iter().all(|b| b.len() == len), "state buffers have one entry per slot");
-        let mut states: Vec<Vec<&mut [f32]>> = (0..self.blocks.len()).map(|_| Vec::with_capacity(state.len())).collect();
-        for buf in state.iter_mut() {
-            for (part, chunk) in states.iter_mut().zip(split_at_bounds(buf, &self.bounds)) {
-                part.push(chunk);
-            }
-        }
+        let mut chunks = state.map(|buf| split_at_bounds(buf, &self.bounds).into_iter());
         let z = self.block_len;
-        let parts = self.parts();
-        #[cfg(feature = "parallel")]
-        {
-            use rayon::prelude::*;
-            parts.into_par_iter().zip(states).for_each(|(part, mut st)| part.drain(z, &mut st, &f));
-        }
-        #[cfg(not(feature = "parallel"))]
-        parts.into_iter().zip(states).for_each(|(part, mut st)| part.drain(z, &mut st, &f));
+        let jobs: Vec<_> = self
+            .parts()
+            .into_iter()
+            .map(|part| (part, std::array::from_fn(|k| chunks[k].next().expect("one chunk per part"))))
+            .collect();
+        par::for_each(jobs, |(part, mut st)| part.drain(z, &mut st, &f));
     }
 
     /// Zeroes the gradient.
     pub fn clear(&mut self) {
-        self.drain_into(&mut [], |_, _, _| {});
+        self.drain_into([], |_, _, _| {});
     }
 }
 
@@ -273,16 +255,7 @@ fn linear_backward(layer: &Linear, input: ArrayView2<f32>, dz: ArrayView2<f32>, 
 fn hash_batch(model: &Dlrm, batch: &Batch, slots: &mut Vec<Vec<u32>>) {
     let lookup = model.lookup();
     slots.resize_with(batch.fields.len(), Vec::new);
-    let work = |(f, (vals, out)): (usize, (&crate::batch::FieldValues, &mut Vec<u32>))| {
-        hash_values(lookup, f, &vals.values, out)
-    };
-    #[cfg(feature = "parallel")]
-    {
-        use rayon::prelude::*;
-        batch.fields.par_iter().zip(slots.par_iter_mut()).enumerate().for_each(work);
-    }
-    #[cfg(not(feature = "parallel"))]
-    batch.fields.iter().zip(slots.iter_mut()).enumerate().for_each(work);
+    par::for_each_mut(slots, |f, out| hash_values(lookup, f, &batch.fields[f].values, out));
 }
 
 /// The block offsets of `values` of field `f`, `blocks` per value, into `out`.

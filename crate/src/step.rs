@@ -9,9 +9,10 @@
 //! thread (or without the `parallel` feature) it is the plain forward, backward and update.
 
 use crate::batch::Batch;
-use crate::passes::{Gradients, Workspace, bce_with_logits};
 use crate::model::Dlrm;
 use crate::optim::Optimizer;
+use crate::par;
+use crate::passes::{Gradients, Workspace, bce_with_logits};
 
 /// Fewest rows worth a shard of their own.
 const MIN_SHARD_ROWS: usize = 32;
@@ -47,7 +48,7 @@ impl TrainStep {
         let total = batch.rows;
         let bounds: Vec<usize> = (0..=n).map(|i| i * total / n).collect();
         let model_ref: &Dlrm = model;
-        let run = |(i, shard): (usize, &mut Shard)| {
+        par::for_each_mut(&mut self.shards, |i, shard| {
             batch.copy_rows_into(bounds[i]..bounds[i + 1], &mut shard.rows);
             let grads = shard.grads.get_or_insert_with(|| match i {
                 0 => Gradients::zeros(model_ref),
@@ -62,14 +63,7 @@ impl TrainStep {
             shard.d_logits.iter_mut().for_each(|g| *g *= share);
             shard.loss_sum = mean * rows as f64;
             model_ref.backward_mlp(&shard.rows, &mut shard.ws, &shard.d_logits, grads);
-        };
-        #[cfg(feature = "parallel")]
-        {
-            use rayon::prelude::*;
-            self.shards.par_iter_mut().enumerate().for_each(run);
-        }
-        #[cfg(not(feature = "parallel"))]
-        self.shards.iter_mut().enumerate().for_each(run);
+        });
 
         let loss = self.shards.iter().map(|s| s.loss_sum).sum::<f64>() / total as f64;
         let (first, rest) = self.shards.split_first_mut().expect("at least one shard");
@@ -94,9 +88,5 @@ impl TrainStep {
 }
 
 fn shard_count(rows: usize) -> usize {
-    #[cfg(feature = "parallel")]
-    let threads = rayon::current_num_threads();
-    #[cfg(not(feature = "parallel"))]
-    let threads = 1;
-    threads.min(rows / MIN_SHARD_ROWS).max(1)
+    par::threads().min(rows / MIN_SHARD_ROWS).max(1)
 }

@@ -2,7 +2,8 @@
 //! top-k apart from exact ties, and context-once ranking on the GPU against full rows on the CPU.
 //!
 //! Runs on any Vulkan/Metal/DX12 adapter; on a CPU-only Linux machine Mesa's lavapipe
-//! (`mesa-vulkan-drivers`) is one. Only a missing adapter makes a test skip, and it says so.
+//! (`mesa-vulkan-drivers`) is one. Only a missing adapter makes a test skip, and it says so; with
+//! `POCKETREC_REQUIRE_GPU=1` (CI) a missing adapter fails the test instead.
 //! `cargo test -p pocketrec --features gpu --test gpu_parity`
 
 mod common;
@@ -18,12 +19,12 @@ use pocketrec::{
 use pollster::block_on;
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
-/// The GPU backend for a model, or `None` (with the reason printed) when there is no adapter.
+/// The GPU backend for a model, or `None` when there is no adapter ([`common::no_gpu_adapter`]).
 fn gpu(model: &Dlrm) -> Option<GpuBackend> {
     match block_on(GpuBackend::new(model)) {
         Ok(g) => Some(g),
         Err(Error::NoAdapter(why)) => {
-            eprintln!("SKIPPED: no GPU adapter ({why}); install mesa-vulkan-drivers for lavapipe");
+            common::no_gpu_adapter(&why);
             None
         }
         Err(e) => panic!("GPU backend failed: {e}"),

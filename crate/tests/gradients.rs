@@ -168,9 +168,9 @@ fn sparse_gradient_touches_only_read_slots_and_drains_each_once() {
         let mut run = || {
             model.backward(&batch, &mut ws, &d, &mut g);
             assert_eq!(g.embedding.values(), grads.embedding.values(), "{threads} threads: another sum");
-            g.embedding.drain_into(&mut [&mut sum, &mut visits], |st, i, grad| {
-                st[0][i] += grad;
-                st[1][i] += 1.0;
+            g.embedding.drain_into([&mut sum, &mut visits], |[sum, visits], i, grad| {
+                sum[i] += grad;
+                visits[i] += 1.0;
             })
         };
         #[cfg(feature = "parallel")]
@@ -197,7 +197,7 @@ fn block_across_parts_is_added_and_drained_once() {
         });
         assert_eq!(g.values(), &[0.0, 0.0, 3.0, 4.0, 6.0, 8.0, 5.0, 6.0, 7.0, 8.0]);
         let mut visits = vec![0.0f32; 10];
-        g.drain_into(&mut [&mut visits], |st, i, _| st[0][i] += 1.0);
+        g.drain_into([&mut visits], |[visits], i, _| visits[i] += 1.0);
         assert_eq!(visits, [0.0, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]);
         assert!(g.values().iter().all(|&v| v == 0.0));
     });

@@ -72,6 +72,12 @@ fn every_optimizer_lowers_the_loss() {
         }
         let last = loss_and_grads(&model, &batch, &mut ws, &mut grads);
         assert!(last < 0.8 * first, "{kind:?}: loss {first} -> {last}");
-        assert_eq!(opt.state.len(), opt.state_names(&model).len());
+        assert_eq!(opt.kind(), kind);
+        let buffers = match kind {
+            OptimizerKind::Sgd => 0,
+            OptimizerKind::Adagrad => 1,
+            OptimizerKind::Adam => 2,
+        };
+        assert_eq!(opt.named_state(&model).len(), buffers * (1 + 2 * model.layers().count()), "{kind:?}");
     }
 }

@@ -19,8 +19,15 @@ export const DEMO = process.env.POCKETREC_DEMO || path.join(ROOT, "out/demo");
 export const MODEL = path.join(DEMO, "model.safetensors");
 export const CATALOG = path.join(DEMO, "catalog.json");
 
-/** What is missing to run the browser tests, or null. */
+/** What is missing to run the browser tests, or null; in CI (CI=true) a missing piece is an error,
+ * so CI cannot pass by skipping the browser tests. */
 export function missing() {
+  const why = whatIsMissing();
+  if (why && process.env.CI === "true") throw new Error(`the browser tests cannot run in CI: ${why}`);
+  return why;
+}
+
+function whatIsMissing() {
   if (!existsSync(path.join(ROOT, "web/pkg/pocketrec_bg.wasm"))) return "web/pkg is not built: run make wasm";
   if (!BIN) return "no pocketrec binary: run cargo build --release -p pocketrec-trainer";
   if (!existsSync(MODEL) || !existsSync(CATALOG)) return `no demo model in ${DEMO}: run make demo-model`;

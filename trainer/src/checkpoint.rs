@@ -29,21 +29,11 @@ pub struct Checkpoint {
 const PREFIX: &str = "optim.";
 const DIGEST_KEY: &str = "checkpoint_digest";
 
-pub fn save(
-    path: &Path,
-    model: &Dlrm,
-    opt: &Optimizer,
-    pos: &Position,
-    options: &Options,
-) -> Result<()> {
-    let names = opt.state_names(model);
-    let extras: Vec<(String, &[f32])> = names
-        .iter()
-        .zip(&opt.state)
-        .map(|(n, s)| (format!("{PREFIX}{n}"), s.as_slice()))
-        .collect();
+pub fn save(path: &Path, model: &Dlrm, opt: &Optimizer, pos: &Position, options: &Options) -> Result<()> {
+    let extras: Vec<(String, &[f32])> =
+        opt.named_state(model).into_iter().map(|(n, s)| (format!("{PREFIX}{n}"), s)).collect();
     let meta = serde_json::json!({
-        "checkpoint": { "position": pos, "optimizer": opt.kind, "lr": opt.lr, "optimizer_step": opt.step, "options": options }
+        "checkpoint": { "position": pos, "optimizer": opt.kind(), "lr": opt.lr, "optimizer_step": opt.step, "options": options }
     });
     let bytes = seal(pocketrec::file::to_bytes_with(
         model,
@@ -79,19 +69,12 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
         serde_json::from_value(ck["options"].clone()).context("checkpoint options")?;
     let lr = ck["lr"].as_f64().context("checkpoint learning rate")? as f32;
     let mut optimizer = Optimizer::new(kind, lr, &file.model);
-    optimizer.step = ck["optimizer_step"]
-        .as_u64()
-        .context("checkpoint optimizer step")?;
-    let names = optimizer.state_names(&file.model);
-    if names.len() != extras.len() {
-        bail!(
-            "checkpoint {} has {} optimizer tensors, expected {}",
-            path.display(),
-            extras.len(),
-            names.len()
-        );
+    optimizer.step = ck["optimizer_step"].as_u64().context("checkpoint optimizer step")?;
+    let named = optimizer.named_state_mut(&file.model);
+    if named.len() != extras.len() {
+        bail!("checkpoint {} has {} optimizer tensors, expected {}", path.display(), extras.len(), named.len());
     }
-    for (name, state) in names.iter().zip(optimizer.state.iter_mut()) {
+    for (name, state) in named {
         match extras.remove(&format!("{PREFIX}{name}")) {
             Some(values) if values.len() == state.len() => *state = values,
             _ => bail!(

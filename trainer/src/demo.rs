@@ -644,9 +644,9 @@ mod tests {
 
     #[test]
     fn movielens_pipeline_when_present() {
-        let Some(dir) = crate::shared_data("movielens-small/ratings.csv").and_then(|p| p.parent().map(Path::to_path_buf))
+        let Some(dir) = crate::shared_data_for_test("movielens-small/ratings.csv", "movielens_pipeline_when_present")
+            .and_then(|p| p.parent().map(Path::to_path_buf))
         else {
-            eprintln!("SKIPPED movielens_pipeline_when_present: ../shared/data/movielens-small is absent");
             return;
         };
         let (cat, events, users) = movielens(&dir).unwrap();

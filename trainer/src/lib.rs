@@ -36,6 +36,21 @@ pub fn shared_data(rel: &str) -> Option<std::path::PathBuf> {
         .find(|p| p.exists())
 }
 
+/// [`shared_data`] for a test that needs the file. When it is absent the test fails in CI
+/// (`CI=true`), so CI cannot pass by skipping the real-data checks; elsewhere this says loudly
+/// that `test` skipped and returns `None` (the test returns).
+pub fn shared_data_for_test(rel: &str, test: &str) -> Option<std::path::PathBuf> {
+    let found = shared_data(rel);
+    if found.is_none() {
+        let msg = format!("{test}: ../shared/data/{rel} is absent (or point POCKETREC_SHARED_DATA at the data)");
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{msg}; CI=true needs the real data");
+        }
+        eprintln!("\n*** SKIPPED {msg}; the real-data checks did not run ***\n");
+    }
+    found
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -403,12 +403,11 @@ fn synth_binary_is_deterministic_and_has_the_planted_truth() {
     assert_eq!(first, std::fs::read(&plain).unwrap());
 }
 
-use pocketrec_trainer::shared_data;
+use pocketrec_trainer::shared_data_for_test;
 
 #[test]
 fn the_criteo_kaggle_sample_parses_cleanly() {
-    let Some(path) = shared_data("criteo/kaggle-train-10k.tsv") else {
-        eprintln!("SKIPPED: ../shared/data/criteo/kaggle-train-10k.tsv is absent");
+    let Some(path) = shared_data_for_test("criteo/kaggle-train-10k.tsv", "the_criteo_kaggle_sample_parses_cleanly") else {
         return;
     };
     let (rows, _, stats) = read_all(path.to_str().unwrap(), LoaderOptions { shuffle_buffer: 1000, ..opts(512) }).unwrap();

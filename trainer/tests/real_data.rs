@@ -6,16 +6,7 @@ use pocketrec_trainer::data::{Loader, LoaderOptions};
 use pocketrec_trainer::logreg::LogReg;
 use pocketrec_trainer::metrics::auc;
 use pocketrec_trainer::train::BatchStream;
-use std::path::PathBuf;
 use std::process::Command;
-
-fn kaggle() -> Option<PathBuf> {
-    let found = pocketrec_trainer::shared_data("criteo/kaggle-train-10k.tsv");
-    if found.is_none() {
-        eprintln!("SKIPPED: ../shared/data/criteo/kaggle-train-10k.tsv is absent; the real-data checks did not run");
-    }
-    found
-}
 
 struct Rows(Loader);
 impl BatchStream for Rows {
@@ -46,7 +37,8 @@ fn dlrm_auc(path: &str, embedding: &str) -> f64 {
 
 #[test]
 fn robe_10mb_matches_full_tables_and_beats_logistic_regression() {
-    let Some(path) = kaggle() else { return };
+    let test = "robe_10mb_matches_full_tables_and_beats_logistic_regression";
+    let Some(path) = pocketrec_trainer::shared_data_for_test("criteo/kaggle-train-10k.tsv", test) else { return };
     let path = path.to_str().unwrap();
     let mut lr = LogReg::new(13, 1 << 18, pocketrec::DenseTransform::Log1p, 0.05);
     let mut lr_auc = 0.0f64;

@@ -10,6 +10,17 @@ use pocketrec::{
 };
 use rand::{Rng, rngs::StdRng};
 
+/// What a GPU test does when there is no adapter: with `POCKETREC_REQUIRE_GPU=1` (CI, `make
+/// test`) it fails, so a CI without a GPU cannot pass by skipping; elsewhere it says loudly that it
+/// skipped and returns, and the caller returns too.
+pub fn no_gpu_adapter(why: &str) {
+    let msg = format!("no GPU adapter ({why}); install mesa-vulkan-drivers for lavapipe");
+    if std::env::var("POCKETREC_REQUIRE_GPU").is_ok_and(|v| v == "1") {
+        panic!("{msg}. POCKETREC_REQUIRE_GPU=1: GPU tests must run here");
+    }
+    eprintln!("\n*** SKIPPED: {msg} (POCKETREC_REQUIRE_GPU=1 makes this a failure) ***\n");
+}
+
 /// A random small model: mixed field kinds, one or several top layers, ROBE or full tables.
 pub fn random_model(rng: &mut StdRng) -> Dlrm {
     let nd = rng.random_range(1..6);

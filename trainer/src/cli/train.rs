@@ -303,7 +303,7 @@ pub fn train_and_write(args: &Args, inputs: &Inputs) -> Result<Outcome> {
         "samples": pos.samples,
         "epochs": opts.epochs,
         "seed": seed,
-        "optimizer": opt.kind,
+        "optimizer": opt.kind(),
         "lr": opt.lr,
         "batch": batch,
         "eval": eval,
