@@ -77,9 +77,12 @@ struct BlockWalk {
     block_term: u32,
 }
 
-fn walk_begin(kind: u32, range: u32, d: u32, e: FieldEntry, key_mode: u32, v: u32, key: vec2<u32>) -> BlockWalk {
+fn walk_begin(
+    kind: u32, range: u32, d: u32, e: FieldEntry, key_mode: u32, v: u32, key: vec2<u32>,
+) -> BlockWalk {
     if (kind == KIND_FULL) {
-        return BlockWalk(kind, range, block_start(kind, range, d, e.full_base, e.full_rows, key_mode, v, key, 0u), 0u);
+        let row_start = block_start(kind, range, d, e.full_base, e.full_rows, key_mode, v, key, 0u);
+        return BlockWalk(kind, range, row_start, 0u);
     }
     let xm = key_mod_p(key.x, key.y);
     if (kind == KIND_NEW_ROBEZ) {

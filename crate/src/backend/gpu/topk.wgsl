@@ -1,6 +1,6 @@
-// Per-workgroup top-k: each workgroup sorts TOPK_SPAN (1024) logits in workgroup memory (bitonic, best
-// first: higher logit, then lower index) and writes its best `keep` as (logit bits, index)
-// pairs. The host merges the winners of every workgroup, so only those are read back.
+// Per-workgroup top-k: each workgroup sorts TOPK_SPAN (1024) logits in workgroup memory
+// (bitonic, best first: higher logit, then lower index) and writes its best `keep` as (logit
+// bits, index) pairs. The host merges the winners of every workgroup, so only those are read back.
 
 // p: TopkParams: the prelude (contract.rs).
 @group(0) @binding(1) var<storage, read> logits: array<f32>;
