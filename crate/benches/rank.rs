@@ -139,7 +139,7 @@ fn bench(c: &mut Criterion) {
         let flop = 2 * (rows * k * n) as u64;
         if software || profiling {
             let ms = one_call(&format!("wgpu gemm {rows}x{k}x{n}"), &mut || {
-                pollster::block_on(s.top_layer_only(&model, rows)).unwrap();
+                pollster::block_on(s.top_layer_only(rows)).unwrap();
             });
             let rate = flop as f64 / ms * 1e-6;
             eprintln!("wgpu gemm {rows}x{k}x{n}: {rate:.1} GFLOP/s with the submission and read-back");
@@ -148,7 +148,7 @@ fn bench(c: &mut Criterion) {
             g.sample_size(20).measurement_time(Duration::from_secs(3));
             g.throughput(Throughput::Elements(flop));
             g.bench_function(format!("{rows}x{k}x{n} flop"), |b| {
-                b.iter(|| pollster::block_on(s.top_layer_only(&model, rows)).unwrap())
+                b.iter(|| pollster::block_on(s.top_layer_only(rows)).unwrap())
             });
             g.finish();
         }

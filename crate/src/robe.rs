@@ -3,7 +3,8 @@
 //! This is docs/hash.md, which is normative: the trainer, the CPU and GPU backends and the browser
 //! must compute the same slot for the same key, bit for bit. [`RobeHash::block_offset`] is the
 //! reference in exact u64 arithmetic; [`limbs`] is the same function written with 32-bit words
-//! only, exactly as the WGSL shader computes it, and is tested equal to the reference.
+//! only, exactly as the WGSL shader computes it (per block, and per key as the gather walks the
+//! blocks: [`limbs::BlockWalk`]), and is tested equal to the reference.
 
 use serde::{Deserialize, Serialize};
 
@@ -164,6 +165,10 @@ pub mod limbs {
     pub const P: u32 = super::P as u32;
     /// `2^32 mod P`, to fold the high word of the key.
     pub const TWO32_MOD_P: u32 = ((1u64 << 32) % super::P) as u32;
+    /// The hash constants as words (all below `P`).
+    pub const R1: u32 = super::R1 as u32;
+    pub const R2: u32 = super::R2 as u32;
+    pub const R3: u32 = super::R3 as u32;
 
     /// `(a + b) mod P` for `a, b < P`.
     #[inline]
@@ -213,6 +218,59 @@ pub mod limbs {
     /// The `range` argument of [`block_offset`] for a hash.
     pub fn range(hash: &super::RobeHash) -> u32 {
         hash.range as u32
+    }
+
+    /// The first slots of blocks 0, 1, 2, ... of one key, as the GPU gather walks them
+    /// (`hash.wgsl`'s `walk_begin` / `walk_next`, line for line): what does not depend on the
+    /// block (the key's residue and, but for `independent`, its product with the multiplier) is
+    /// computed once, and block `c`'s term `c·R2 mod P` (new-robez: `(c + 1)·R2`) grows by `R2`
+    /// per block. The same slots as [`block_offset`] for every block below `P`; the CPU twin that
+    /// lets every machine, GPU or not, check the shader's arithmetic.
+    #[derive(Clone, Copy, Debug)]
+    pub struct BlockWalk {
+        variant: HashVariant,
+        range: u32,
+        /// `xm·mul mod P`; for `independent`, `xm` itself.
+        key_term: u32,
+        /// The current block's `block·R2 mod P`.
+        block_term: u32,
+    }
+
+    impl BlockWalk {
+        /// The walk of key `(lo, hi)`; `range` as for [`block_offset`].
+        pub fn new(variant: HashVariant, range: u32, lo: u32, hi: u32) -> BlockWalk {
+            let xm = key_mod_p(lo, hi);
+            let (key_term, block_term) = match variant {
+                HashVariant::UmaV1 => (mul_mod(xm, R3), 0),
+                HashVariant::NewRobez => (mul_mod(xm, R1), R2),
+                HashVariant::Independent => (xm, 0),
+            };
+            BlockWalk {
+                variant,
+                range,
+                key_term,
+                block_term,
+            }
+        }
+    }
+
+    /// Endless: take as many blocks as the embedding has.
+    impl Iterator for BlockWalk {
+        type Item = u32;
+        #[inline]
+        fn next(&mut self) -> Option<u32> {
+            let bt = self.block_term;
+            self.block_term = add_mod(bt, R2);
+            let h = match self.variant {
+                HashVariant::UmaV1 => add_mod(add_mod(self.key_term, bt), R1),
+                HashVariant::NewRobez => add_mod(add_mod(self.key_term, bt), R3),
+                // The key's multiplier changes per block: R3 + c·R2.
+                HashVariant::Independent => {
+                    add_mod(add_mod(mul_mod(self.key_term, add_mod(R3, bt)), bt), R1)
+                }
+            };
+            Some(h % self.range)
+        }
     }
 }
 

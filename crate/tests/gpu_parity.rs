@@ -13,8 +13,8 @@ use pocketrec::backend::gpu::GpuBackend;
 use pocketrec::config::criteo_schema;
 use pocketrec::rank::{self, Candidates, Context};
 use pocketrec::{
-    BackendChoice, Dlrm, EmbeddingConfig, Error, FieldValues, HashVariant, KeyMode, ModelConfig, Preset, RobeHash, Scorer,
-    StoredDtype,
+    BackendChoice, Dlrm, EmbeddingConfig, Error, FieldValues, HashVariant, KeyMode, ModelConfig,
+    Preset, RobeHash, Scorer, StoredDtype,
 };
 use pollster::block_on;
 use rand::{Rng, SeedableRng, rngs::StdRng};
@@ -34,8 +34,16 @@ fn gpu(model: &Dlrm) -> Option<GpuBackend> {
 /// A kaggle-shaped model over Criteo's schema with a given embedding and key mode.
 fn criteo_model(embedding: EmbeddingConfig, key_mode: KeyMode) -> Dlrm {
     let (dense, fields) = criteo_schema();
-    let mut cfg = ModelConfig::preset(Preset::Small, dense, fields, 1_000_000, 4, HashVariant::UmaV1, StoredDtype::F32)
-        .unwrap();
+    let mut cfg = ModelConfig::preset(
+        Preset::Small,
+        dense,
+        fields,
+        1_000_000,
+        4,
+        HashVariant::UmaV1,
+        StoredDtype::F32,
+    )
+    .unwrap();
     cfg.embedding = embedding;
     cfg.key_mode = key_mode;
     Dlrm::init(cfg, 1).unwrap()
@@ -45,11 +53,13 @@ fn criteo_model(embedding: EmbeddingConfig, key_mode: KeyMode) -> Dlrm {
 fn indices_are_bit_exact() {
     let mut rng = StdRng::seed_from_u64(42);
     // Large dictionary tables so the global keys have high words too.
-    let dictionary = KeyMode::Dictionary { table_sizes: (0..26).map(|_| rng.random_range(1..1u64 << 36)).collect() };
+    let dictionary = KeyMode::Dictionary {
+        table_sizes: (0..26).map(|_| rng.random_range(1..1u64 << 36)).collect(),
+    };
     let kaggle_tables = KeyMode::Dictionary {
         table_sizes: vec![
-            1460, 583, 10131227, 2202608, 305, 24, 12517, 633, 3, 93145, 5683, 8351593, 3194, 27, 14992, 5461306, 10, 5652,
-            2173, 4, 7046547, 18, 15, 286181, 105, 142572,
+            1460, 583, 10131227, 2202608, 305, 24, 12517, 633, 3, 93145, 5683, 8351593, 3194, 27,
+            14992, 5461306, 10, 5652, 2173, 4, 7046547, 18, 15, 286181, 105, 142572,
         ],
     };
     let cases = [
@@ -65,9 +75,24 @@ fn indices_are_bit_exact() {
     ];
     let n = 100_000;
     for (m, z, variant, key_mode) in cases {
-        let model = criteo_model(EmbeddingConfig::Robe { m, z, hash: variant }, key_mode.clone());
+        let model = criteo_model(
+            EmbeddingConfig::Robe {
+                m,
+                z,
+                hash: variant,
+            },
+            key_mode.clone(),
+        );
         let Some(mut g) = gpu(&model) else { return };
-        let fields: Vec<u32> = (0..n).map(|i| if i < 26 { i as u32 } else { rng.random_range(0..26) }).collect();
+        let fields: Vec<u32> = (0..n)
+            .map(|i| {
+                if i < 26 {
+                    i as u32
+                } else {
+                    rng.random_range(0..26)
+                }
+            })
+            .collect();
         let values: Vec<u32> = (0..n)
             .map(|i| match i % 5 {
                 0 => u32::MAX - rng.random_range(0..3),
@@ -75,7 +100,7 @@ fn indices_are_bit_exact() {
                 _ => rng.random(),
             })
             .collect();
-        let got = block_on(g.block_offsets(&model, &fields, &values)).unwrap();
+        let got = block_on(g.block_offsets(&fields, &values)).unwrap();
         let lookup = model.lookup();
         let hash = RobeHash::new(m, z, variant).unwrap();
         let blocks = lookup.blocks();
@@ -85,7 +110,11 @@ fn indices_are_bit_exact() {
             let key = key_mode.global_key(&offsets, fields[i] as usize, values[i]);
             for c in 0..blocks {
                 let want = hash.block_offset(key, c as u32);
-                assert_eq!(got[i * blocks + c], want, "M={m} Z={z} {variant} key {key:#x} block {c}");
+                assert_eq!(
+                    got[i * blocks + c],
+                    want,
+                    "M={m} Z={z} {variant} key {key:#x} block {c}"
+                );
             }
         }
     }
@@ -94,14 +123,24 @@ fn indices_are_bit_exact() {
 #[test]
 fn full_table_slots_match() {
     let mut rng = StdRng::seed_from_u64(3);
-    let model = criteo_model(EmbeddingConfig::Full { rows: (0..26).map(|_| rng.random_range(1..5000)).collect() }, KeyMode::Raw);
+    let model = criteo_model(
+        EmbeddingConfig::Full {
+            rows: (0..26).map(|_| rng.random_range(1..5000)).collect(),
+        },
+        KeyMode::Raw,
+    );
     let Some(mut g) = gpu(&model) else { return };
     let n = 20_000;
     let fields: Vec<u32> = (0..n).map(|_| rng.random_range(0..26)).collect();
     let values: Vec<u32> = (0..n).map(|_| rng.random()).collect();
-    let got = block_on(g.block_offsets(&model, &fields, &values)).unwrap();
+    let got = block_on(g.block_offsets(&fields, &values)).unwrap();
     for i in 0..n {
-        assert_eq!(got[i] as usize, model.lookup().block_offset(fields[i] as usize, values[i], 0));
+        assert_eq!(
+            got[i] as usize,
+            model
+                .lookup()
+                .block_offset(fields[i] as usize, values[i], 0)
+        );
     }
 }
 
@@ -116,7 +155,7 @@ fn logits_match_the_cpu() {
         let (ctx, cands) = random_request(&mut rng, &model.config, rows);
         let batch = rank::full_rows(&model.config, &ctx, &cands);
         let want = forward(&model, &batch);
-        let got = block_on(g.logits(&model, &batch)).unwrap();
+        let got = block_on(g.logits(&batch)).unwrap();
         for (x, y) in got.iter().zip(&want) {
             worst = worst.max((x - y).abs() / (y.abs() + 1.0));
         }
@@ -136,14 +175,22 @@ fn wide_odd_layers_match_the_cpu() {
         cfg.bottom = vec![cfg.dense.len(), [131, 97, 250][case % 3], cfg.dim];
         cfg.top = vec![width, [203, 130, 96][case % 3], [97, 129, 5][case % 3], 1];
         let mut model = Dlrm::init(cfg, rng.random()).unwrap();
-        model.embedding.iter_mut().for_each(|w| *w = rng.random_range(-0.5..0.5));
+        model
+            .embedding
+            .iter_mut()
+            .for_each(|w| *w = rng.random_range(-0.5..0.5));
         let Some(mut g) = gpu(&model) else { return };
         let rows = [95, 96, 300, 1001, 129, 2][case];
         let (ctx, cands) = random_request(&mut rng, &model.config, rows);
         let batch = rank::full_rows(&model.config, &ctx, &cands);
         let want = forward(&model, &batch);
-        assert_close(&block_on(g.logits(&model, &batch)).unwrap(), &want, 1e-4, &format!("full rows, case {case}"));
-        let got = block_on(g.rank_logits(&model, &ctx, &cands)).unwrap();
+        assert_close(
+            &block_on(g.logits(&batch)).unwrap(),
+            &want,
+            1e-4,
+            &format!("full rows, case {case}"),
+        );
+        let got = block_on(g.rank_logits(&ctx, &cands)).unwrap();
         assert_close(&got, &want, 1e-4, &format!("context-once, case {case}"));
     }
 }
@@ -158,13 +205,42 @@ fn context_once_on_gpu_equals_full_rows_on_cpu() {
         let rows = [1, 5, 64, 129, 500][case % 5];
         let (ctx, cands) = random_request(&mut rng, &model.config, rows);
         let want = forward(&model, &rank::full_rows(&model.config, &ctx, &cands));
-        let got = block_on(g.rank_logits(&model, &ctx, &cands)).unwrap();
+        let got = block_on(g.rank_logits(&ctx, &cands)).unwrap();
         for (x, y) in got.iter().zip(&want) {
             worst = worst.max((x - y).abs() / (y.abs() + 1.0));
         }
         assert_close(&got, &want, 1e-4, &format!("case {case}"));
     }
     eprintln!("worst |gpu context-once - cpu full rows| / (|cpu| + 1) = {worst:e}");
+}
+
+/// A backend scores the model it was built from and no other: its requests take no model (so a
+/// request cannot be read against another model's shapes), it keeps that model's config, and it
+/// needs nothing more from the caller's copy, which may change or go.
+#[test]
+fn backend_scores_the_model_it_was_built_from() {
+    let mut rng = StdRng::seed_from_u64(15);
+    let mut model = random_model(&mut rng);
+    let Some(mut g) = gpu(&model) else { return };
+    assert_eq!(g.config(), &model.config);
+    let (ctx, cands) = random_request(&mut rng, &model.config, 70);
+    let batch = rank::full_rows(&model.config, &ctx, &cands);
+    let want = forward(&model, &batch);
+    model.embedding.iter_mut().for_each(|w| *w += 1.0);
+    model.top.clear();
+    drop(model);
+    assert_close(
+        &block_on(g.logits(&batch)).unwrap(),
+        &want,
+        1e-4,
+        "full rows",
+    );
+    assert_close(
+        &block_on(g.rank_logits(&ctx, &cands)).unwrap(),
+        &want,
+        1e-4,
+        "context-once",
+    );
 }
 
 /// The inputs go up the same whether written into the mapped upload buffer (native) or through
@@ -174,18 +250,20 @@ fn both_upload_paths_give_the_same_bits() {
     let mut rng = StdRng::seed_from_u64(14);
     for case in 0..6 {
         let model = random_model(&mut rng);
-        let Some(mut mapped) = gpu(&model) else { return };
+        let Some(mut mapped) = gpu(&model) else {
+            return;
+        };
         let mut written = gpu(&model).unwrap();
         written.set_in_place_uploads(false);
         for rows in [3, 700, 40, 2500] {
             let (ctx, cands) = random_request(&mut rng, &model.config, rows);
             let batch = rank::full_rows(&model.config, &ctx, &cands);
             let bits = |v: Vec<f32>| v.into_iter().map(f32::to_bits).collect::<Vec<_>>();
-            let a = bits(block_on(mapped.logits(&model, &batch)).unwrap());
-            let b = bits(block_on(written.logits(&model, &batch)).unwrap());
+            let a = bits(block_on(mapped.logits(&batch)).unwrap());
+            let b = bits(block_on(written.logits(&batch)).unwrap());
             assert_eq!(a, b, "full rows, case {case}, {rows} rows");
-            let a = bits(block_on(mapped.rank_logits(&model, &ctx, &cands)).unwrap());
-            let b = bits(block_on(written.rank_logits(&model, &ctx, &cands)).unwrap());
+            let a = bits(block_on(mapped.rank_logits(&ctx, &cands)).unwrap());
+            let b = bits(block_on(written.rank_logits(&ctx, &cands)).unwrap());
             assert_eq!(a, b, "context-once, case {case}, {rows} rows");
             assert_eq!(a.len(), rows);
         }
@@ -196,9 +274,13 @@ fn both_upload_paths_give_the_same_bits() {
 fn kaggle_request(rng: &mut StdRng, rows: usize) -> (Context, Candidates) {
     let ctx = Context {
         dense: (0..13).map(|_| rng.random_range(0.0..100.0)).collect(),
-        fields: (0..26).map(|f| (f < 20).then(|| vec![rng.random()])).collect(),
+        fields: (0..26)
+            .map(|f| (f < 20).then(|| vec![rng.random()]))
+            .collect(),
     };
-    let fields = (0..6).map(|_| FieldValues::single((0..rows).map(|_| rng.random()).collect())).collect();
+    let fields = (0..6)
+        .map(|_| FieldValues::single((0..rows).map(|_| rng.random()).collect()))
+        .collect();
     (ctx, Candidates { rows, fields })
 }
 
@@ -220,12 +302,23 @@ fn assert_same_top_k(got: &[pocketrec::Ranked], want: &[pocketrec::Ranked], cpu_
 #[test]
 fn top_k_matches_the_cpu_on_and_off_the_gpu() {
     let (dense, fields) = criteo_schema();
-    let cfg = ModelConfig::preset(Preset::Kaggle, dense, fields, 4_000_000, 4, HashVariant::UmaV1, StoredDtype::F32)
-        .unwrap();
+    let cfg = ModelConfig::preset(
+        Preset::Kaggle,
+        dense,
+        fields,
+        4_000_000,
+        4,
+        HashVariant::UmaV1,
+        StoredDtype::F32,
+    )
+    .unwrap();
     let mut model = Dlrm::init(cfg, 5).unwrap();
     // Embeddings as large as a trained model's, so candidates' logits spread out.
     let mut rng = StdRng::seed_from_u64(12);
-    model.embedding.iter_mut().for_each(|w| *w = rng.random_range(-0.05..0.05));
+    model
+        .embedding
+        .iter_mut()
+        .for_each(|w| *w = rng.random_range(-0.05..0.05));
     let Some(_) = gpu(&model) else { return };
     let mut scorer = block_on(Scorer::new(model, BackendChoice::WebGpu)).unwrap();
     assert_eq!(scorer.backend_name(), "webgpu");
@@ -252,20 +345,50 @@ fn top_k_matches_the_cpu_on_and_off_the_gpu() {
 #[test]
 fn scorer_on_gpu_handles_bad_and_empty_requests() {
     let mut rng = StdRng::seed_from_u64(13);
-    let model = criteo_model(EmbeddingConfig::Robe { m: 100_000, z: 4, hash: HashVariant::UmaV1 }, KeyMode::Raw);
+    let model = criteo_model(
+        EmbeddingConfig::Robe {
+            m: 100_000,
+            z: 4,
+            hash: HashVariant::UmaV1,
+        },
+        KeyMode::Raw,
+    );
     let Some(_) = gpu(&model) else { return };
     let mut scorer = block_on(Scorer::new(model, BackendChoice::Auto)).unwrap();
-    assert_eq!(scorer.backend_name(), "webgpu", "{}", scorer.backend_reason());
+    assert_eq!(
+        scorer.backend_name(),
+        "webgpu",
+        "{}",
+        scorer.backend_reason()
+    );
     let (ctx, cands) = kaggle_request(&mut rng, 50);
     assert!(block_on(scorer.rank(&ctx, &cands, 0)).unwrap().is_empty());
-    let none = Candidates { rows: 0, fields: vec![FieldValues { offsets: vec![0], values: vec![] }; 6] };
+    let none = Candidates {
+        rows: 0,
+        fields: vec![
+            FieldValues {
+                offsets: vec![0],
+                values: vec![]
+            };
+            6
+        ],
+    };
     assert!(block_on(scorer.rank(&ctx, &none, 5)).unwrap().is_empty());
     let mut bad = cands.clone();
     bad.fields.pop();
-    assert!(matches!(block_on(scorer.rank(&ctx, &bad, 5)), Err(Error::Request(_))));
+    assert!(matches!(
+        block_on(scorer.rank(&ctx, &bad, 5)),
+        Err(Error::Request(_))
+    ));
     // Every field in the context: all candidates score the same and rank by index.
-    let all = Context { dense: ctx.dense.clone(), fields: (0..26).map(|_| Some(vec![1])).collect() };
-    let same = Candidates { rows: 5, fields: vec![] };
+    let all = Context {
+        dense: ctx.dense.clone(),
+        fields: (0..26).map(|_| Some(vec![1])).collect(),
+    };
+    let same = Candidates {
+        rows: 5,
+        fields: vec![],
+    };
     let top = block_on(scorer.rank(&all, &same, 3)).unwrap();
     assert_eq!(top.iter().map(|r| r.index).collect::<Vec<_>>(), [0, 1, 2]);
     let cpu = rank::logits(scorer.model(), &all, &same).unwrap();

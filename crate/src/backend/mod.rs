@@ -127,7 +127,7 @@ impl Scorer {
         match &mut self.backend {
             Backend::Cpu(c) => Ok(c.logits(&self.model, batch)),
             #[cfg(feature = "gpu")]
-            Backend::Gpu(g) => g.logits(&self.model, batch).await,
+            Backend::Gpu(g) => g.logits(batch).await,
         }
     }
 
@@ -141,7 +141,7 @@ impl Scorer {
         match &mut self.backend {
             Backend::Cpu(c) => c.rank(&self.model, context, candidates, k),
             #[cfg(feature = "gpu")]
-            Backend::Gpu(g) => g.rank(&self.model, context, candidates, k).await,
+            Backend::Gpu(g) => g.rank(context, candidates, k).await,
         }
     }
 }

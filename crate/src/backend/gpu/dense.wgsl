@@ -1,13 +1,6 @@
 // The model's dense transform on raw dense values: identity, or Criteo's ln(1 + max(x, 0)).
 
-struct Params {
-    n: u32, transform: u32, _p0: u32, _p1: u32,
-    _p2: u32, _p3: u32, _p4: u32, _p5: u32,
-    _p6: u32, _p7: u32, _p8: u32, _p9: u32,
-    _p10: u32, _p11: u32, _p12: u32, _p13: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
+// p: DenseParams: the prelude (contract.rs).
 @group(0) @binding(1) var<storage, read> raw: array<f32>;
 @group(0) @binding(2) var<storage, read_write> transformed: array<f32>;
 
@@ -20,9 +13,9 @@ fn log1p(x: f32) -> f32 {
     return log(u) * x / (u - 1.0);
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(GROUP)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let i = gid.x + gid.y * 65535u * 64u;
+    let i = gid.x + gid.y * MAX_GROUPS * GROUP;
     if (i >= p.n) {
         return;
     }

@@ -3,15 +3,9 @@
 // by 1 / count. Writes vectors[row][vec_base + field][0..d]. Each value's hash work that does not
 // depend on the block is done once (hash.wgsl's walk).
 
-struct Params {
-    rows: u32, nlist: u32, d: u32, nvec: u32,
-    vec_base: u32, kind: u32, block_len: u32, blocks: u32,
-    range: u32, key_mode: u32, row_start: u32, _p0: u32,
-    _p1: u32, _p2: u32, _p3: u32, _p4: u32,
-}
+// p: EmbedParams, FieldEntry: the prelude (contract.rs).
 
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> fields: array<u32>;
+@group(0) @binding(1) var<storage, read> fields: array<FieldEntry>;
 @group(0) @binding(2) var<storage, read> offsets: array<u32>;
 @group(0) @binding(3) var<storage, read> vals: array<u32>;
 @group(0) @binding(4) var<storage, read> w: array<f32>;
@@ -24,17 +18,13 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (r >= p.rows || fi >= p.nlist) {
         return;
     }
-    let fb = fi * FIELD_WORDS;
-    let field = fields[fb];
-    let mean = fields[fb + 1u];
-    let obase = fields[fb + 2u];
-    let vbase = fields[fb + 3u];
+    let e = fields[fi];
     let row = p.row_start + r;
     var beg = row;
     var end = row + 1u;
-    if (obase != ONE_PER_ROW) {
-        beg = offsets[obase + row];
-        end = offsets[obase + row + 1u];
+    if (e.offsets_base != ONE_PER_ROW) {
+        beg = offsets[e.offsets_base + row];
+        end = offsets[e.offsets_base + row + 1u];
     }
     let dst = (r * p.nvec + p.vec_base + fi) * p.d;
     if (end == beg) {
@@ -44,13 +34,13 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         return;
     }
     var scale = 1.0;
-    if (mean == 1u) {
+    if (e.mean == 1u) {
         scale = 1.0 / f32(end - beg);
     }
     for (var i = beg; i < end; i += 1u) {
-        let v = vals[vbase + i];
-        let key = global_key(p.key_mode, field, fields[fb + 4u], fields[fb + 5u], v);
-        var walk = walk_begin(p.kind, p.range, p.d, fields[fb + 6u], fields[fb + 7u], p.key_mode, v, key);
+        let v = vals[e.values_base + i];
+        let key = global_key(p.key_mode, e, v);
+        var walk = walk_begin(p.kind, p.range, p.d, e, p.key_mode, v, key);
         for (var c = 0u; c < p.blocks; c += 1u) {
             let o = walk_next(&walk);
             let lo = c * p.block_len;

@@ -3,14 +3,7 @@
 // folded bias c[o]. Context vector s (0 = bottom output) interacts as global vector ctx[s];
 // candidate vector q as cand[q] (global vector f + 1 for field f).
 
-struct Params {
-    top1: u32, d: u32, nctx: u32, nq: u32,
-    width: u32, top0: u32, _p0: u32, _p1: u32,
-    _p2: u32, _p3: u32, _p4: u32, _p5: u32,
-    _p6: u32, _p7: u32, _p8: u32, _p9: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
+// p: FoldParams: the prelude (contract.rs).
 @group(0) @binding(1) var<storage, read> index: array<u32>;   // ctx[nctx] then cand[nq]
 @group(0) @binding(2) var<storage, read> ctxv: array<f32>;    // [nctx][d]
 @group(0) @binding(3) var<storage, read> w1: array<f32>;      // [top1][top0]
@@ -25,7 +18,7 @@ fn pair_column(i: u32, j: u32) -> u32 {
     return p.d + hi * (hi - 1u) / 2u + lo;
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(GROUP)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let k = gid.x;
     let o = gid.y;

@@ -6,9 +6,9 @@
 // per k so the staging stores of 8 consecutive k hit distinct banks. Each of the
 // (TM/8)·(TN/8) threads owns 8×8 outputs: rows 4·ty + 0..3 and TM/2 + 4·ty + 0..3, columns
 // 4·tx + 0..3 and TN/2 + 4·tx + 0..3, so per k it reads 4 vec4s for 64 multiply-adds and a warp's
-// reads are broadcasts or consecutive vec4s. The host picks TM and TN per shape (mod.rs: 128×128
-// with 256 threads for the big layers, 64×64 with 64 threads for narrow or short ones) by
-// rewriting the two constants below, and TK = 8 where 16 would pass the adapter's workgroup memory.
+// reads are broadcasts or consecutive vec4s. The host builds two tile sizes (pipelines.rs: 128×128
+// with 256 threads for the big layers, 64×64 with 64 threads for narrow or short ones, plan.rs
+// picks per shape), with TK = 8 where 16 would pass the adapter's workgroup memory.
 //
 // Staging reads are coalesced (16 consecutive k of a row per 16 lanes). Rows past m (of a) and
 // outputs past n (of w) are read clamped to the last valid one: they only feed outputs that are
@@ -16,9 +16,7 @@
 
 // Params and bindings: layer.wgsl.
 
-const TM: u32 = 128u;
-const TN: u32 = 128u;
-const TK: u32 = 16u;
+// TM, TN, TK: the prelude, per build of the kernel (pipelines.rs).
 const THREADS: u32 = (TM / 8u) * (TN / 8u);
 // vec4s per k in the staged tiles (one of padding).
 const SA: u32 = TM / 4u + 1u;

@@ -1,16 +1,17 @@
 // The one-output dense layer (the top MLP's last): c[c_off + r·ldc] = act(Σ_k a[a_off + r·lda + k]
 // · w[k] + bias[0]) for r < m. A 64-wide GEMM tile would compute 63 columns for nothing: here 8
 // threads share a row, each summing every 8th k (8 lanes read 8 consecutive floats), and the
-// first adds the 8 partial sums; 32 rows per workgroup.
+// first adds the 8 partial sums; GEMV_ROWS (32) rows per workgroup.
 
 // Params and bindings: layer.wgsl.
 
-var<workgroup> part: array<f32, 256>;
+const THREADS: u32 = 8u * GEMV_ROWS;
+var<workgroup> part: array<f32, THREADS>;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(THREADS)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let lane = lid % 8u;
-    let r = (wg.x + wg.y * 65535u) * 32u + lid / 8u;
+    let r = (wg.x + wg.y * MAX_GROUPS) * GEMV_ROWS + lid / 8u;
     var s = 0.0;
     if (r < p.m) {
         let row = p.a_off + r * p.lda;

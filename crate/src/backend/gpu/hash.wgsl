@@ -1,27 +1,10 @@
 // ROBE-Z slots from (field, value), docs/hash.md (normative), in 32-bit limbs: a line-for-line
-// port of `pocketrec::robe::limbs`, so it matches `RobeHash::block_offset` bit for bit.
-// Prepended to the shaders that read embeddings.
+// port of `pocketrec::robe::limbs` (the walk below: `limbs::BlockWalk`, tested there against the
+// u64 reference), so it matches `RobeHash::block_offset` bit for bit. Put before the shaders that
+// read embeddings.
 
-const P: u32 = 2038074743u;
-const TWO32_MOD_P: u32 = 218817810u; // 2^32 mod P
-const R1: u32 = 634329019u;
-const R2: u32 = 1825252241u;
-const R3: u32 = 871205356u;
-
-// Embedding kinds (Params.kind).
-const KIND_UMA_V1: u32 = 0u;
-const KIND_NEW_ROBEZ: u32 = 1u;
-const KIND_FULL: u32 = 2u;
-const KIND_INDEPENDENT: u32 = 3u;
-// Key modes (Params.key_mode).
-const KEY_RAW: u32 = 0u;
-const KEY_DICTIONARY: u32 = 1u;
-// Words per field in the field table: config index, mean pooling, offsets base, values base,
-// table offset lo, table offset hi, full-table base slot, full-table rows.
-const FIELD_WORDS: u32 = 8u;
-// An offsets base that says the field has one value per row and no offsets: row r's value is
-// values[values base + r] (categorical fields, whose offsets are 0, 1, 2, ...).
-const ONE_PER_ROW: u32 = 0xffffffffu;
+// P, TWO32_MOD_P, R1-R3, the KIND_* and KEY_* codes and FieldEntry come from the prelude
+// (contract.rs).
 
 fn add_mod(a: u32, b: u32) -> u32 {
     let s = a + b; // both < 2^31
@@ -43,13 +26,13 @@ fn key_mod_p(lo: u32, hi: u32) -> u32 {
     return add_mod(mul_mod(hi % P, TWO32_MOD_P), lo % P);
 }
 
-// The global key (lo, hi) of value v of the field described at fields[fbase..].
-fn global_key(key_mode: u32, field: u32, toff_lo: u32, toff_hi: u32, v: u32) -> vec2<u32> {
+// The global key (lo, hi) of value v of field e.
+fn global_key(key_mode: u32, e: FieldEntry, v: u32) -> vec2<u32> {
     if (key_mode == KEY_RAW) {
-        return vec2<u32>(v, field);
+        return vec2<u32>(v, e.field);
     }
-    let lo = toff_lo + v;
-    return vec2<u32>(lo, toff_hi + select(0u, 1u, lo < v));
+    let lo = e.key_lo + v;
+    return vec2<u32>(lo, e.key_hi + select(0u, 1u, lo < v));
 }
 
 // First slot of block c of value v with key (lo, hi): ROBE-Z per variant, or the row of a full
@@ -95,10 +78,11 @@ struct BlockWalk {
 }
 
 fn walk_begin(
-    kind: u32, range: u32, d: u32, full_base: u32, full_rows: u32, key_mode: u32, v: u32, key: vec2<u32>,
+    kind: u32, range: u32, d: u32, e: FieldEntry, key_mode: u32, v: u32, key: vec2<u32>,
 ) -> BlockWalk {
     if (kind == KIND_FULL) {
-        return BlockWalk(kind, range, block_start(kind, range, d, full_base, full_rows, key_mode, v, key, 0u), 0u);
+        let row_start = block_start(kind, range, d, e.full_base, e.full_rows, key_mode, v, key, 0u);
+        return BlockWalk(kind, range, row_start, 0u);
     }
     let xm = key_mod_p(key.x, key.y);
     if (kind == KIND_NEW_ROBEZ) {

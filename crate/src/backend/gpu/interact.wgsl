@@ -2,19 +2,12 @@
 // listed pair (i, j). Full rows copy the bottom output and list every pair i > j; context-once
 // copies the candidate embeddings and lists the candidate-candidate pairs.
 
-struct Params {
-    rows: u32, nvec: u32, d: u32, ncopy: u32,
-    npairs: u32, width: u32, _p0: u32, _p1: u32,
-    _p2: u32, _p3: u32, _p4: u32, _p5: u32,
-    _p6: u32, _p7: u32, _p8: u32, _p9: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
+// p: InteractParams: the prelude (contract.rs).
 @group(0) @binding(1) var<storage, read> pairs: array<u32>;
 @group(0) @binding(2) var<storage, read> vectors: array<f32>;
 @group(0) @binding(3) var<storage, read_write> top_in: array<f32>;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(GROUP)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let col = gid.x;
     let r = gid.y;

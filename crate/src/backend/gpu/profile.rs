@@ -3,9 +3,11 @@
 //! submitting, waiting for the GPU, reading the results back, and the bytes uploaded), and, on an
 //! adapter with timestamp queries, its GPU time per kernel (GEMMs per shape, with their rate):
 //! every dispatch then runs in its own compute pass with a timestamp at its start and end. Off,
-//! the normal path is unchanged.
+//! the normal path is unchanged: a request's [`Profile`] guard then holds nothing and each of its
+//! calls is one branch.
 
-use super::Dispatch;
+use super::contract::LayerParams;
+use super::plan::Dispatch;
 use std::time::{Duration, Instant};
 
 /// Timestamps one submission holds (wgpu's per-set maximum): two around the copies of the inputs
@@ -36,7 +38,8 @@ struct Timestamps {
 impl Profiler {
     /// Whether the environment asks for profiling (never in the browser).
     pub(super) fn wanted() -> bool {
-        cfg!(not(target_arch = "wasm32")) && std::env::var_os("POCKETREC_GPU_PROFILE").is_some_and(|v| v == "1")
+        cfg!(not(target_arch = "wasm32"))
+            && std::env::var_os("POCKETREC_GPU_PROFILE").is_some_and(|v| v == "1")
     }
 
     /// A profiler; `timestamps` when the device has `TIMESTAMP_QUERY`.
@@ -51,16 +54,20 @@ impl Profiler {
         }
     }
 
-    /// Starts a request's host clock.
-    pub(super) fn start(&mut self) {
-        self.phases.clear();
-        self.uploaded = 0;
-        self.began = Instant::now();
-        self.last = self.began;
+    /// Starts a request: its host clock when `profiler` is there, and the guard its phases go
+    /// through (inert when it is not).
+    pub(super) fn start(profiler: &mut Option<Profiler>) -> Profile<'_> {
+        if let Some(p) = profiler {
+            p.phases.clear();
+            p.uploaded = 0;
+            p.began = Instant::now();
+            p.last = p.began;
+        }
+        Profile(profiler.as_mut())
     }
 
     /// Ends a host phase: the time since the last one ended counts to `name`.
-    pub(super) fn phase(&mut self, name: &'static str) {
+    fn phase(&mut self, name: &'static str) {
         let now = Instant::now();
         let dt = now - self.last;
         self.last = now;
@@ -68,16 +75,6 @@ impl Profiler {
             Some(p) => p.1 += dt,
             None => self.phases.push((name, dt)),
         }
-    }
-
-    /// Counts bytes written for the GPU to read.
-    pub(super) fn uploaded(&mut self, bytes: usize) {
-        self.uploaded += bytes as u64;
-    }
-
-    /// Whether dispatches are timestamped ([`Profiler::encode`]).
-    pub(super) fn timestamps(&self) -> bool {
-        self.gpu.is_some()
     }
 
     /// See [`Timestamps::encode`].
@@ -95,11 +92,15 @@ impl Profiler {
 
     /// Prints the request's host phases (ended by now), then waits for its timestamps and prints
     /// them. `what` names the request.
-    pub(super) fn report(&mut self, device: &wgpu::Device, what: &str) {
+    fn report(&mut self, device: &wgpu::Device, what: &str) {
         self.phase("rest");
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
-        let phases: Vec<String> =
-            self.phases.iter().filter(|p| p.0 != "rest").map(|(name, d)| format!("{name} {:.3}", ms(*d))).collect();
+        let phases: Vec<String> = self
+            .phases
+            .iter()
+            .filter(|p| p.0 != "rest")
+            .map(|(name, d)| format!("{name} {:.3}", ms(*d)))
+            .collect();
         eprintln!(
             "host profile, {what}: {:.3} ms in the backend: {} ms; {:.2} MB uploaded",
             ms(self.last - self.began),
@@ -112,11 +113,49 @@ impl Profiler {
     }
 }
 
+/// One request's profile, from [`Profiler::start`]: does nothing when profiling is off.
+pub(super) struct Profile<'a>(Option<&'a mut Profiler>);
+
+impl Profile<'_> {
+    /// Ends a host phase: the time since the last one ended counts to `name`.
+    pub(super) fn phase(&mut self, name: &'static str) {
+        if let Some(p) = &mut self.0 {
+            p.phase(name);
+        }
+    }
+
+    /// Counts bytes written for the GPU to read.
+    pub(super) fn uploaded(&mut self, bytes: usize) {
+        if let Some(p) = &mut self.0 {
+            p.uploaded += bytes as u64;
+        }
+    }
+
+    /// The profiler, when it timestamps dispatches ([`Profiler::encode`]).
+    pub(super) fn timestamps(&mut self) -> Option<&mut Profiler> {
+        self.0.as_deref_mut().filter(|p| p.gpu.is_some())
+    }
+
+    /// Ends the request (the read-back is its last phase) and prints its profile; `what` names
+    /// it, and is called only when profiling.
+    pub(super) fn report(mut self, device: &wgpu::Device, what: impl FnOnce() -> String) {
+        self.phase("read back");
+        if let Some(p) = self.0 {
+            p.report(device, &what());
+        }
+    }
+}
+
 impl Timestamps {
     fn new(device: &wgpu::Device, queue: &wgpu::Queue) -> Timestamps {
         let bytes = QUERIES as u64 * 8;
         let buffer = |label, usage| {
-            let desc = wgpu::BufferDescriptor { label: Some(label), size: bytes, usage, mapped_at_creation: false };
+            let desc = wgpu::BufferDescriptor {
+                label: Some(label),
+                size: bytes,
+                usage,
+                mapped_at_creation: false,
+            };
             device.create_buffer(&desc)
         };
         Timestamps {
@@ -125,8 +164,14 @@ impl Timestamps {
                 ty: wgpu::QueryType::Timestamp,
                 count: QUERIES,
             }),
-            resolve: buffer("profile resolve", wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC),
-            read: buffer("profile read", wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST),
+            resolve: buffer(
+                "profile resolve",
+                wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+            ),
+            read: buffer(
+                "profile read",
+                wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            ),
             period: queue.get_timestamp_period() as f64,
             timed: Vec::new(),
         }
@@ -149,7 +194,10 @@ impl Timestamps {
                 beginning_of_pass_write_index: Some(at),
                 end_of_pass_write_index: Some(at + 1),
             };
-            let desc = wgpu::ComputePassDescriptor { label: Some("mark"), timestamp_writes: Some(writes) };
+            let desc = wgpu::ComputePassDescriptor {
+                label: Some("mark"),
+                timestamp_writes: Some(writes),
+            };
             encoder.begin_compute_pass(&desc);
         };
         mark(encoder, 0);
@@ -166,15 +214,23 @@ impl Timestamps {
                 end_of_pass_write_index: Some(at + 1),
             });
             if writes.is_some() {
-                let [m, n, k] = [d.params[0], d.params[1], d.params[2]].map(u64::from);
-                self.timed.push(match d.kernel.label {
-                    l if l.starts_with("gemm") => (format!("{l} {k}->{n}"), m * n * k),
+                self.timed.push(match d.pipeline.label {
+                    l if l.starts_with("gemm") => {
+                        let bytes =
+                            &bytemuck::cast_slice(&d.params)[..std::mem::size_of::<LayerParams>()];
+                        let p: LayerParams = bytemuck::pod_read_unaligned(bytes);
+                        let [m, n, k] = [p.m, p.n, p.k].map(u64::from);
+                        (format!("{l} {k}->{n}"), m * n * k)
+                    }
                     l => (l.to_string(), 0),
                 });
             }
-            let desc = wgpu::ComputePassDescriptor { label: Some(d.kernel.label), timestamp_writes: writes };
+            let desc = wgpu::ComputePassDescriptor {
+                label: Some(d.pipeline.label),
+                timestamp_writes: writes,
+            };
             let mut pass = encoder.begin_compute_pass(&desc);
-            pass.set_pipeline(&d.kernel.pipeline);
+            pass.set_pipeline(&d.pipeline.pipeline);
             pass.set_bind_group(0, g, &[]);
             pass.dispatch_workgroups(d.groups.0, d.groups.1, 1);
         }
@@ -190,7 +246,9 @@ impl Timestamps {
         if self.timed.is_empty() {
             return;
         }
-        let slice = self.read.slice(..(MARKS as u64 + 2 * self.timed.len() as u64) * 8);
+        let slice = self
+            .read
+            .slice(..(MARKS as u64 + 2 * self.timed.len() as u64) * 8);
         slice.map_async(wgpu::MapMode::Read, |_| {});
         #[cfg(not(target_arch = "wasm32"))]
         if let Err(e) = device.poll(wgpu::PollType::wait_indefinitely()) {

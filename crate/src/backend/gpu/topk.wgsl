@@ -1,21 +1,13 @@
-// Per-workgroup top-k: each workgroup sorts 1024 logits in workgroup memory (bitonic, best
-// first: higher logit, then lower index) and writes its best `keep` as (logit bits, index)
-// pairs. The host merges the winners of every workgroup, so only those are read back.
+// Per-workgroup top-k: each workgroup sorts TOPK_SPAN (1024) logits in workgroup memory
+// (bitonic, best first: higher logit, then lower index) and writes its best `keep` as (logit
+// bits, index) pairs. The host merges the winners of every workgroup, so only those are read back.
 
-struct Params {
-    n: u32, keep: u32, _p0: u32, _p1: u32,
-    _p2: u32, _p3: u32, _p4: u32, _p5: u32,
-    _p6: u32, _p7: u32, _p8: u32, _p9: u32,
-    _p10: u32, _p11: u32, _p12: u32, _p13: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
+// p: TopkParams: the prelude (contract.rs).
 @group(0) @binding(1) var<storage, read> logits: array<f32>;
 @group(0) @binding(2) var<storage, read_write> winners: array<u32>;
 
-const SPAN: u32 = 1024u;
-var<workgroup> keys: array<f32, 1024>;
-var<workgroup> ids: array<u32, 1024>;
+var<workgroup> keys: array<f32, TOPK_SPAN>;
+var<workgroup> ids: array<u32, TOPK_SPAN>;
 
 fn before(a: u32, b: u32) -> bool {
     return keys[a] > keys[b] || (keys[a] == keys[b] && ids[a] < ids[b]);
@@ -23,8 +15,8 @@ fn before(a: u32, b: u32) -> bool {
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let base = wg.x * SPAN;
-    for (var t = lid; t < SPAN; t += 256u) {
+    let base = wg.x * TOPK_SPAN;
+    for (var t = lid; t < TOPK_SPAN; t += 256u) {
         let g = base + t;
         if (g < p.n) {
             keys[t] = logits[g];
@@ -34,10 +26,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
             ids[t] = 0xffffffffu;
         }
     }
-    for (var size = 2u; size <= SPAN; size <<= 1u) {
+    for (var size = 2u; size <= TOPK_SPAN; size <<= 1u) {
         for (var stride = size >> 1u; stride > 0u; stride >>= 1u) {
             workgroupBarrier();
-            for (var t = lid; t < SPAN / 2u; t += 256u) {
+            for (var t = lid; t < TOPK_SPAN / 2u; t += 256u) {
                 let lo = 2u * stride * (t / stride) + (t % stride);
                 let hi = lo + stride;
                 let best_first = (lo & size) == 0u;
