@@ -30,11 +30,14 @@ fn bench(c: &mut Criterion) {
     let mut out = Array2::<f32>::zeros((m, n));
     let mut g = c.benchmark_group("gemm");
     g.throughput(Throughput::Elements(2 * (m * k * n) as u64));
-    g.bench_function("2048x512x256", |bch| bch.iter(|| pocketrec::gemm::matmul(a.view(), b.view(), out.view_mut(), false)));
+    g.bench_function("2048x512x256", |bch| {
+        bch.iter(|| pocketrec::gemm::matmul(a.view(), b.view(), out.view_mut(), false))
+    });
     g.finish();
 
     let (dense, fields) = criteo_schema();
-    let cfg = ModelConfig::preset(Preset::Kaggle, dense, fields, 10_000_000, 4, HashVariant::UmaV1, StoredDtype::F32).unwrap();
+    let cfg = ModelConfig::preset(Preset::Kaggle, dense, fields, 10_000_000, 4, HashVariant::UmaV1, StoredDtype::F32)
+        .unwrap();
     let flops = cfg.forward_flops_per_row();
     eprintln!("kaggle forward: {flops} FLOP per row");
     let train_flops = cfg.train_flops_per_row();

@@ -64,7 +64,9 @@ fn bench(c: &mut Criterion) {
     let w = Array2::<f32>::from_shape_fn((n, k), |(i, j)| ((i * 5 + j) % 11) as f32 * 0.01);
     let mut out = Array2::<f32>::zeros((m, n));
     g.throughput(Throughput::Elements((m * k * n) as u64));
-    g.bench_function("4096x512x256 multiply-adds", |b| b.iter(|| pocketrec::gemm::matmul(a.view(), w.t(), out.view_mut(), false)));
+    g.bench_function("4096x512x256 multiply-adds", |b| {
+        b.iter(|| pocketrec::gemm::matmul(a.view(), w.t(), out.view_mut(), false))
+    });
     g.finish();
 
     let mut g = c.benchmark_group("rank kaggle 10MB top10");

@@ -124,16 +124,17 @@ impl Batch {
         }
         let nd = cfg.dense.len();
         if self.dense.len() != self.rows * nd {
-            return bad(format!("expected {} dense values ({} rows × {nd}), got {}", self.rows * nd, self.rows, self.dense.len()));
+            return bad(format!(
+                "expected {} dense values ({} rows × {nd}), got {}",
+                self.rows * nd,
+                self.rows,
+                self.dense.len()
+            ));
         }
         if !all_finite(&self.dense)
             && let Some(i) = self.dense.iter().position(|x| !x.is_finite())
         {
-            return bad(format!(
-                "dense feature {:?} of row {} is not finite",
-                cfg.dense[i % nd],
-                i / nd
-            ));
+            return bad(format!("dense feature {:?} of row {} is not finite", cfg.dense[i % nd], i / nd));
         }
         if self.fields.len() != cfg.fields.len() {
             return bad(format!("expected {} sparse fields, got {}", cfg.fields.len(), self.fields.len()));
@@ -152,9 +153,10 @@ impl Batch {
                 return bad(format!("field {:?} (#{f}) has decreasing offsets", spec.name));
             }
             if spec.kind == FieldKind::Categorical
-                && let Some(r) = o.windows(2).position(|w| w[1] - w[0] != 1) {
-                    return bad(format!("categorical field {:?} needs exactly one value in row {r}", spec.name));
-                }
+                && let Some(r) = o.windows(2).position(|w| w[1] - w[0] != 1)
+            {
+                return bad(format!("categorical field {:?} needs exactly one value in row {r}", spec.name));
+            }
         }
         if !self.labels.is_empty() {
             if self.labels.len() != self.rows {

@@ -140,9 +140,7 @@ pub struct ModelConfig {
 /// Criteo's schema: 13 integer features `I1..I13` and 26 categorical fields `C1..C26`.
 pub fn criteo_schema() -> (Vec<String>, Vec<Field>) {
     let dense = (1..=13).map(|i| format!("I{i}")).collect();
-    let fields = (1..=26)
-        .map(|i| Field { name: format!("C{i}"), kind: FieldKind::Categorical })
-        .collect();
+    let fields = (1..=26).map(|i| Field { name: format!("C{i}"), kind: FieldKind::Categorical }).collect();
     (dense, fields)
 }
 
@@ -194,7 +192,12 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
         "kib" => 1 << 10,
         "mib" => 1 << 20,
         "gib" => 1 << 30,
-        _ => return Err(format!("unknown unit {:?} in {s:?}: use B, KB, MB, GB, KiB, MiB or GiB (any case)", unit.trim())),
+        _ => {
+            return Err(format!(
+                "unknown unit {:?} in {s:?}: use B, KB, MB, GB, KiB, MiB or GiB (any case)",
+                unit.trim()
+            ));
+        }
     };
     let n: f64 = num.parse().map_err(|_| format!("{s:?} is not a size such as 10MB or 10MiB"))?;
     let bytes = n * scale as f64;
@@ -324,7 +327,10 @@ impl ModelConfig {
             }
             EmbeddingConfig::Full { rows } => {
                 if rows.len() != self.fields.len() || rows.contains(&0) {
-                    return bad(format!("full embeddings need one non-zero row count per field ({})", self.fields.len()));
+                    return bad(format!(
+                        "full embeddings need one non-zero row count per field ({})",
+                        self.fields.len()
+                    ));
                 }
                 if self.embedding_len() >= 1 << 32 {
                     return bad("full embedding tables must hold fewer than 2^32 floats".into());
@@ -370,8 +376,9 @@ mod tests {
     #[test]
     fn kaggle_preset_matches_design_shapes() {
         let (dense, fields) = criteo_schema();
-        let cfg = ModelConfig::preset(Preset::Kaggle, dense, fields, 10_000_000, 4, HashVariant::UmaV1, StoredDtype::F32)
-            .unwrap();
+        let cfg =
+            ModelConfig::preset(Preset::Kaggle, dense, fields, 10_000_000, 4, HashVariant::UmaV1, StoredDtype::F32)
+                .unwrap();
         assert_eq!(cfg.bottom, vec![13, 512, 256, 64, 16]);
         assert_eq!(cfg.top, vec![367, 512, 256, 1]);
         let total = cfg.mlp_params() as u64 * 4 + cfg.embedding_len() * 4;
@@ -382,8 +389,9 @@ mod tests {
     #[test]
     fn terabyte_preset_matches_design_shapes() {
         let (dense, fields) = criteo_schema();
-        let cfg = ModelConfig::preset(Preset::Terabyte, dense, fields, 100_000_000, 4, HashVariant::UmaV1, StoredDtype::F16)
-            .unwrap();
+        let cfg =
+            ModelConfig::preset(Preset::Terabyte, dense, fields, 100_000_000, 4, HashVariant::UmaV1, StoredDtype::F16)
+                .unwrap();
         assert_eq!(cfg.bottom, vec![13, 512, 256, 128]);
         assert_eq!(cfg.top, vec![479, 1024, 1024, 512, 256, 1]);
     }

@@ -11,7 +11,10 @@ use crate::robe::{KeyMode, P, R1, R3, RobeHash};
 enum Slots {
     Robe(RobeHash),
     /// Per field: first slot of its table and its row count.
-    Full { base: Vec<u64>, rows: Vec<u64> },
+    Full {
+        base: Vec<u64>,
+        rows: Vec<u64>,
+    },
 }
 
 /// The lookup of one model: key mode plus slot layout.

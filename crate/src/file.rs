@@ -31,10 +31,7 @@ pub const DIGEST_ALGORITHM: &str = "xxh3-64";
 /// The content digest of a file's tensor data (every byte after the header), as stored under
 /// [`DIGEST_KEY`]: `"xxh3-64:"` and 16 hex digits.
 pub fn digest(data: &[u8]) -> String {
-    format!(
-        "{DIGEST_ALGORITHM}:{:016x}",
-        xxhash_rust::xxh3::xxh3_64(data)
-    )
+    format!("{DIGEST_ALGORITHM}:{:016x}", xxhash_rust::xxh3::xxh3_64(data))
 }
 
 /// How a model file is read.
@@ -47,9 +44,7 @@ pub struct LoadOptions {
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        LoadOptions {
-            verify_digest: true,
-        }
+        LoadOptions { verify_digest: true }
     }
 }
 
@@ -80,10 +75,9 @@ impl std::fmt::Display for DigestCheck {
         match self {
             DigestCheck::Verified(d) => write!(f, "{d} (verified)"),
             DigestCheck::NotChecked(d) => write!(f, "{d} (not checked)"),
-            DigestCheck::Absent => write!(
-                f,
-                "none (an older file: its tensor bytes cannot be checked; write it again to add one)"
-            ),
+            DigestCheck::Absent => {
+                write!(f, "none (an older file: its tensor bytes cannot be checked; write it again to add one)")
+            }
         }
     }
 }
@@ -102,13 +96,9 @@ pub struct ModelFile {
 /// Why a model file could not be written or read. Each message names the problem and what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum FileError {
-    #[error(
-        "not a readable safetensors file ({0}): the file is truncated or corrupt; write or download it again"
-    )]
+    #[error("not a readable safetensors file ({0}): the file is truncated or corrupt; write or download it again")]
     Safetensors(String),
-    #[error(
-        "not a pocketrec model: metadata key {key:?} is missing; use a file written by `pocketrec`"
-    )]
+    #[error("not a pocketrec model: metadata key {key:?} is missing; use a file written by `pocketrec`")]
     MissingMetadata { key: &'static str },
     #[error("not a pocketrec model: format tag is {found:?}, expected {FORMAT_TAG:?}")]
     WrongFormat { found: String },
@@ -126,38 +116,14 @@ pub enum FileError {
     MissingTensor { name: String },
     #[error("unexpected tensor {name:?}: the file does not match its config")]
     UnexpectedTensor { name: String },
-    #[error(
-        "tensor {name:?} is stored as {found}, the metadata says {expected}: the file is corrupt"
-    )]
-    TensorDtype {
-        name: String,
-        found: String,
-        expected: &'static str,
-    },
-    #[error(
-        "tensor {name:?} has shape {found:?}, the config says {expected:?}: the file is corrupt"
-    )]
-    Shape {
-        name: String,
-        found: Vec<usize>,
-        expected: Vec<usize>,
-    },
-    #[error(
-        "tensor {name:?} holds a non-finite value ({value}) at index {index}: the model diverged; retrain it"
-    )]
-    NonFinite {
-        name: String,
-        index: usize,
-        value: f32,
-    },
-    #[error(
-        "tensor {name:?} value {value} at index {index} is outside the f16 range (±65504); store it as f32"
-    )]
-    F16Range {
-        name: String,
-        index: usize,
-        value: f32,
-    },
+    #[error("tensor {name:?} is stored as {found}, the metadata says {expected}: the file is corrupt")]
+    TensorDtype { name: String, found: String, expected: &'static str },
+    #[error("tensor {name:?} has shape {found:?}, the config says {expected:?}: the file is corrupt")]
+    Shape { name: String, found: Vec<usize>, expected: Vec<usize> },
+    #[error("tensor {name:?} holds a non-finite value ({value}) at index {index}: the model diverged; retrain it")]
+    NonFinite { name: String, index: usize, value: f32 },
+    #[error("tensor {name:?} value {value} at index {index} is outside the f16 range (±65504); store it as f32")]
+    F16Range { name: String, index: usize, value: f32 },
     #[error(
         "model file is corrupt (digest mismatch): its tensor bytes hash to {actual}, the file records {expected}, \
          so it changed after it was written; download or copy it again, or write it again from its source"
@@ -180,20 +146,11 @@ struct Part<'a> {
 
 /// The tensors of `model`, in file order.
 fn parts(model: &Dlrm) -> Vec<Part<'_>> {
-    let mut parts = vec![Part {
-        name: EMBEDDING_TENSOR.into(),
-        values: ArrayView1::from(&model.embedding).into_dyn(),
-    }];
+    let mut parts = vec![Part { name: EMBEDDING_TENSOR.into(), values: ArrayView1::from(&model.embedding).into_dyn() }];
     for (mlp, layers) in [("bottom", &model.bottom), ("top", &model.top)] {
         for (k, layer) in layers.iter().enumerate() {
-            parts.push(Part {
-                name: format!("{mlp}.{k}.weight"),
-                values: layer.weight.view().into_dyn(),
-            });
-            parts.push(Part {
-                name: format!("{mlp}.{k}.bias"),
-                values: layer.bias.view().into_dyn(),
-            });
+            parts.push(Part { name: format!("{mlp}.{k}.weight"), values: layer.weight.view().into_dyn() });
+            parts.push(Part { name: format!("{mlp}.{k}.bias"), values: layer.bias.view().into_dyn() });
         }
     }
     parts
@@ -202,10 +159,7 @@ fn parts(model: &Dlrm) -> Vec<Part<'_>> {
 /// The tensor names and shapes a config implies, in file order. `None` when a size does not fit
 /// this platform's `usize` (only possible on 32-bit targets).
 fn expected_tensors(config: &ModelConfig) -> Option<Vec<(String, Vec<usize>)>> {
-    let mut expected = vec![(
-        EMBEDDING_TENSOR.to_string(),
-        vec![usize::try_from(config.embedding_len()).ok()?],
-    )];
+    let mut expected = vec![(EMBEDDING_TENSOR.to_string(), vec![usize::try_from(config.embedding_len()).ok()?])];
     for (mlp, widths) in [("bottom", &config.bottom), ("top", &config.top)] {
         for (k, w) in widths.windows(2).enumerate() {
             expected.push((format!("{mlp}.{k}.weight"), vec![w[1], w[0]]));
@@ -228,22 +182,14 @@ fn encode(part: &Part, dtype: StoredDtype) -> Result<Vec<u8>, FileError> {
     let mut out = Vec::with_capacity(part.values.len() * dtype.bytes() as usize);
     for (index, &value) in part.values.iter().enumerate() {
         if !value.is_finite() {
-            return Err(FileError::NonFinite {
-                name: part.name.clone(),
-                index,
-                value,
-            });
+            return Err(FileError::NonFinite { name: part.name.clone(), index, value });
         }
         match dtype {
             StoredDtype::F32 => out.extend_from_slice(&value.to_le_bytes()),
             StoredDtype::F16 => {
                 let half = f16::from_f32(value);
                 if !half.is_finite() {
-                    return Err(FileError::F16Range {
-                        name: part.name.clone(),
-                        index,
-                        value,
-                    });
+                    return Err(FileError::F16Range { name: part.name.clone(), index, value });
                 }
                 out.extend_from_slice(&half.to_le_bytes());
             }
@@ -254,11 +200,7 @@ fn encode(part: &Part, dtype: StoredDtype) -> Result<Vec<u8>, FileError> {
 
 /// Serializes a model: its parameters in `dtype`, its config, and `provenance` (any JSON the
 /// caller wants to keep: data, steps, seed, eval AUC...).
-pub fn to_bytes(
-    model: &Dlrm,
-    dtype: StoredDtype,
-    provenance: &serde_json::Value,
-) -> Result<Vec<u8>, FileError> {
+pub fn to_bytes(model: &Dlrm, dtype: StoredDtype, provenance: &serde_json::Value) -> Result<Vec<u8>, FileError> {
     to_bytes_with(model, dtype, provenance, &[])
 }
 
@@ -270,8 +212,7 @@ pub fn to_bytes_with(
     provenance: &serde_json::Value,
     extras: &[(String, &[f32])],
 ) -> Result<Vec<u8>, FileError> {
-    let config =
-        serde_json::to_string(&model.config).map_err(|e| FileError::Write(e.to_string()))?;
+    let config = serde_json::to_string(&model.config).map_err(|e| FileError::Write(e.to_string()))?;
     let metadata = HashMap::from([
         ("format".to_string(), FORMAT_TAG.to_string()),
         ("format_version".to_string(), FORMAT_VERSION.to_string()),
@@ -280,26 +221,15 @@ pub fn to_bytes_with(
         ("provenance".to_string(), provenance.to_string()),
     ]);
     let mut parts = parts(model);
-    parts.extend(extras.iter().map(|(name, v)| Part {
-        name: name.clone(),
-        values: ArrayView1::from(*v).into_dyn(),
-    }));
-    let data = parts
-        .iter()
-        .map(|p| encode(p, dtype))
-        .collect::<Result<Vec<_>, _>>()?;
+    parts.extend(extras.iter().map(|(name, v)| Part { name: name.clone(), values: ArrayView1::from(*v).into_dyn() }));
+    let data = parts.iter().map(|p| encode(p, dtype)).collect::<Result<Vec<_>, _>>()?;
     let mut views = Vec::with_capacity(parts.len());
     for (part, bytes) in parts.iter().zip(&data) {
-        let view = TensorView::new(
-            safetensors_dtype(dtype),
-            part.values.shape().to_vec(),
-            bytes,
-        )
-        .map_err(|e| FileError::Write(format!("tensor {:?}: {e}", part.name)))?;
+        let view = TensorView::new(safetensors_dtype(dtype), part.values.shape().to_vec(), bytes)
+            .map_err(|e| FileError::Write(format!("tensor {:?}: {e}", part.name)))?;
         views.push((part.name.as_str(), view));
     }
-    let bytes = safetensors::tensor::serialize(views, Some(metadata))
-        .map_err(|e| FileError::Write(e.to_string()))?;
+    let bytes = safetensors::tensor::serialize(views, Some(metadata)).map_err(|e| FileError::Write(e.to_string()))?;
     finish_header(bytes)
 }
 
@@ -317,9 +247,7 @@ fn finish_header(bytes: Vec<u8>) -> Result<Vec<u8>, FileError> {
     let write_err = |e: serde_json::Error| FileError::Write(e.to_string());
     let n = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
     let mut header: Header = serde_json::from_slice(&bytes[8..8 + n]).map_err(write_err)?;
-    header
-        .metadata
-        .insert(DIGEST_KEY.to_string(), digest(&bytes[8 + n..]));
+    header.metadata.insert(DIGEST_KEY.to_string(), digest(&bytes[8 + n..]));
     let mut text = serde_json::to_vec(&header).map_err(write_err)?;
     text.resize(text.len().next_multiple_of(8), b' ');
     let mut out = Vec::with_capacity(bytes.len() + text.len() - n);
@@ -349,11 +277,7 @@ pub fn from_bytes_with(
 }
 
 /// Checks `data` (the tensor bytes) against the digest in the metadata, if any.
-fn check_digest(
-    recorded: Option<&String>,
-    data: &[u8],
-    options: LoadOptions,
-) -> Result<DigestCheck, FileError> {
+fn check_digest(recorded: Option<&String>, data: &[u8], options: LoadOptions) -> Result<DigestCheck, FileError> {
     let Some(recorded) = recorded else {
         return Ok(DigestCheck::Absent);
     };
@@ -361,16 +285,11 @@ fn check_digest(
         return Ok(DigestCheck::NotChecked(recorded.clone()));
     }
     if !recorded.starts_with(&format!("{DIGEST_ALGORITHM}:")) {
-        return Err(FileError::UnknownDigest {
-            found: recorded.clone(),
-        });
+        return Err(FileError::UnknownDigest { found: recorded.clone() });
     }
     let actual = digest(data);
     if actual != *recorded {
-        return Err(FileError::DigestMismatch {
-            expected: recorded.clone(),
-            actual,
-        });
+        return Err(FileError::DigestMismatch { expected: recorded.clone(), actual });
     }
     Ok(DigestCheck::Verified(actual))
 }
@@ -381,8 +300,7 @@ fn read(
     options: LoadOptions,
 ) -> Result<(ModelFile, BTreeMap<String, Vec<f32>>), FileError> {
     check_offsets(bytes)?;
-    let (header_len, header) =
-        SafeTensors::read_metadata(bytes).map_err(|e| FileError::Safetensors(e.to_string()))?;
+    let (header_len, header) = SafeTensors::read_metadata(bytes).map_err(|e| FileError::Safetensors(e.to_string()))?;
     // `read_metadata` checked that the offsets tile exactly the bytes after the header.
     let data = bytes.get(8 + header_len..).unwrap_or_default();
     let empty = HashMap::new();
@@ -391,41 +309,26 @@ fn read(
 
     let format = get("format")?;
     if format != FORMAT_TAG {
-        return Err(FileError::WrongFormat {
-            found: format.clone(),
-        });
+        return Err(FileError::WrongFormat { found: format.clone() });
     }
     let version = get("format_version")?;
     if version != FORMAT_VERSION {
-        return Err(FileError::WrongVersion {
-            found: version.clone(),
-        });
+        return Err(FileError::WrongVersion { found: version.clone() });
     }
     // Before anything reads the tensors: a damaged value is reported as damage, not as a NaN.
     let digest = check_digest(metadata.get(DIGEST_KEY), data, options)?;
     let dtype = get("dtype")?;
-    let dtype: StoredDtype = dtype.parse().map_err(|_| FileError::UnknownDtype {
-        found: dtype.clone(),
-    })?;
-    let config: ModelConfig =
-        serde_json::from_str(get("config")?).map_err(|e| FileError::Config(e.to_string()))?;
-    config
-        .validate()
-        .map_err(|e| FileError::Config(e.to_string()))?;
-    let provenance: serde_json::Value = serde_json::from_str(get("provenance")?)
-        .map_err(|e| FileError::Provenance(e.to_string()))?;
+    let dtype: StoredDtype = dtype.parse().map_err(|_| FileError::UnknownDtype { found: dtype.clone() })?;
+    let config: ModelConfig = serde_json::from_str(get("config")?).map_err(|e| FileError::Config(e.to_string()))?;
+    config.validate().map_err(|e| FileError::Config(e.to_string()))?;
+    let provenance: serde_json::Value =
+        serde_json::from_str(get("provenance")?).map_err(|e| FileError::Provenance(e.to_string()))?;
 
-    let expected = expected_tensors(&config).ok_or_else(|| {
-        FileError::Config("the embedding array is too large for this platform".into())
-    })?;
+    let expected = expected_tensors(&config)
+        .ok_or_else(|| FileError::Config("the embedding array is too large for this platform".into()))?;
     let names: HashSet<&str> = expected.iter().map(|(name, _)| name.as_str()).collect();
     let is_extra = |n: &str| extra_prefix.is_some_and(|p| n.starts_with(p));
-    if let Some(extra) = header
-        .tensors()
-        .into_keys()
-        .filter(|n| !names.contains(n.as_str()) && !is_extra(n))
-        .min()
-    {
+    if let Some(extra) = header.tensors().into_keys().filter(|n| !names.contains(n.as_str()) && !is_extra(n)).min() {
         return Err(FileError::UnexpectedTensor { name: extra });
     }
     let mut extras = BTreeMap::new();
@@ -434,17 +337,11 @@ fn read(
             continue;
         }
         if info.dtype != safetensors_dtype(dtype) || info.shape.len() != 1 {
-            return Err(FileError::Shape {
-                name,
-                found: info.shape.clone(),
-                expected: vec![],
-            });
+            return Err(FileError::Shape { name, found: info.shape.clone(), expected: vec![] });
         }
         let (start, end) = info.data_offsets;
         let Some(values) = data.get(start..end) else {
-            return Err(FileError::Safetensors(format!(
-                "tensor {name:?} lies past the end of the file"
-            )));
+            return Err(FileError::Safetensors(format!("tensor {name:?} lies past the end of the file")));
         };
         let values = decode(&name, values, dtype)?;
         extras.insert(name, values);
@@ -455,24 +352,14 @@ fn read(
             return Err(FileError::MissingTensor { name });
         };
         if info.dtype != safetensors_dtype(dtype) {
-            return Err(FileError::TensorDtype {
-                name,
-                found: info.dtype.to_string(),
-                expected: dtype.name(),
-            });
+            return Err(FileError::TensorDtype { name, found: info.dtype.to_string(), expected: dtype.name() });
         }
         if info.shape != shape {
-            return Err(FileError::Shape {
-                name,
-                found: info.shape.clone(),
-                expected: shape,
-            });
+            return Err(FileError::Shape { name, found: info.shape.clone(), expected: shape });
         }
         let (start, end) = info.data_offsets;
         let Some(values) = data.get(start..end) else {
-            return Err(FileError::Safetensors(format!(
-                "tensor {name:?} lies past the end of the file"
-            )));
+            return Err(FileError::Safetensors(format!("tensor {name:?} lies past the end of the file")));
         };
         tensors.push(decode(&name, values, dtype)?);
     }
@@ -482,53 +369,27 @@ fn read(
     let mut mlp = |widths: &[usize]| -> Result<Vec<Linear>, FileError> {
         let mut layers = Vec::with_capacity(widths.len().saturating_sub(1));
         for w in widths.windows(2) {
-            let (weight, bias) = (
-                tensors.next().unwrap_or_default(),
-                tensors.next().unwrap_or_default(),
-            );
-            let weight = Array2::from_shape_vec((w[1], w[0]), weight)
-                .map_err(|e| FileError::Config(e.to_string()))?;
-            layers.push(Linear {
-                weight,
-                bias: Array1::from_vec(bias),
-            });
+            let (weight, bias) = (tensors.next().unwrap_or_default(), tensors.next().unwrap_or_default());
+            let weight = Array2::from_shape_vec((w[1], w[0]), weight).map_err(|e| FileError::Config(e.to_string()))?;
+            layers.push(Linear { weight, bias: Array1::from_vec(bias) });
         }
         Ok(layers)
     };
     let bottom = mlp(&config.bottom)?;
     let top = mlp(&config.top)?;
-    let model = Dlrm::from_parts(config, embedding, bottom, top)
-        .map_err(|e| FileError::Config(e.to_string()))?;
-    Ok((
-        ModelFile {
-            model,
-            dtype,
-            provenance,
-            digest,
-        },
-        extras,
-    ))
+    let model = Dlrm::from_parts(config, embedding, bottom, top).map_err(|e| FileError::Config(e.to_string()))?;
+    Ok((ModelFile { model, dtype, provenance, digest }, extras))
 }
 
 /// Decodes little-endian `dtype` values (the length was checked against the shape), refusing
 /// non-finite ones.
 fn decode(name: &str, data: &[u8], dtype: StoredDtype) -> Result<Vec<f32>, FileError> {
     let values: Vec<f32> = match dtype {
-        StoredDtype::F32 => data
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect(),
-        StoredDtype::F16 => data
-            .chunks_exact(2)
-            .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32())
-            .collect(),
+        StoredDtype::F32 => data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+        StoredDtype::F16 => data.chunks_exact(2).map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
     };
     if let Some(index) = values.iter().position(|x| !x.is_finite()) {
-        return Err(FileError::NonFinite {
-            name: name.to_string(),
-            index,
-            value: values[index],
-        });
+        return Err(FileError::NonFinite { name: name.to_string(), index, value: values[index] });
     }
     Ok(values)
 }
@@ -546,10 +407,7 @@ fn check_offsets(bytes: &[u8]) -> Result<(), FileError> {
         return corrupt("shorter than its 8-byte header length");
     };
     let n = u64::from_le_bytes(len.try_into().unwrap_or_default());
-    let Some(header) = usize::try_from(n)
-        .ok()
-        .and_then(|n| bytes.get(8..8usize.checked_add(n)?))
-    else {
+    let Some(header) = usize::try_from(n).ok().and_then(|n| bytes.get(8..8usize.checked_add(n)?)) else {
         return corrupt("header length runs past the end of the file");
     };
     let data_len = (bytes.len() - 8 - header.len()) as u64;
@@ -561,14 +419,10 @@ fn check_offsets(bytes: &[u8]) -> Result<(), FileError> {
         if name == "__metadata__" {
             continue;
         }
-        if let Ok(Entry {
-            data_offsets: Some((start, end)),
-        }) = serde_json::from_value::<Entry>(value)
+        if let Ok(Entry { data_offsets: Some((start, end)) }) = serde_json::from_value::<Entry>(value)
             && (start > data_len || end > data_len)
         {
-            return Err(FileError::Safetensors(format!(
-                "tensor {name:?} lies past the end of the file"
-            )));
+            return Err(FileError::Safetensors(format!("tensor {name:?} lies past the end of the file")));
         }
     }
     Ok(())
@@ -583,16 +437,7 @@ mod tests {
 
     fn small_model(dtype: StoredDtype) -> Dlrm {
         let (dense, fields) = criteo_schema();
-        let cfg = ModelConfig::preset(
-            Preset::Small,
-            dense,
-            fields,
-            200_000,
-            4,
-            HashVariant::UmaV1,
-            dtype,
-        )
-        .unwrap();
+        let cfg = ModelConfig::preset(Preset::Small, dense, fields, 200_000, 4, HashVariant::UmaV1, dtype).unwrap();
         Dlrm::init(cfg, 7).unwrap()
     }
 
@@ -640,11 +485,7 @@ mod tests {
         assert_eq!(bits(&file.model), bits(&model));
         // The file adds only its header to the parameters.
         let params = model.param_count() * 4;
-        assert!(
-            bytes.len() > params && bytes.len() < params + 8192,
-            "{} vs {params}",
-            bytes.len()
-        );
+        assert!(bytes.len() > params && bytes.len() < params + 8192, "{} vs {params}", bytes.len());
     }
 
     #[test]
@@ -654,32 +495,20 @@ mod tests {
         assert!(bytes.len() < model.param_count() * 2 + 8192);
         let file = from_bytes(&bytes).unwrap();
         assert_eq!(file.dtype, StoredDtype::F16);
-        let original = model
-            .embedding
-            .iter()
-            .chain(model.layers().flat_map(|l| l.weight.iter().chain(&l.bias)));
-        let loaded = file.model.embedding.iter().chain(
-            file.model
-                .layers()
-                .flat_map(|l| l.weight.iter().chain(&l.bias)),
-        );
+        let original = model.embedding.iter().chain(model.layers().flat_map(|l| l.weight.iter().chain(&l.bias)));
+        let loaded =
+            file.model.embedding.iter().chain(file.model.layers().flat_map(|l| l.weight.iter().chain(&l.bias)));
         let mut n = 0;
         for (&a, &b) in original.zip(loaded) {
             // Round to nearest: the error is at most half a unit in the last place of f16
             // (relative 2^-11), or half the smallest subnormal step (2^-25) near zero.
-            assert!(
-                (a - b).abs() <= (a.abs() * 2f32.powi(-11)).max(2f32.powi(-25)),
-                "{a} -> {b}"
-            );
+            assert!((a - b).abs() <= (a.abs() * 2f32.powi(-11)).max(2f32.powi(-25)), "{a} -> {b}");
             assert_eq!(b, f16::from_f32(a).to_f32());
             n += 1;
         }
         assert_eq!(n, model.param_count());
         // Writing the loaded model again is lossless.
-        assert_eq!(
-            to_bytes(&file.model, StoredDtype::F16, &json!(null)).unwrap(),
-            bytes
-        );
+        assert_eq!(to_bytes(&file.model, StoredDtype::F16, &json!(null)).unwrap(), bytes);
     }
 
     #[test]
@@ -687,10 +516,7 @@ mod tests {
         let mut model = small_model(StoredDtype::F16);
         model.top[1].bias[3] = 70000.0;
         let err = to_bytes(&model, StoredDtype::F16, &json!(null)).unwrap_err();
-        assert!(
-            matches!(err, FileError::F16Range { ref name, index: 3, .. } if name == "top.1.bias"),
-            "{err}"
-        );
+        assert!(matches!(err, FileError::F16Range { ref name, index: 3, .. } if name == "top.1.bias"), "{err}");
         assert!(to_bytes(&model, StoredDtype::F32, &json!(null)).is_ok());
     }
 
@@ -712,10 +538,7 @@ mod tests {
         let err = from_bytes(&bytes).unwrap_err();
         assert!(matches!(err, FileError::DigestMismatch { .. }), "{err}");
         let err = from_bytes(&reseal(&bytes)).unwrap_err();
-        assert!(
-            matches!(err, FileError::NonFinite { ref name, index: 2, .. } if name == "bottom.0.bias"),
-            "{err}"
-        );
+        assert!(matches!(err, FileError::NonFinite { ref name, index: 2, .. } if name == "bottom.0.bias"), "{err}");
         assert!(err.to_string().contains("non-finite"), "{err}");
     }
 
@@ -723,10 +546,7 @@ mod tests {
     fn offsets(bytes: &[u8], tensor: &str) -> (usize, usize) {
         let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
         let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
-        (
-            8 + n,
-            8 + n + header[tensor]["data_offsets"][0].as_u64().unwrap() as usize,
-        )
+        (8 + n, 8 + n + header[tensor]["data_offsets"][0].as_u64().unwrap() as usize)
     }
 
     #[test]
@@ -738,14 +558,8 @@ mod tests {
         let (data, _) = offsets(&bytes, EMBEDDING_TENSOR);
         let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
         let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
-        assert_eq!(
-            header["__metadata__"][DIGEST_KEY],
-            json!(digest(&bytes[data..]))
-        );
-        assert_eq!(
-            from_bytes(&bytes).unwrap().digest,
-            DigestCheck::Verified(digest(&bytes[data..]))
-        );
+        assert_eq!(header["__metadata__"][DIGEST_KEY], json!(digest(&bytes[data..])));
+        assert_eq!(from_bytes(&bytes).unwrap().digest, DigestCheck::Verified(digest(&bytes[data..])));
     }
 
     #[test]
@@ -756,13 +570,8 @@ mod tests {
             let (data, embedding) = offsets(&bytes, EMBEDDING_TENSOR);
             let (_, bias) = offsets(&bytes, "bottom.0.bias");
             let mut rng = StdRng::seed_from_u64(3);
-            let mut positions = vec![
-                data,
-                bytes.len() - 1,
-                embedding + 5,
-                bias + 1,
-                bias + dtype.bytes() as usize * 3 - 1,
-            ];
+            let mut positions =
+                vec![data, bytes.len() - 1, embedding + 5, bias + 1, bias + dtype.bytes() as usize * 3 - 1];
             positions.extend((0..20).map(|_| rng.random_range(data..bytes.len())));
             for at in positions {
                 // Low bits of whatever byte: the value stays finite, so only the digest can tell.
@@ -770,66 +579,28 @@ mod tests {
                     let mut bad = bytes.clone();
                     bad[at] ^= flip;
                     let err = from_bytes(&bad).unwrap_err();
-                    assert!(
-                        matches!(err, FileError::DigestMismatch { .. }),
-                        "{dtype:?} byte {at} ^ {flip:#x}: {err}"
-                    );
-                    assert!(
-                        err.to_string()
-                            .starts_with("model file is corrupt (digest mismatch)"),
-                        "{err}"
-                    );
-                    assert!(
-                        from_bytes_with(&bad, None).is_err(),
-                        "checkpoints are checked too"
-                    );
+                    assert!(matches!(err, FileError::DigestMismatch { .. }), "{dtype:?} byte {at} ^ {flip:#x}: {err}");
+                    assert!(err.to_string().starts_with("model file is corrupt (digest mismatch)"), "{err}");
+                    assert!(from_bytes_with(&bad, None).is_err(), "checkpoints are checked too");
                 }
             }
             // Skipping the check on request loads the damaged values, and says the digest was not checked.
             let mut bad = bytes.clone();
             bad[bias + 3] ^= 0x01;
-            let file = from_bytes_with_options(
-                &bad,
-                LoadOptions {
-                    verify_digest: false,
-                },
-            )
-            .unwrap();
-            assert!(
-                matches!(file.digest, DigestCheck::NotChecked(_)),
-                "{:?}",
-                file.digest
-            );
-            assert_ne!(
-                file.model.bottom[0].bias,
-                from_bytes(&bytes).unwrap().model.bottom[0].bias
-            );
+            let file = from_bytes_with_options(&bad, LoadOptions { verify_digest: false }).unwrap();
+            assert!(matches!(file.digest, DigestCheck::NotChecked(_)), "{:?}", file.digest);
+            assert_ne!(file.model.bottom[0].bias, from_bytes(&bytes).unwrap().model.bottom[0].bias);
         }
     }
 
     #[test]
     fn files_without_a_digest_load_and_say_so() {
-        let bytes = to_bytes(
-            &small_model(StoredDtype::F32),
-            StoredDtype::F32,
-            &json!(null),
-        )
-        .unwrap();
-        let old = edit_header(&bytes, |h| {
-            h["__metadata__"]
-                .as_object_mut()
-                .unwrap()
-                .remove(DIGEST_KEY)
-                .map(drop)
-                .unwrap()
-        });
+        let bytes = to_bytes(&small_model(StoredDtype::F32), StoredDtype::F32, &json!(null)).unwrap();
+        let old =
+            edit_header(&bytes, |h| h["__metadata__"].as_object_mut().unwrap().remove(DIGEST_KEY).map(drop).unwrap());
         let file = from_bytes(&old).unwrap();
         assert_eq!(file.digest, DigestCheck::Absent);
-        assert!(
-            file.digest.to_string().starts_with("none"),
-            "{}",
-            file.digest
-        );
+        assert!(file.digest.to_string().starts_with("none"), "{}", file.digest);
         // Written again, it gets one.
         let again = to_bytes(&file.model, file.dtype, &file.provenance).unwrap();
         assert_eq!(again, bytes);
@@ -840,12 +611,7 @@ mod tests {
 
     #[test]
     fn truncated_bytes_are_refused() {
-        let bytes = to_bytes(
-            &small_model(StoredDtype::F32),
-            StoredDtype::F32,
-            &json!(null),
-        )
-        .unwrap();
+        let bytes = to_bytes(&small_model(StoredDtype::F32), StoredDtype::F32, &json!(null)).unwrap();
         for len in [0, 3, 8, 100, bytes.len() / 2, bytes.len() - 1] {
             let err = from_bytes(&bytes[..len]).unwrap_err();
             assert!(matches!(err, FileError::Safetensors(_)), "{len}: {err}");
@@ -869,34 +635,15 @@ mod tests {
 
     #[test]
     fn wrong_tag_and_version_are_refused() {
-        let bytes = to_bytes(
-            &small_model(StoredDtype::F32),
-            StoredDtype::F32,
-            &json!(null),
-        )
-        .unwrap();
+        let bytes = to_bytes(&small_model(StoredDtype::F32), StoredDtype::F32, &json!(null)).unwrap();
         let err = from_bytes(&set_meta(&bytes, "format", "llama")).unwrap_err();
-        assert!(
-            matches!(err, FileError::WrongFormat { ref found } if found == "llama"),
-            "{err}"
-        );
+        assert!(matches!(err, FileError::WrongFormat { ref found } if found == "llama"), "{err}");
         let err = from_bytes(&set_meta(&bytes, "format_version", "2")).unwrap_err();
-        assert!(
-            matches!(err, FileError::WrongVersion { ref found } if found == "2"),
-            "{err}"
-        );
-        let err = from_bytes(&edit_header(&bytes, |h| {
-            h.as_object_mut()
-                .unwrap()
-                .remove("__metadata__")
-                .map(drop)
-                .unwrap()
-        }))
-        .unwrap_err();
-        assert!(
-            matches!(err, FileError::MissingMetadata { key: "format" }),
-            "{err}"
-        );
+        assert!(matches!(err, FileError::WrongVersion { ref found } if found == "2"), "{err}");
+        let err =
+            from_bytes(&edit_header(&bytes, |h| h.as_object_mut().unwrap().remove("__metadata__").map(drop).unwrap()))
+                .unwrap_err();
+        assert!(matches!(err, FileError::MissingMetadata { key: "format" }), "{err}");
         let err = from_bytes(&set_meta(&bytes, "dtype", "bf16")).unwrap_err();
         assert!(matches!(err, FileError::UnknownDtype { .. }), "{err}");
         let err = from_bytes(&set_meta(&bytes, "provenance", "{oops")).unwrap_err();
@@ -913,10 +660,7 @@ mod tests {
         let mut cfg = serde_json::to_value(&model.config).unwrap();
         cfg["dim"] = json!(9);
         let err = from_bytes(&set_meta(&bytes, "config", &cfg.to_string())).unwrap_err();
-        assert!(
-            matches!(err, FileError::Config(ref m) if m.contains("must end with d")),
-            "{err}"
-        );
+        assert!(matches!(err, FileError::Config(ref m) if m.contains("must end with d")), "{err}");
     }
 
     #[test]
@@ -951,21 +695,13 @@ mod tests {
             shape.swap(0, 1);
         }))
         .unwrap_err();
-        assert!(
-            matches!(err, FileError::Shape { ref name, .. } if name == "top.0.weight"),
-            "{err}"
-        );
+        assert!(matches!(err, FileError::Shape { ref name, .. } if name == "top.0.weight"), "{err}");
         assert!(err.to_string().contains("shape"), "{err}");
     }
 
     #[test]
     fn missing_and_extra_tensors_are_refused() {
-        let bytes = to_bytes(
-            &small_model(StoredDtype::F32),
-            StoredDtype::F32,
-            &json!(null),
-        )
-        .unwrap();
+        let bytes = to_bytes(&small_model(StoredDtype::F32), StoredDtype::F32, &json!(null)).unwrap();
         let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
         let data_len = (bytes.len() - 8 - n) as u64;
 
@@ -983,22 +719,15 @@ mod tests {
         });
         missing.truncate(missing.len() - (data_len - last.1) as usize);
         let err = from_bytes(&reseal(&missing)).unwrap_err();
-        assert!(
-            matches!(err, FileError::MissingTensor { ref name } if *name == last.0),
-            "{err}"
-        );
+        assert!(matches!(err, FileError::MissingTensor { ref name } if *name == last.0), "{err}");
 
         // Extra: one more tensor appended with valid offsets.
         let mut extra = edit_header(&bytes, |h| {
-            h["zzz"] =
-                json!({"dtype": "F32", "shape": [1], "data_offsets": [data_len, data_len + 4]});
+            h["zzz"] = json!({"dtype": "F32", "shape": [1], "data_offsets": [data_len, data_len + 4]});
         });
         extra.extend(1f32.to_le_bytes());
         let err = from_bytes(&reseal(&extra)).unwrap_err();
-        assert!(
-            matches!(err, FileError::UnexpectedTensor { ref name } if name == "zzz"),
-            "{err}"
-        );
+        assert!(matches!(err, FileError::UnexpectedTensor { ref name } if name == "zzz"), "{err}");
 
         // Renamed: both at once; the unknown name is reported.
         let renamed = edit_header(&bytes, |h| {
@@ -1007,28 +736,14 @@ mod tests {
             obj.insert("bottom.1.extra".into(), t);
         });
         let err = from_bytes(&renamed).unwrap_err();
-        assert!(
-            matches!(err, FileError::UnexpectedTensor { ref name } if name == "bottom.1.extra"),
-            "{err}"
-        );
+        assert!(matches!(err, FileError::UnexpectedTensor { ref name } if name == "bottom.1.extra"), "{err}");
     }
 
     #[test]
     fn wrong_tensor_dtype_is_refused() {
-        let bytes = to_bytes(
-            &small_model(StoredDtype::F32),
-            StoredDtype::F32,
-            &json!(null),
-        )
-        .unwrap();
-        let err = from_bytes(&edit_header(&bytes, |h| {
-            h["top.2.bias"]["dtype"] = json!("I32")
-        }))
-        .unwrap_err();
-        assert!(
-            matches!(err, FileError::TensorDtype { ref name, .. } if name == "top.2.bias"),
-            "{err}"
-        );
+        let bytes = to_bytes(&small_model(StoredDtype::F32), StoredDtype::F32, &json!(null)).unwrap();
+        let err = from_bytes(&edit_header(&bytes, |h| h["top.2.bias"]["dtype"] = json!("I32"))).unwrap_err();
+        assert!(matches!(err, FileError::TensorDtype { ref name, .. } if name == "top.2.bias"), "{err}");
     }
 
     #[test]

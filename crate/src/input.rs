@@ -230,7 +230,12 @@ fn take_columns(
 }
 
 /// Full rows from columns: `dense` row-major `rows × n_dense`, one column per field.
-pub fn batch_from_columns(cfg: &ModelConfig, rows: usize, dense: Vec<f32>, columns: Vec<(String, Column)>) -> Result<Batch, Error> {
+pub fn batch_from_columns(
+    cfg: &ModelConfig,
+    rows: usize,
+    dense: Vec<f32>,
+    columns: Vec<(String, Column)>,
+) -> Result<Batch, Error> {
     let nd = cfg.dense.len();
     if dense.len() != rows * nd {
         return bad(format!("dense has {} values; {rows} rows × {nd} features need {}", dense.len(), rows * nd));
@@ -244,7 +249,12 @@ pub fn batch_from_columns(cfg: &ModelConfig, rows: usize, dense: Vec<f32>, colum
 }
 
 /// Candidates from columns, one per field the context leaves open.
-pub fn candidates_from_columns(cfg: &ModelConfig, context: &Context, rows: usize, columns: Vec<(String, Column)>) -> Result<Candidates, Error> {
+pub fn candidates_from_columns(
+    cfg: &ModelConfig,
+    context: &Context,
+    rows: usize,
+    columns: Vec<(String, Column)>,
+) -> Result<Candidates, Error> {
     let names = candidate_field_names(cfg, context);
     let fields = take_columns(cfg, rows, columns, &names, "candidates")?;
     Ok(Candidates { rows, fields })
@@ -254,8 +264,8 @@ pub fn candidates_from_columns(cfg: &ModelConfig, context: &Context, rows: usize
 mod tests {
     use super::*;
     use crate::config::{Field, Preset, StoredDtype};
-    use crate::robe::fnv1a32;
     use crate::robe::HashVariant;
+    use crate::robe::fnv1a32;
     use serde_json::json;
 
     fn cfg() -> ModelConfig {
@@ -266,8 +276,16 @@ mod tests {
             f("item", FieldKind::Categorical),
             f("tags", FieldKind::BagSum),
         ];
-        ModelConfig::preset(Preset::Small, vec!["hour".into()], fields, 100_000, 4, HashVariant::UmaV1, StoredDtype::F32)
-            .unwrap()
+        ModelConfig::preset(
+            Preset::Small,
+            vec!["hour".into()],
+            fields,
+            100_000,
+            4,
+            HashVariant::UmaV1,
+            StoredDtype::F32,
+        )
+        .unwrap()
     }
 
     #[test]
@@ -335,8 +353,9 @@ mod tests {
         assert_eq!(ctx.fields[0], Some(vec![fnv1a32(b"a"), fnv1a32(b"b")]));
         assert_eq!(ctx.fields[2], None);
         assert_eq!(candidate_field_names(&c, &ctx), ["item", "tags"]);
-        let cands = candidates_from_objects(&c, &ctx, &[json!({"item": "x", "tags": ["t"]}), json!({"item": 3, "tags": []})])
-            .unwrap();
+        let cands =
+            candidates_from_objects(&c, &ctx, &[json!({"item": "x", "tags": ["t"]}), json!({"item": 3, "tags": []})])
+                .unwrap();
         assert_eq!(cands.rows, 2);
         assert_eq!(cands.fields[0].values, [fnv1a32(b"x"), 3]);
         assert_eq!(cands.fields[1].offsets, [0, 1, 1]);
@@ -355,8 +374,9 @@ mod tests {
     fn columns_match_objects_and_are_checked() {
         let c = cfg();
         let ctx = context_from_object(&c, &json!({"hour": 9, "recent": [], "device": "tablet"})).unwrap();
-        let objects = candidates_from_objects(&c, &ctx, &[json!({"item": 5, "tags": [1, 2]}), json!({"item": 6, "tags": []})])
-            .unwrap();
+        let objects =
+            candidates_from_objects(&c, &ctx, &[json!({"item": 5, "tags": [1, 2]}), json!({"item": 6, "tags": []})])
+                .unwrap();
         let cols = vec![
             ("tags".to_string(), Column::Bag { offsets: vec![0, 2, 2], values: vec![1, 2] }),
             ("item".to_string(), Column::Single(vec![5, 6])),
@@ -371,7 +391,9 @@ mod tests {
         ];
         assert!(candidates_from_columns(&c, &ctx, 2, bad_offsets).unwrap_err().to_string().contains("non-decreasing"));
         let missing = vec![("item".into(), Column::Single(vec![5, 6]))];
-        assert!(candidates_from_columns(&c, &ctx, 2, missing).unwrap_err().to_string().contains("missing column \"tags\""));
+        assert!(
+            candidates_from_columns(&c, &ctx, 2, missing).unwrap_err().to_string().contains("missing column \"tags\"")
+        );
 
         let cols = vec![
             ("recent".into(), Column::Bag { offsets: vec![0, 0], values: vec![] }),

@@ -9,27 +9,27 @@
 pub mod backend;
 pub mod batch;
 pub mod config;
-pub mod passes;
 pub mod embedding;
+pub mod file;
 pub mod gemm;
 pub mod input;
-pub mod file;
 pub mod model;
 pub mod optim;
 mod par;
+pub mod passes;
 pub mod rank;
 pub mod robe;
 pub mod step;
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;
 
+pub use backend::{BackendChoice, Scorer};
 pub use batch::{Batch, FieldValues};
 pub use config::{DenseTransform, EmbeddingConfig, Field, FieldKind, ModelConfig, Preset, StoredDtype};
-pub use passes::{Gradients, Workspace};
 pub use file::{DigestCheck, FileError, LoadOptions, ModelFile};
 pub use model::{Dlrm, Linear};
 pub use optim::{Optimizer, OptimizerKind, OptimizerState};
-pub use backend::{BackendChoice, Scorer};
+pub use passes::{Gradients, Workspace};
 pub use rank::{Candidates, Context, Ranked};
 pub use robe::{HashVariant, KeyMode, RobeHash};
 pub use step::TrainStep;

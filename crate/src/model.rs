@@ -43,7 +43,12 @@ pub const KAGGLE_LARGEST_TABLE: u64 = 10_131_227;
 
 impl Dlrm {
     /// Parameters from parts; checks every shape against the config.
-    pub fn from_parts(config: ModelConfig, embedding: Vec<f32>, bottom: Vec<Linear>, top: Vec<Linear>) -> Result<Self, Error> {
+    pub fn from_parts(
+        config: ModelConfig,
+        embedding: Vec<f32>,
+        bottom: Vec<Linear>,
+        top: Vec<Linear>,
+    ) -> Result<Self, Error> {
         config.validate()?;
         if embedding.len() as u64 != config.embedding_len() {
             return Err(Error::Config(format!(
@@ -54,7 +59,11 @@ impl Dlrm {
         }
         for (name, layers, widths) in [("bottom", &bottom, &config.bottom), ("top", &top, &config.top)] {
             if layers.len() + 1 != widths.len() {
-                return Err(Error::Config(format!("{name} MLP has {} layers, config says {}", layers.len(), widths.len() - 1)));
+                return Err(Error::Config(format!(
+                    "{name} MLP has {} layers, config says {}",
+                    layers.len(),
+                    widths.len() - 1
+                )));
             }
             for (k, (l, w)) in layers.iter().zip(widths.windows(2)).enumerate() {
                 if l.weight.dim() != (w[1], w[0]) || l.bias.len() != w[1] {

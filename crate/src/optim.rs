@@ -43,9 +43,14 @@ const ADAM_EPS: f32 = 1e-8;
 pub enum OptimizerState {
     Sgd,
     /// The sum of squared gradients of every tensor.
-    Adagrad { sum_sq: Vec<Vec<f32>> },
+    Adagrad {
+        sum_sq: Vec<Vec<f32>>,
+    },
     /// The first and second moments of every tensor.
-    Adam { m: Vec<Vec<f32>>, v: Vec<Vec<f32>> },
+    Adam {
+        m: Vec<Vec<f32>>,
+        v: Vec<Vec<f32>>,
+    },
 }
 
 /// One tensor's share of an [`OptimizerState`], as its update needs it.
@@ -129,7 +134,9 @@ impl Optimizer {
     pub fn named_state(&self, model: &Dlrm) -> Vec<(String, &[f32])> {
         let tensors = tensor_names(model);
         let buffers = self.state.buffers();
-        let named = buffers.into_iter().flat_map(|(p, bufs)| tensors.iter().zip(bufs).map(move |(t, b)| (format!("{p}.{t}"), &b[..])));
+        let named = buffers
+            .into_iter()
+            .flat_map(|(p, bufs)| tensors.iter().zip(bufs).map(move |(t, b)| (format!("{p}.{t}"), &b[..])));
         named.collect()
     }
 
@@ -137,7 +144,9 @@ impl Optimizer {
     pub fn named_state_mut(&mut self, model: &Dlrm) -> Vec<(String, &mut Vec<f32>)> {
         let tensors = tensor_names(model);
         let buffers = self.state.buffers_mut();
-        let named = buffers.into_iter().flat_map(|(p, bufs)| tensors.iter().zip(bufs).map(move |(t, b)| (format!("{p}.{t}"), b)));
+        let named = buffers
+            .into_iter()
+            .flat_map(|(p, bufs)| tensors.iter().zip(bufs).map(move |(t, b)| (format!("{p}.{t}"), b)));
         named.collect()
     }
 

@@ -35,7 +35,12 @@ pub fn for_each_mut<T: Send>(items: &mut [T], f: impl Fn(usize, &mut T) + Sync +
 
 /// Runs `f(index, chunk)` on every `width`-wide chunk of `data` (the last may be shorter), at
 /// least `min_len` chunks per task.
-pub fn for_each_chunk_mut<T: Send>(data: &mut [T], width: usize, min_len: usize, f: impl Fn(usize, &mut [T]) + Sync + Send) {
+pub fn for_each_chunk_mut<T: Send>(
+    data: &mut [T],
+    width: usize,
+    min_len: usize,
+    f: impl Fn(usize, &mut [T]) + Sync + Send,
+) {
     #[cfg(feature = "parallel")]
     data.par_chunks_mut(width).with_min_len(min_len).enumerate().for_each(|(i, c)| f(i, c));
     #[cfg(not(feature = "parallel"))]

@@ -8,8 +8,8 @@
 use crate::batch::Batch;
 use crate::config::FieldKind;
 use crate::embedding::EmbeddingLookup;
-use crate::model::{Dlrm, Linear};
 use crate::gemm::matmul;
+use crate::model::{Dlrm, Linear};
 use crate::par;
 use ndarray::{Array2, ArrayView2, s};
 
@@ -128,7 +128,12 @@ impl GradPart<'_> {
     }
 
     /// [`SparseGrad::drain_into`] on this part; blocks are `z` slots long.
-    fn drain<const N: usize>(self, z: usize, state: &mut [&mut [f32]; N], f: impl Fn(&mut [&mut [f32]; N], usize, f32)) {
+    fn drain<const N: usize>(
+        self,
+        z: usize,
+        state: &mut [&mut [f32]; N],
+        f: impl Fn(&mut [&mut [f32]; N], usize, f32),
+    ) {
         let (lo, hi) = (self.lo, self.hi);
         for &b in self.blocks.iter() {
             let b = b as usize;
@@ -240,7 +245,13 @@ fn add_product_and_relu(layer: &Linear, input: ArrayView2<f32>, out: &mut Array2
 
 /// Gradients of one layer from `dz` (the gradient at its pre-activation output) and its input;
 /// writes the gradient at the input into `d_in` unless it is `None`.
-fn linear_backward(layer: &Linear, input: ArrayView2<f32>, dz: ArrayView2<f32>, grad: &mut Linear, d_in: Option<&mut Array2<f32>>) {
+fn linear_backward(
+    layer: &Linear,
+    input: ArrayView2<f32>,
+    dz: ArrayView2<f32>,
+    grad: &mut Linear,
+    d_in: Option<&mut Array2<f32>>,
+) {
     matmul(dz.t(), input, grad.weight.view_mut(), false);
     grad.bias.fill(0.0);
     for row in dz.rows() {
@@ -429,7 +440,6 @@ impl Dlrm {
                 relu_mask(&mut lo[k], &ws.bottom[k]);
             }
         }
-
     }
 
     /// Adds the `W` gradient of a batch whose [`Dlrm::backward_mlp`] left `ws`, in `part`'s slots.

@@ -20,9 +20,9 @@
 use crate::Error;
 use crate::batch::{Batch, FieldValues, offsets_ok};
 use crate::config::{FieldKind, ModelConfig};
-use crate::passes::{PREFETCH_ROWS, hash_values, linear, pooling_scale, sigmoid};
-use crate::model::{Dlrm, Linear};
 use crate::gemm::matmul;
+use crate::model::{Dlrm, Linear};
+use crate::passes::{PREFETCH_ROWS, hash_values, linear, pooling_scale, sigmoid};
 use ndarray::{Array1, Array2, ArrayView1, s};
 
 /// The fields shared by every candidate of one request.
@@ -160,7 +160,8 @@ impl ContextPlan {
         let d = cfg.dim;
         let vectors = context_vectors(model, context);
         // Interacting vectors of the context (index, values) and of the candidates (index).
-        let ctx: Vec<(usize, &[f32])> = vectors.iter().enumerate().filter_map(|(g, v)| Some((g, v.as_deref()?))).collect();
+        let ctx: Vec<(usize, &[f32])> =
+            vectors.iter().enumerate().filter_map(|(g, v)| Some((g, v.as_deref()?))).collect();
         let cand: Vec<usize> = (0..vectors.len()).filter(|&g| vectors[g].is_none()).collect();
 
         let w1 = &model.top[0].weight;

@@ -245,12 +245,7 @@ pub mod limbs {
                 HashVariant::NewRobez => (mul_mod(xm, R1), R2),
                 HashVariant::Independent => (xm, 0),
             };
-            BlockWalk {
-                variant,
-                range,
-                key_term,
-                block_term,
-            }
+            BlockWalk { variant, range, key_term, block_term }
         }
     }
 
@@ -265,9 +260,7 @@ pub mod limbs {
                 HashVariant::UmaV1 => add_mod(add_mod(self.key_term, bt), R1),
                 HashVariant::NewRobez => add_mod(add_mod(self.key_term, bt), R3),
                 // The key's multiplier changes per block: R3 + c·R2.
-                HashVariant::Independent => {
-                    add_mod(add_mod(mul_mod(self.key_term, add_mod(R3, bt)), bt), R1)
-                }
+                HashVariant::Independent => add_mod(add_mod(mul_mod(self.key_term, add_mod(R3, bt)), bt), R1),
             };
             Some(h % self.range)
         }
@@ -365,7 +358,8 @@ mod tests {
         // Keys colliding on block 0 (where it equals uma-v1) keep colliding on block 1 under uma-v1
         // and almost never under the independent variant.
         let (m, z) = (1_000u64, 1u32);
-        let (uma, ind) = (RobeHash::new(m, z, HashVariant::UmaV1).unwrap(), RobeHash::new(m, z, HashVariant::Independent).unwrap());
+        let (uma, ind) =
+            (RobeHash::new(m, z, HashVariant::UmaV1).unwrap(), RobeHash::new(m, z, HashVariant::Independent).unwrap());
         let mut state = 0x9e37_79b9_7f4a_7c15u64;
         let keys: Vec<u64> = (0..3_000)
             .map(|_| {

@@ -13,15 +13,15 @@
 //! ```
 
 use crate::backend::{BackendChoice, Scorer};
-use crate::passes::sigmoid;
 use crate::input::{self, Column};
+use crate::passes::sigmoid;
 use crate::rank::Context;
 use js_sys::{Array, Float32Array, Object, Promise, Reflect, Uint32Array};
 use serde::Serialize;
 use std::cell::RefCell;
 use std::rc::Rc;
-use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS_TYPES: &str = r#"
@@ -112,7 +112,8 @@ struct Info<'a> {
 
 fn parse_backend(backend: Option<String>) -> Result<BackendChoice, JsValue> {
     let name = backend.unwrap_or_else(|| "auto".into());
-    name.parse::<BackendChoice>().map_err(|_| js_error(format!("backend {name:?} is not one of \"auto\", \"webgpu\", \"cpu\"")))
+    name.parse::<BackendChoice>()
+        .map_err(|_| js_error(format!("backend {name:?} is not one of \"auto\", \"webgpu\", \"cpu\"")))
 }
 
 /// Reads the columns of `fields` (an object of Uint32Array or {offsets, values}).
@@ -268,7 +269,9 @@ impl Engine {
                 .map_err(|e| js_error(format!("the context must be an object keyed by field name: {e}")))?;
             let ctx: Context = input::context_from_object(cfg, &ctx_value).map_err(js_error)?;
             let cands = match column_rows(&candidates, "candidates")? {
-                Some(n) => input::candidates_from_columns(cfg, &ctx, n, columns(&get(&candidates, "fields")?, "candidates")?),
+                Some(n) => {
+                    input::candidates_from_columns(cfg, &ctx, n, columns(&get(&candidates, "fields")?, "candidates")?)
+                }
                 None => input::candidates_from_objects(cfg, &ctx, &objects(candidates, "candidates")?),
             }
             .map_err(js_error)?;

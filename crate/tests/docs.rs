@@ -23,11 +23,7 @@ fn hash_constants_are_the_codes() {
             .lines()
             .find(|l| l.split_whitespace().next() == Some(name))
             .unwrap_or_else(|| panic!("{name} missing"));
-        assert_eq!(
-            line.split_whitespace().nth(2),
-            Some(value.to_string().as_str()),
-            "{line}"
-        );
+        assert_eq!(line.split_whitespace().nth(2), Some(value.to_string().as_str()), "{line}");
     }
 }
 
@@ -41,9 +37,7 @@ fn golden_table_is_what_the_code_computes() {
         .map(|s| s.trim().parse().unwrap())
         .collect();
     assert_eq!(tables.len(), 26);
-    let mode = KeyMode::Dictionary {
-        table_sizes: tables,
-    };
+    let mode = KeyMode::Dictionary { table_sizes: tables };
     let offsets = mode.table_offsets();
     let mut rows = 0;
     for line in HASH_MD.lines() {
@@ -67,8 +61,5 @@ fn golden_table_is_what_the_code_computes() {
 #[test]
 fn digest_example_is_xxh3_of_no_bytes() {
     let example = pocketrec::file::digest(b"");
-    assert!(
-        MODEL_FILE_MD.contains(&format!("`{example}`")),
-        "docs/model-file.md must show {example}"
-    );
+    assert!(MODEL_FILE_MD.contains(&format!("`{example}`")), "docs/model-file.md must show {example}");
 }

@@ -13,8 +13,8 @@ use pocketrec::backend::gpu::GpuBackend;
 use pocketrec::config::criteo_schema;
 use pocketrec::rank::{self, Candidates, Context};
 use pocketrec::{
-    BackendChoice, Dlrm, EmbeddingConfig, Error, FieldValues, HashVariant, KeyMode, ModelConfig,
-    Preset, RobeHash, Scorer, StoredDtype,
+    BackendChoice, Dlrm, EmbeddingConfig, Error, FieldValues, HashVariant, KeyMode, ModelConfig, Preset, RobeHash,
+    Scorer, StoredDtype,
 };
 use pollster::block_on;
 use rand::{Rng, SeedableRng, rngs::StdRng};
@@ -34,16 +34,8 @@ fn gpu(model: &Dlrm) -> Option<GpuBackend> {
 /// A kaggle-shaped model over Criteo's schema with a given embedding and key mode.
 fn criteo_model(embedding: EmbeddingConfig, key_mode: KeyMode) -> Dlrm {
     let (dense, fields) = criteo_schema();
-    let mut cfg = ModelConfig::preset(
-        Preset::Small,
-        dense,
-        fields,
-        1_000_000,
-        4,
-        HashVariant::UmaV1,
-        StoredDtype::F32,
-    )
-    .unwrap();
+    let mut cfg =
+        ModelConfig::preset(Preset::Small, dense, fields, 1_000_000, 4, HashVariant::UmaV1, StoredDtype::F32).unwrap();
     cfg.embedding = embedding;
     cfg.key_mode = key_mode;
     Dlrm::init(cfg, 1).unwrap()
@@ -53,13 +45,11 @@ fn criteo_model(embedding: EmbeddingConfig, key_mode: KeyMode) -> Dlrm {
 fn indices_are_bit_exact() {
     let mut rng = StdRng::seed_from_u64(42);
     // Large dictionary tables so the global keys have high words too.
-    let dictionary = KeyMode::Dictionary {
-        table_sizes: (0..26).map(|_| rng.random_range(1..1u64 << 36)).collect(),
-    };
+    let dictionary = KeyMode::Dictionary { table_sizes: (0..26).map(|_| rng.random_range(1..1u64 << 36)).collect() };
     let kaggle_tables = KeyMode::Dictionary {
         table_sizes: vec![
-            1460, 583, 10131227, 2202608, 305, 24, 12517, 633, 3, 93145, 5683, 8351593, 3194, 27,
-            14992, 5461306, 10, 5652, 2173, 4, 7046547, 18, 15, 286181, 105, 142572,
+            1460, 583, 10131227, 2202608, 305, 24, 12517, 633, 3, 93145, 5683, 8351593, 3194, 27, 14992, 5461306, 10,
+            5652, 2173, 4, 7046547, 18, 15, 286181, 105, 142572,
         ],
     };
     let cases = [
@@ -75,24 +65,9 @@ fn indices_are_bit_exact() {
     ];
     let n = 100_000;
     for (m, z, variant, key_mode) in cases {
-        let model = criteo_model(
-            EmbeddingConfig::Robe {
-                m,
-                z,
-                hash: variant,
-            },
-            key_mode.clone(),
-        );
+        let model = criteo_model(EmbeddingConfig::Robe { m, z, hash: variant }, key_mode.clone());
         let Some(mut g) = gpu(&model) else { return };
-        let fields: Vec<u32> = (0..n)
-            .map(|i| {
-                if i < 26 {
-                    i as u32
-                } else {
-                    rng.random_range(0..26)
-                }
-            })
-            .collect();
+        let fields: Vec<u32> = (0..n).map(|i| if i < 26 { i as u32 } else { rng.random_range(0..26) }).collect();
         let values: Vec<u32> = (0..n)
             .map(|i| match i % 5 {
                 0 => u32::MAX - rng.random_range(0..3),
@@ -110,11 +85,7 @@ fn indices_are_bit_exact() {
             let key = key_mode.global_key(&offsets, fields[i] as usize, values[i]);
             for c in 0..blocks {
                 let want = hash.block_offset(key, c as u32);
-                assert_eq!(
-                    got[i * blocks + c],
-                    want,
-                    "M={m} Z={z} {variant} key {key:#x} block {c}"
-                );
+                assert_eq!(got[i * blocks + c], want, "M={m} Z={z} {variant} key {key:#x} block {c}");
             }
         }
     }
@@ -124,9 +95,7 @@ fn indices_are_bit_exact() {
 fn full_table_slots_match() {
     let mut rng = StdRng::seed_from_u64(3);
     let model = criteo_model(
-        EmbeddingConfig::Full {
-            rows: (0..26).map(|_| rng.random_range(1..5000)).collect(),
-        },
+        EmbeddingConfig::Full { rows: (0..26).map(|_| rng.random_range(1..5000)).collect() },
         KeyMode::Raw,
     );
     let Some(mut g) = gpu(&model) else { return };
@@ -135,12 +104,7 @@ fn full_table_slots_match() {
     let values: Vec<u32> = (0..n).map(|_| rng.random()).collect();
     let got = block_on(g.block_offsets(&fields, &values)).unwrap();
     for i in 0..n {
-        assert_eq!(
-            got[i] as usize,
-            model
-                .lookup()
-                .block_offset(fields[i] as usize, values[i], 0)
-        );
+        assert_eq!(got[i] as usize, model.lookup().block_offset(fields[i] as usize, values[i], 0));
     }
 }
 
@@ -175,21 +139,13 @@ fn wide_odd_layers_match_the_cpu() {
         cfg.bottom = vec![cfg.dense.len(), [131, 97, 250][case % 3], cfg.dim];
         cfg.top = vec![width, [203, 130, 96][case % 3], [97, 129, 5][case % 3], 1];
         let mut model = Dlrm::init(cfg, rng.random()).unwrap();
-        model
-            .embedding
-            .iter_mut()
-            .for_each(|w| *w = rng.random_range(-0.5..0.5));
+        model.embedding.iter_mut().for_each(|w| *w = rng.random_range(-0.5..0.5));
         let Some(mut g) = gpu(&model) else { return };
         let rows = [95, 96, 300, 1001, 129, 2][case];
         let (ctx, cands) = random_request(&mut rng, &model.config, rows);
         let batch = rank::full_rows(&model.config, &ctx, &cands);
         let want = forward(&model, &batch);
-        assert_close(
-            &block_on(g.logits(&batch)).unwrap(),
-            &want,
-            1e-4,
-            &format!("full rows, case {case}"),
-        );
+        assert_close(&block_on(g.logits(&batch)).unwrap(), &want, 1e-4, &format!("full rows, case {case}"));
         let got = block_on(g.rank_logits(&ctx, &cands)).unwrap();
         assert_close(&got, &want, 1e-4, &format!("context-once, case {case}"));
     }
@@ -229,18 +185,8 @@ fn backend_scores_the_model_it_was_built_from() {
     model.embedding.iter_mut().for_each(|w| *w += 1.0);
     model.top.clear();
     drop(model);
-    assert_close(
-        &block_on(g.logits(&batch)).unwrap(),
-        &want,
-        1e-4,
-        "full rows",
-    );
-    assert_close(
-        &block_on(g.rank_logits(&ctx, &cands)).unwrap(),
-        &want,
-        1e-4,
-        "context-once",
-    );
+    assert_close(&block_on(g.logits(&batch)).unwrap(), &want, 1e-4, "full rows");
+    assert_close(&block_on(g.rank_logits(&ctx, &cands)).unwrap(), &want, 1e-4, "context-once");
 }
 
 /// The inputs go up the same whether written into the mapped upload buffer (native) or through
@@ -274,13 +220,9 @@ fn both_upload_paths_give_the_same_bits() {
 fn kaggle_request(rng: &mut StdRng, rows: usize) -> (Context, Candidates) {
     let ctx = Context {
         dense: (0..13).map(|_| rng.random_range(0.0..100.0)).collect(),
-        fields: (0..26)
-            .map(|f| (f < 20).then(|| vec![rng.random()]))
-            .collect(),
+        fields: (0..26).map(|f| (f < 20).then(|| vec![rng.random()])).collect(),
     };
-    let fields = (0..6)
-        .map(|_| FieldValues::single((0..rows).map(|_| rng.random()).collect()))
-        .collect();
+    let fields = (0..6).map(|_| FieldValues::single((0..rows).map(|_| rng.random()).collect())).collect();
     (ctx, Candidates { rows, fields })
 }
 
@@ -302,23 +244,12 @@ fn assert_same_top_k(got: &[pocketrec::Ranked], want: &[pocketrec::Ranked], cpu_
 #[test]
 fn top_k_matches_the_cpu_on_and_off_the_gpu() {
     let (dense, fields) = criteo_schema();
-    let cfg = ModelConfig::preset(
-        Preset::Kaggle,
-        dense,
-        fields,
-        4_000_000,
-        4,
-        HashVariant::UmaV1,
-        StoredDtype::F32,
-    )
-    .unwrap();
+    let cfg =
+        ModelConfig::preset(Preset::Kaggle, dense, fields, 4_000_000, 4, HashVariant::UmaV1, StoredDtype::F32).unwrap();
     let mut model = Dlrm::init(cfg, 5).unwrap();
     // Embeddings as large as a trained model's, so candidates' logits spread out.
     let mut rng = StdRng::seed_from_u64(12);
-    model
-        .embedding
-        .iter_mut()
-        .for_each(|w| *w = rng.random_range(-0.05..0.05));
+    model.embedding.iter_mut().for_each(|w| *w = rng.random_range(-0.05..0.05));
     let Some(_) = gpu(&model) else { return };
     let mut scorer = block_on(Scorer::new(model, BackendChoice::WebGpu)).unwrap();
     assert_eq!(scorer.backend_name(), "webgpu");
@@ -345,50 +276,20 @@ fn top_k_matches_the_cpu_on_and_off_the_gpu() {
 #[test]
 fn scorer_on_gpu_handles_bad_and_empty_requests() {
     let mut rng = StdRng::seed_from_u64(13);
-    let model = criteo_model(
-        EmbeddingConfig::Robe {
-            m: 100_000,
-            z: 4,
-            hash: HashVariant::UmaV1,
-        },
-        KeyMode::Raw,
-    );
+    let model = criteo_model(EmbeddingConfig::Robe { m: 100_000, z: 4, hash: HashVariant::UmaV1 }, KeyMode::Raw);
     let Some(_) = gpu(&model) else { return };
     let mut scorer = block_on(Scorer::new(model, BackendChoice::Auto)).unwrap();
-    assert_eq!(
-        scorer.backend_name(),
-        "webgpu",
-        "{}",
-        scorer.backend_reason()
-    );
+    assert_eq!(scorer.backend_name(), "webgpu", "{}", scorer.backend_reason());
     let (ctx, cands) = kaggle_request(&mut rng, 50);
     assert!(block_on(scorer.rank(&ctx, &cands, 0)).unwrap().is_empty());
-    let none = Candidates {
-        rows: 0,
-        fields: vec![
-            FieldValues {
-                offsets: vec![0],
-                values: vec![]
-            };
-            6
-        ],
-    };
+    let none = Candidates { rows: 0, fields: vec![FieldValues { offsets: vec![0], values: vec![] }; 6] };
     assert!(block_on(scorer.rank(&ctx, &none, 5)).unwrap().is_empty());
     let mut bad = cands.clone();
     bad.fields.pop();
-    assert!(matches!(
-        block_on(scorer.rank(&ctx, &bad, 5)),
-        Err(Error::Request(_))
-    ));
+    assert!(matches!(block_on(scorer.rank(&ctx, &bad, 5)), Err(Error::Request(_))));
     // Every field in the context: all candidates score the same and rank by index.
-    let all = Context {
-        dense: ctx.dense.clone(),
-        fields: (0..26).map(|_| Some(vec![1])).collect(),
-    };
-    let same = Candidates {
-        rows: 5,
-        fields: vec![],
-    };
+    let all = Context { dense: ctx.dense.clone(), fields: (0..26).map(|_| Some(vec![1])).collect() };
+    let same = Candidates { rows: 5, fields: vec![] };
     let top = block_on(scorer.rank(&all, &same, 3)).unwrap();
     assert_eq!(top.iter().map(|r| r.index).collect::<Vec<_>>(), [0, 1, 2]);
     let cpu = rank::logits(scorer.model(), &all, &same).unwrap();

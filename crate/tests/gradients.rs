@@ -93,7 +93,10 @@ fn check_gradients(seed: u64, full: bool) {
     let eps = 1e-6;
     let close = |analytic: f32, numeric: f64, what: &str| {
         let tol = 2e-5 + 2e-3 * numeric.abs().max(analytic.abs() as f64);
-        assert!((analytic as f64 - numeric).abs() <= tol, "{what}: analytic {analytic} vs numeric {numeric} (seed {seed})");
+        assert!(
+            (analytic as f64 - numeric).abs() <= tol,
+            "{what}: analytic {analytic} vs numeric {numeric} (seed {seed})"
+        );
     };
     // W, every slot (untouched slots must have zero gradient).
     for s in 0..emb.len() {
@@ -216,7 +219,12 @@ fn empty_bag_gives_zero_embedding_not_nan() {
         key_mode: KeyMode::Raw,
     };
     let model = Dlrm::init(cfg, 1).unwrap();
-    let batch = Batch { rows: 1, dense: vec![1.0], fields: vec![FieldValues { offsets: vec![0, 0], values: vec![] }], labels: vec![] };
+    let batch = Batch {
+        rows: 1,
+        dense: vec![1.0],
+        fields: vec![FieldValues { offsets: vec![0, 0], values: vec![] }],
+        labels: vec![],
+    };
     batch.validate(&model.config).unwrap();
     let mut ws = Workspace::default();
     assert!(model.forward(&batch, &mut ws)[0].is_finite());

@@ -31,11 +31,7 @@ fn matmul_matches_scalar_reference_on_small_batches() {
     let mut worst = 0.0f64;
     for case in 0..400 {
         // Mostly the batch sizes of ranking a few candidates or scoring one row, some larger.
-        let m = if rng.random_bool(0.7) {
-            rng.random_range(1..=16)
-        } else {
-            rng.random_range(17..300)
-        };
+        let m = if rng.random_bool(0.7) { rng.random_range(1..=16) } else { rng.random_range(17..300) };
         let k = rng.random_range(1..600);
         let n = [1, 2, 3, 7, 16, 64, 256, 512][rng.random_range(0..8)] + rng.random_range(0..3);
         let a = random_matrix(&mut rng, m, k);

@@ -8,7 +8,8 @@ use rand::{Rng, SeedableRng, rngs::StdRng};
 
 fn setup(seed: u64) -> (Dlrm, Batch) {
     let (dense, fields) = criteo_schema();
-    let cfg = ModelConfig::preset(Preset::Small, dense, fields, 2_000_000, 4, HashVariant::UmaV1, StoredDtype::F32).unwrap();
+    let cfg =
+        ModelConfig::preset(Preset::Small, dense, fields, 2_000_000, 4, HashVariant::UmaV1, StoredDtype::F32).unwrap();
     let model = Dlrm::init(cfg, seed).unwrap();
     let mut rng = StdRng::seed_from_u64(seed);
     let mut batch = Batch::with_schema(26);

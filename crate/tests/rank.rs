@@ -30,7 +30,13 @@ fn context_once_on_the_benchmark_split() {
     // The split on a kaggle-shaped model: dense + first 20 fields in the context.
     let (dense, fields) = pocketrec::config::criteo_schema();
     let cfg = ModelConfig::preset(
-        pocketrec::Preset::Kaggle, dense, fields, 4_000_000, 4, HashVariant::UmaV1, pocketrec::StoredDtype::F32,
+        pocketrec::Preset::Kaggle,
+        dense,
+        fields,
+        4_000_000,
+        4,
+        HashVariant::UmaV1,
+        pocketrec::StoredDtype::F32,
     )
     .unwrap();
     let model = Dlrm::init(cfg, 3).unwrap();
@@ -40,7 +46,10 @@ fn context_once_on_the_benchmark_split() {
         fields: (0..26).map(|f| (f < 20).then(|| vec![rng.random()])).collect(),
     };
     let rows = 5000; // more than one chunk
-    let cands = Candidates { rows, fields: (0..6).map(|_| FieldValues::single((0..rows).map(|_| rng.random()).collect())).collect() };
+    let cands = Candidates {
+        rows,
+        fields: (0..6).map(|_| FieldValues::single((0..rows).map(|_| rng.random()).collect())).collect(),
+    };
     let once = rank::logits(&model, &ctx, &cands).unwrap();
     let full = forward(&model, &rank::full_rows(&model.config, &ctx, &cands));
     assert_close(&once, &full, 1e-5, "kaggle split");
@@ -81,7 +90,10 @@ fn bad_requests_are_clear_errors_and_empty_ones_are_empty() {
     let rank = |s: &mut Scorer, c: &Context, q: &Candidates, k| pollster::block_on(s.rank(c, q, k));
     assert_eq!(rank(&mut scorer, &ctx, &cands, 3).unwrap().len(), 3);
     assert!(rank(&mut scorer, &ctx, &cands, 0).unwrap().is_empty(), "k = 0");
-    let none = Candidates { rows: 0, fields: cands.fields.iter().map(|_| FieldValues { offsets: vec![0], values: vec![] }).collect() };
+    let none = Candidates {
+        rows: 0,
+        fields: cands.fields.iter().map(|_| FieldValues { offsets: vec![0], values: vec![] }).collect(),
+    };
     assert!(rank(&mut scorer, &ctx, &none, 5).unwrap().is_empty(), "no candidates");
 
     let err = |c: &Context, q: &Candidates| rank::validate(&cfg, c, q).unwrap_err().to_string();

@@ -5,34 +5,27 @@ use pocketrec::robe::{HashVariant, KeyMode, RobeHash, limbs};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
 const KAGGLE_TABLES: [u64; 26] = [
-    1460, 583, 10131227, 2202608, 305, 24, 12517, 633, 3, 93145, 5683, 8351593, 3194, 27, 14992,
-    5461306, 10, 5652, 2173, 4, 7046547, 18, 15, 286181, 105, 142572,
+    1460, 583, 10131227, 2202608, 305, 24, 12517, 633, 3, 93145, 5683, 8351593, 3194, 27, 14992, 5461306, 10, 5652,
+    2173, 4, 7046547, 18, 15, 286181, 105, 142572,
 ];
 
 /// The slots of the `d` dimensions of a (field, id), by the u64 reference; asserts first that the
 /// GPU's block walk (its CPU twin, [`limbs::BlockWalk`]) reads the same slots.
 fn indices(variant: HashVariant, m: u64, z: u32, d: u32, field: usize, id: u32) -> Vec<u32> {
-    let mode = KeyMode::Dictionary {
-        table_sizes: KAGGLE_TABLES.to_vec(),
-    };
+    let mode = KeyMode::Dictionary { table_sizes: KAGGLE_TABLES.to_vec() };
     let offsets = mode.table_offsets();
     let x = mode.global_key(&offsets, field, id);
     let h = RobeHash::new(m, z, variant).unwrap();
     let reference: Vec<u32> = (0..d).map(|i| h.index(x, i)).collect();
     let starts = walk(&h, x, d.div_ceil(z) as usize);
     let walked: Vec<u32> = (0..d).map(|i| starts[(i / z) as usize] + i % z).collect();
-    assert_eq!(
-        walked, reference,
-        "the GPU walk, {variant} M={m} Z={z} field {field} id {id}"
-    );
+    assert_eq!(walked, reference, "the GPU walk, {variant} M={m} Z={z} field {field} id {id}");
     reference
 }
 
 /// The first slots of blocks `0..blocks` of key `x` as the GPU gather walks them.
 fn walk(h: &RobeHash, x: u64, blocks: usize) -> Vec<u32> {
-    limbs::BlockWalk::new(h.variant(), limbs::range(h), x as u32, (x >> 32) as u32)
-        .take(blocks)
-        .collect()
+    limbs::BlockWalk::new(h.variant(), limbs::range(h), x as u32, (x >> 32) as u32).take(blocks).collect()
 }
 
 /// A random key: any u64, raw mode (field in the high word), dictionary mode, or near the top.
@@ -62,10 +55,7 @@ fn runs(starts: &[u32], z: u32) -> Vec<u32> {
 
 #[test]
 fn table_offsets_match_design() {
-    let offsets = KeyMode::Dictionary {
-        table_sizes: KAGGLE_TABLES.to_vec(),
-    }
-    .table_offsets();
+    let offsets = KeyMode::Dictionary { table_sizes: KAGGLE_TABLES.to_vec() }.table_offsets();
     assert_eq!(&offsets[..4], &[0, 1460, 2043, 10133270]);
 }
 
@@ -75,22 +65,22 @@ fn golden_uma_v1_z1() {
     assert_eq!(
         indices(u, 540201, 1, 16, 0, 0),
         [
-            133045, 149737, 166429, 79491, 96183, 112875, 129567, 146259, 162951, 179643, 196335,
-            213027, 229719, 142781, 159473, 176165
+            133045, 149737, 166429, 79491, 96183, 112875, 129567, 146259, 162951, 179643, 196335, 213027, 229719,
+            142781, 159473, 176165
         ]
     );
     assert_eq!(
         indices(u, 540201, 1, 16, 0, 1),
         [
-            534389, 10880, 27572, 44264, 60956, 77648, 94340, 111032, 24094, 40786, 57478, 74170,
-            90862, 107554, 124246, 140938
+            534389, 10880, 27572, 44264, 60956, 77648, 94340, 111032, 24094, 40786, 57478, 74170, 90862, 107554,
+            124246, 140938
         ]
     );
     assert_eq!(
         indices(u, 540201, 1, 16, 25, 142571),
         [
-            476592, 493284, 509976, 526668, 3159, 456422, 473114, 489806, 506498, 523190, 539882,
-            16373, 33065, 49757, 66449, 519712
+            476592, 493284, 509976, 526668, 3159, 456422, 473114, 489806, 506498, 523190, 539882, 16373, 33065, 49757,
+            66449, 519712
         ]
     );
 }
@@ -98,31 +88,19 @@ fn golden_uma_v1_z1() {
 #[test]
 fn golden_uma_v1_blocks() {
     let u = HashVariant::UmaV1;
-    assert_eq!(
-        indices(u, 540201, 4, 16, 0, 0),
-        runs(&[136567, 152077, 167587, 90786], 4)
-    );
-    assert_eq!(
-        indices(u, 540201, 4, 16, 2, 12345),
-        runs(&[356995, 372505, 388015, 403525], 4)
-    );
+    assert_eq!(indices(u, 540201, 4, 16, 0, 0), runs(&[136567, 152077, 167587, 90786], 4));
+    assert_eq!(indices(u, 540201, 4, 16, 2, 12345), runs(&[356995, 372505, 388015, 403525], 4));
     assert_eq!(indices(u, 2621440, 16, 16, 2, 12345), runs(&[1073572], 16));
 }
 
 #[test]
 fn golden_new_robez() {
-    assert_eq!(
-        indices(HashVariant::NewRobez, 540201, 4, 16, 0, 0),
-        runs(&[422908, 438024, 453140, 468256], 4)
-    );
+    assert_eq!(indices(HashVariant::NewRobez, 540201, 4, 16, 0, 0), runs(&[422908, 438024, 453140, 468256], 4));
 }
 
 #[test]
 fn raw_keys_put_the_field_in_the_high_word() {
-    assert_eq!(
-        KeyMode::Raw.global_key(&[], 25, 0xdead_beef),
-        (25u64 << 32) | 0xdead_beef
-    );
+    assert_eq!(KeyMode::Raw.global_key(&[], 25, 0xdead_beef), (25u64 << 32) | 0xdead_beef);
 }
 
 /// The limb form must equal the u64 reference for every key, M, Z, block and variant.
@@ -139,11 +117,7 @@ fn limbs_equal_u64_on_millions_of_random_keys() {
             let range = limbs::range(&h);
             for _ in 0..20_000 {
                 let x = random_key(&mut rng);
-                let c = if rng.random_bool(0.9) {
-                    rng.random_range(0..64)
-                } else {
-                    rng.random()
-                };
+                let c = if rng.random_bool(0.9) { rng.random_range(0..64) } else { rng.random() };
                 let (lo, hi) = (x as u32, (x >> 32) as u32);
                 assert_eq!(
                     limbs::block_offset(variant, range, lo, hi, c),
@@ -158,11 +132,7 @@ fn limbs_equal_u64_on_millions_of_random_keys() {
                 let x: u64 = rng.random();
                 h.block_offsets(x, &mut batched);
                 for (c, &o) in batched.iter().enumerate() {
-                    assert_eq!(
-                        o,
-                        h.block_offset(x, c as u32),
-                        "x = {x}, c = {c}, M = {m}, Z = {z}, {variant}"
-                    );
+                    assert_eq!(o, h.block_offset(x, c as u32), "x = {x}, c = {c}, M = {m}, Z = {z}, {variant}");
                 }
             }
         }
@@ -185,17 +155,9 @@ fn gpu_block_walk_equals_u64_on_millions_of_random_keys() {
             };
             for _ in 0..11_200 {
                 let x = random_key(&mut rng);
-                let blocks = if rng.random_bool(0.98) {
-                    rng.random_range(1..=16)
-                } else {
-                    rng.random_range(17..=80)
-                };
+                let blocks = if rng.random_bool(0.98) { rng.random_range(1..=16) } else { rng.random_range(17..=80) };
                 for (c, start) in walk(&h, x, blocks).into_iter().enumerate() {
-                    assert_eq!(
-                        start,
-                        h.block_offset(x, c as u32),
-                        "x = {x}, c = {c}, M = {m}, Z = {z}, {variant}"
-                    );
+                    assert_eq!(start, h.block_offset(x, c as u32), "x = {x}, c = {c}, M = {m}, Z = {z}, {variant}");
                 }
                 keys += 1;
             }
@@ -207,17 +169,8 @@ fn gpu_block_walk_equals_u64_on_millions_of_random_keys() {
 #[test]
 fn limb_arithmetic_edges() {
     let p = limbs::P;
-    for (a, b) in [
-        (0, 0),
-        (1, p - 1),
-        (p - 1, p - 1),
-        (p - 1, 2),
-        (1 << 30, 1 << 30),
-    ] {
-        assert_eq!(
-            limbs::mul_mod(a, b) as u64,
-            (a as u64 * b as u64) % pocketrec::robe::P
-        );
+    for (a, b) in [(0, 0), (1, p - 1), (p - 1, p - 1), (p - 1, 2), (1 << 30, 1 << 30)] {
+        assert_eq!(limbs::mul_mod(a, b) as u64, (a as u64 * b as u64) % pocketrec::robe::P);
     }
     for (lo, hi) in [(0, 0), (u32::MAX, u32::MAX), (p, 0), (p - 1, p), (0, 1)] {
         let x = ((hi as u64) << 32) | lo as u64;

@@ -8,7 +8,8 @@ use rand::{Rng, SeedableRng, rngs::StdRng};
 
 fn setup(seed: u64, rows: usize) -> (Dlrm, Vec<Batch>) {
     let (dense, fields) = criteo_schema();
-    let cfg = ModelConfig::preset(Preset::Small, dense, fields, 1_000_000, 4, HashVariant::UmaV1, StoredDtype::F32).unwrap();
+    let cfg =
+        ModelConfig::preset(Preset::Small, dense, fields, 1_000_000, 4, HashVariant::UmaV1, StoredDtype::F32).unwrap();
     let model = Dlrm::init(cfg, seed).unwrap();
     let mut rng = StdRng::seed_from_u64(seed);
     let batches = (0..3)
@@ -62,7 +63,8 @@ fn sharded_step_matches_the_whole_batch_step() {
                 let mut got = start.clone();
                 let mut opt = Optimizer::new(kind, 0.01, &got);
                 let mut step = TrainStep::new();
-                let loss: Vec<f64> = pool.install(|| batches.iter().map(|b| step.step(&mut got, &mut opt, b)).collect());
+                let loss: Vec<f64> =
+                    pool.install(|| batches.iter().map(|b| step.step(&mut got, &mut opt, b)).collect());
                 let what = format!("{kind:?}, {rows} rows, {threads} threads");
                 for (a, b) in loss.iter().zip(&want_loss) {
                     assert!((a - b).abs() <= 1e-6 * (1.0 + b.abs()), "{what}: loss {a} vs {b}");

@@ -35,14 +35,8 @@ pub fn save(path: &Path, model: &Dlrm, opt: &Optimizer, pos: &Position, options:
     let meta = serde_json::json!({
         "checkpoint": { "position": pos, "optimizer": opt.kind(), "lr": opt.lr, "optimizer_step": opt.step, "options": options }
     });
-    let bytes = seal(pocketrec::file::to_bytes_with(
-        model,
-        StoredDtype::F32,
-        &meta,
-        &extras,
-    )?)?;
-    crate::io::write_atomic(path, &bytes)
-        .with_context(|| format!("writing checkpoint {}", path.display()))
+    let bytes = seal(pocketrec::file::to_bytes_with(model, StoredDtype::F32, &meta, &extras)?)?;
+    crate::io::write_atomic(path, &bytes).with_context(|| format!("writing checkpoint {}", path.display()))
 }
 
 pub fn load(path: &Path) -> Result<Checkpoint> {
@@ -61,12 +55,9 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
         .provenance
         .get("checkpoint")
         .with_context(|| format!("{} is a model file, not a checkpoint", path.display()))?;
-    let position: Position =
-        serde_json::from_value(ck["position"].clone()).context("checkpoint position")?;
-    let kind: OptimizerKind =
-        serde_json::from_value(ck["optimizer"].clone()).context("checkpoint optimizer")?;
-    let options: Options =
-        serde_json::from_value(ck["options"].clone()).context("checkpoint options")?;
+    let position: Position = serde_json::from_value(ck["position"].clone()).context("checkpoint position")?;
+    let kind: OptimizerKind = serde_json::from_value(ck["optimizer"].clone()).context("checkpoint optimizer")?;
+    let options: Options = serde_json::from_value(ck["options"].clone()).context("checkpoint options")?;
     let lr = ck["lr"].as_f64().context("checkpoint learning rate")? as f32;
     let mut optimizer = Optimizer::new(kind, lr, &file.model);
     optimizer.step = ck["optimizer_step"].as_u64().context("checkpoint optimizer step")?;
@@ -77,19 +68,10 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
     for (name, state) in named {
         match extras.remove(&format!("{PREFIX}{name}")) {
             Some(values) if values.len() == state.len() => *state = values,
-            _ => bail!(
-                "checkpoint {} lacks optimizer tensor {PREFIX}{name} of {} values",
-                path.display(),
-                state.len()
-            ),
+            _ => bail!("checkpoint {} lacks optimizer tensor {PREFIX}{name} of {} values", path.display(), state.len()),
         }
     }
-    Ok(Checkpoint {
-        model: file.model,
-        optimizer,
-        position,
-        options,
-    })
+    Ok(Checkpoint { model: file.model, optimizer, position, options })
 }
 
 /// One option that differs between a checkpoint and the run resuming it.
@@ -118,21 +100,13 @@ pub fn differences(saved: &Options, now: &Options) -> Vec<Difference> {
 
 /// The safetensors header as JSON and the tensor bytes after it.
 fn split(bytes: &[u8]) -> Result<(Value, &[u8])> {
-    let n = bytes
-        .get(..8)
-        .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
-    let end = n
-        .and_then(|n| usize::try_from(n).ok())
-        .and_then(|n| n.checked_add(8))
-        .filter(|&e| e <= bytes.len());
+    let n = bytes.get(..8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
+    let end = n.and_then(|n| usize::try_from(n).ok()).and_then(|n| n.checked_add(8)).filter(|&e| e <= bytes.len());
     let Some(end) = end else {
-        bail!(
-            "is corrupt: its header length is wrong (a cut or damaged file); start again without --resume"
-        )
+        bail!("is corrupt: its header length is wrong (a cut or damaged file); start again without --resume")
     };
-    let header = serde_json::from_slice(&bytes[8..end]).map_err(|e| {
-        anyhow::anyhow!("is corrupt: its header is not JSON ({e}); start again without --resume")
-    })?;
+    let header = serde_json::from_slice(&bytes[8..end])
+        .map_err(|e| anyhow::anyhow!("is corrupt: its header is not JSON ({e}); start again without --resume"))?;
     Ok((header, &bytes[end..]))
 }
 
@@ -147,10 +121,8 @@ fn digest(header: &Value, data: &[u8]) -> String {
 fn seal(bytes: Vec<u8>) -> Result<Vec<u8>> {
     let (mut header, data) = split(&bytes)?;
     let d = digest(&header, data);
-    let meta = header
-        .get_mut("__metadata__")
-        .and_then(Value::as_object_mut)
-        .context("the checkpoint has no metadata")?;
+    let meta =
+        header.get_mut("__metadata__").and_then(Value::as_object_mut).context("the checkpoint has no metadata")?;
     meta.insert(DIGEST_KEY.into(), Value::String(d));
     let mut text = serde_json::to_vec(&header)?;
     // safetensors pads its header with spaces to a multiple of 8 bytes, which keeps tensors aligned.
@@ -218,44 +190,29 @@ mod tests {
         assert!(verify(&bytes).is_ok());
         // Every byte of the header and a spread of the tensor bytes, each with one bit flipped.
         let header_end = 8 + u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-        let positions = (0..header_end)
-            .chain((header_end..bytes.len()).step_by(997))
-            .chain([bytes.len() - 1]);
+        let positions = (0..header_end).chain((header_end..bytes.len()).step_by(997)).chain([bytes.len() - 1]);
         for i in positions {
             for bit in [0x01u8, 0x80] {
                 let mut bad = bytes.clone();
                 bad[i] ^= bit;
-                assert!(
-                    verify(&bad).is_err(),
-                    "a flip of bit {bit:#x} at byte {i} of {} went unnoticed",
-                    bytes.len()
-                );
+                assert!(verify(&bad).is_err(), "a flip of bit {bit:#x} at byte {i} of {} went unnoticed", bytes.len());
             }
         }
         let err = verify(&bytes[..bytes.len() - 1]).unwrap_err().to_string();
-        assert!(
-            err.contains("digest mismatch") || err.contains("corrupt"),
-            "{err}"
-        );
+        assert!(err.contains("digest mismatch") || err.contains("corrupt"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn differences_name_each_changed_option() {
-        let a = Options::from([
-            ("--seed".into(), "1".into()),
-            ("--batch".into(), "256".into()),
-        ]);
+        let a = Options::from([("--seed".into(), "1".into()), ("--batch".into(), "256".into())]);
         let b = Options::from([
             ("--seed".into(), "2".into()),
             ("--batch".into(), "256".into()),
             ("--z".into(), "4".into()),
         ]);
         let d = differences(&a, &b);
-        assert_eq!(
-            d.iter().map(|d| d.option.as_str()).collect::<Vec<_>>(),
-            ["--seed", "--z"]
-        );
+        assert_eq!(d.iter().map(|d| d.option.as_str()).collect::<Vec<_>>(), ["--seed", "--z"]);
         assert_eq!((d[0].saved.as_str(), d[0].now.as_str()), ("1", "2"));
         assert_eq!(d[1].saved, "(not set)");
     }

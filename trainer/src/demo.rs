@@ -38,7 +38,8 @@ pub const SCHEMA: [&str; 11] = [
 pub const HISTORY: usize = 10;
 
 /// Time-of-day buckets: name, first hour, and the hour the page uses for it.
-pub const TIMES: [(&str, u32, u32); 4] = [("morning", 6, 9), ("afternoon", 12, 15), ("evening", 18, 20), ("night", 23, 1)];
+pub const TIMES: [(&str, u32, u32); 4] =
+    [("morning", 6, 9), ("afternoon", 12, 15), ("evening", 18, 20), ("night", 23, 1)];
 
 /// The bucket of an hour of the day.
 pub fn time_of_day(hour: u32) -> usize {
@@ -148,6 +149,7 @@ const PRICES: [&str; 3] = ["budget", "mid", "premium"];
 pub const DEVICES: [&str; 3] = ["mobile", "desktop", "tablet"];
 
 /// Category id, display name, preferred time-of-day bucket, preferred device, nouns.
+#[rustfmt::skip] // a table laid out by hand: one category per entry, its nouns in rows
 const CATEGORIES: [(&str, &str, usize, usize, [&str; 20]); 12] = [
     ("books", "Books", 3, 2, [
         "Novel", "Cookbook", "Atlas", "Memoir", "Anthology", "Journal", "Almanac", "Poetry Book", "Field Guide",
@@ -337,7 +339,13 @@ fn synthetic_events(opts: &DemoOptions, truth: &[ItemTruth], rng: &mut StdRng) -
         while n < opts.events_per_user {
             let time = if rng.random_bool(0.6) { taste.time } else { rng.random_range(0..TIMES.len()) };
             let (_, start, _) = TIMES[time];
-            let span = if time == 3 { 7 } else if time == 2 { 5 } else { 6 };
+            let span = if time == 3 {
+                7
+            } else if time == 2 {
+                5
+            } else {
+                6
+            };
             let hour = (start + rng.random_range(0..span)) % 24;
             let device = if rng.random_bool(0.7) { taste.device } else { rng.random_range(0..DEVICES.len()) };
             let session = rng.random_range(1..=6).min(opts.events_per_user - n);
@@ -395,8 +403,9 @@ fn token(s: &str) -> String {
 /// a gap of over 30 minutes starts a new session). MovieLens has no device: it is always "web".
 fn movielens(dir: &Path) -> anyhow::Result<(Catalog, Vec<Event>, usize)> {
     let movies_path = dir.join("movies.csv");
-    let movies = std::fs::read_to_string(&movies_path)
-        .with_context(|| format!("reading {} (is {} the ml-latest-small folder?)", movies_path.display(), dir.display()))?;
+    let movies = std::fs::read_to_string(&movies_path).with_context(|| {
+        format!("reading {} (is {} the ml-latest-small folder?)", movies_path.display(), dir.display())
+    })?;
     let (mut items, mut index) = (Vec::new(), HashMap::new());
     let mut genres_seen: Vec<String> = Vec::new();
     for (n, line) in movies.lines().enumerate().skip(1) {
@@ -420,7 +429,8 @@ fn movielens(dir: &Path) -> anyhow::Result<(Catalog, Vec<Event>, usize)> {
         items.push(Item { id: format!("m{}", f[0]), name: title.to_string(), category: genres[0].clone(), attributes });
     }
     let ratings_path = dir.join("ratings.csv");
-    let ratings = std::fs::read_to_string(&ratings_path).with_context(|| format!("reading {}", ratings_path.display()))?;
+    let ratings =
+        std::fs::read_to_string(&ratings_path).with_context(|| format!("reading {}", ratings_path.display()))?;
     let mut by_user: HashMap<u32, Vec<(u64, u32)>> = HashMap::new();
     for (n, line) in ratings.lines().enumerate().skip(1) {
         let f: Vec<&str> = line.split(',').collect();
@@ -443,7 +453,13 @@ fn movielens(dir: &Path) -> anyhow::Result<(Catalog, Vec<Event>, usize)> {
         let mut session = 0;
         for (k, &(ts, item)) in list.iter().enumerate() {
             session = if k > 0 && ts - list[k - 1].0 <= 1800 { session + 1 } else { 0 };
-            events.push(Event { user: u as u32, item, hour: ((ts / 3600) % 24) as u32, device: 0, session_length: session });
+            events.push(Event {
+                user: u as u32,
+                item,
+                hour: ((ts / 3600) % 24) as u32,
+                device: 0,
+                session_length: session,
+            });
         }
     }
     let catalog = Catalog {
@@ -563,7 +579,13 @@ pub fn write_demo(out: &Path, opts: &DemoOptions, movielens_dir: Option<&Path>) 
     crate::io::write_atomic(out.join("catalog.json"), json.as_bytes())?;
     write_lines(&out.join("train.tsv"), &train)?;
     write_lines(&out.join("eval.tsv"), &eval)?;
-    Ok(DemoSummary { items: catalog.items.len(), users, events: events.len(), train_rows: train.len(), eval_rows: eval.len() })
+    Ok(DemoSummary {
+        items: catalog.items.len(),
+        users,
+        events: events.len(),
+        train_rows: train.len(),
+        eval_rows: eval.len(),
+    })
 }
 
 #[cfg(test)]
@@ -634,11 +656,10 @@ mod tests {
 
     #[test]
     fn csv_fields_handle_quotes() {
-        assert_eq!(csv_fields(r#"11,"American President, The (1995)",Comedy|Drama|Romance"#), [
-            "11",
-            "American President, The (1995)",
-            "Comedy|Drama|Romance"
-        ]);
+        assert_eq!(
+            csv_fields(r#"11,"American President, The (1995)",Comedy|Drama|Romance"#),
+            ["11", "American President, The (1995)", "Comedy|Drama|Romance"]
+        );
         assert_eq!(csv_fields(r#"1,"Say ""Hi"" (2001)",Drama"#)[1], r#"Say "Hi" (2001)"#);
     }
 

@@ -39,22 +39,13 @@ impl AtomicFile {
         let target = resolve(path)?;
         clean_stale_temps(&target);
         let tmp = temp_path(&target)?;
-        let file = File::create(&tmp).with_context(|| {
-            format!(
-                "cannot write {}: cannot create {}",
-                path.display(),
-                tmp.display()
-            )
-        })?;
+        let file = File::create(&tmp)
+            .with_context(|| format!("cannot write {}: cannot create {}", path.display(), tmp.display()))?;
         if let Ok(old) = fs::metadata(&target) {
             // Replacing a file keeps its permissions.
             let _ = fs::set_permissions(&tmp, old.permissions());
         }
-        Ok(AtomicFile {
-            target,
-            tmp,
-            file: Some(BufWriter::with_capacity(1 << 20, file)),
-        })
+        Ok(AtomicFile { target, tmp, file: Some(BufWriter::with_capacity(1 << 20, file)) })
     }
 
     /// The file the content will end up in (the symlink's target for a symlink).
@@ -104,8 +95,7 @@ impl Drop for AtomicFile {
 /// Writes `bytes` to `path` through an [`AtomicFile`].
 pub fn write_atomic(path: impl AsRef<Path>, bytes: &[u8]) -> Result<()> {
     let mut file = AtomicFile::create(path.as_ref())?;
-    file.write_all(bytes)
-        .with_context(|| format!("cannot write {}", path.as_ref().display()))?;
+    file.write_all(bytes).with_context(|| format!("cannot write {}", path.as_ref().display()))?;
     file.commit()
 }
 
@@ -160,10 +150,7 @@ impl Spool {
     pub fn stdin(target: &Path) -> Result<Spool> {
         let target = resolve(target)?;
         clean_stale_temps(&target);
-        let mut spool = Spool {
-            path: temp_path(&target)?,
-            bytes: 0,
-        };
+        let mut spool = Spool { path: temp_path(&target)?, bytes: 0 };
         let copy = |path: &Path| -> io::Result<u64> {
             let mut file = BufWriter::with_capacity(1 << 20, File::create(path)?);
             let n = io::copy(&mut io::stdin().lock(), &mut file)?;
@@ -171,7 +158,10 @@ impl Spool {
             Ok(n)
         };
         spool.bytes = copy(&spool.path).with_context(|| {
-            format!("cannot copy standard input to {} (training reads it more than once); free space there", spool.path.display())
+            format!(
+                "cannot copy standard input to {} (training reads it more than once); free space there",
+                spool.path.display()
+            )
         })?;
         Ok(spool)
     }
@@ -207,8 +197,7 @@ pub fn resolve(path: &Path) -> Result<PathBuf> {
         };
         let kind = meta.file_type();
         if kind.is_symlink() {
-            let link = fs::read_link(&p)
-                .with_context(|| format!("cannot read the symlink {}", p.display()))?;
+            let link = fs::read_link(&p).with_context(|| format!("cannot read the symlink {}", p.display()))?;
             p = parent(&p).join(link);
         } else if kind.is_file() {
             return Ok(p);
@@ -220,10 +209,7 @@ pub fn resolve(path: &Path) -> Result<PathBuf> {
             );
         }
     }
-    bail!(
-        "cannot write {}: too many levels of symbolic links",
-        path.display()
-    )
+    bail!("cannot write {}: too many levels of symbolic links", path.display())
 }
 
 fn describe(kind: &fs::FileType) -> &'static str {
@@ -240,11 +226,7 @@ fn describe(kind: &fs::FileType) -> &'static str {
             return "a socket";
         }
     }
-    if kind.is_dir() {
-        "a directory"
-    } else {
-        "not a regular file"
-    }
+    if kind.is_dir() { "a directory" } else { "not a regular file" }
 }
 
 fn parent(path: &Path) -> &Path {
@@ -255,9 +237,7 @@ fn parent(path: &Path) -> &Path {
 }
 
 fn file_name(path: &Path) -> Result<String> {
-    let name = path
-        .file_name()
-        .with_context(|| format!("{} is not a file path", path.display()))?;
+    let name = path.file_name().with_context(|| format!("{} is not a file path", path.display()))?;
     Ok(name.to_string_lossy().into_owned())
 }
 
@@ -304,10 +284,8 @@ mod tests {
     }
 
     fn names(dir: &Path) -> Vec<String> {
-        let mut v: Vec<_> = fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
+        let mut v: Vec<_> =
+            fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
         v.sort();
         v
     }
@@ -346,12 +324,7 @@ mod tests {
         fs::write(dir.join("real/m.bin"), "old").unwrap();
         std::os::unix::fs::symlink("real/m.bin", dir.join("link")).unwrap();
         write_atomic(dir.join("link"), b"new").unwrap();
-        assert!(
-            fs::symlink_metadata(dir.join("link"))
-                .unwrap()
-                .file_type()
-                .is_symlink()
-        );
+        assert!(fs::symlink_metadata(dir.join("link")).unwrap().file_type().is_symlink());
         assert_eq!(fs::read(dir.join("real/m.bin")).unwrap(), b"new");
         // A dangling link is followed too: the write creates its target.
         std::os::unix::fs::symlink("real/new.bin", dir.join("dangling")).unwrap();
@@ -368,11 +341,7 @@ mod tests {
         assert!(err.contains("is a directory, not a regular file"), "{err}");
         // A named pipe stands for the special files (a device node, when run as root, would be at risk).
         let fifo = dir.join("fifo");
-        if std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .is_ok_and(|s| s.success())
-        {
+        if std::process::Command::new("mkfifo").arg(&fifo).status().is_ok_and(|s| s.success()) {
             let err = format!("{:#}", write_atomic(&fifo, b"x").unwrap_err());
             assert!(err.contains("is a named pipe, not a regular file"), "{err}");
             assert!(!fs::metadata(&fifo).unwrap().is_file());
@@ -396,14 +365,7 @@ mod tests {
             fs::write(p, "x").unwrap();
         }
         write_atomic(&path, b"m").unwrap();
-        assert_eq!(
-            names(&dir),
-            [
-                ".m.bin.tmp1".to_string(),
-                format!(".other.bin.tmp{}", u32::MAX),
-                "m.bin".into()
-            ]
-        );
+        assert_eq!(names(&dir), [".m.bin.tmp1".to_string(), format!(".other.bin.tmp{}", u32::MAX), "m.bin".into()]);
         fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -2,16 +2,16 @@
 //! and benchmarks, over the `pocketrec` model library. The `pocketrec` binary (`main.rs`, `cli/`)
 //! is a thin command-line layer over these modules.
 
+pub mod checkpoint;
 pub mod data;
-pub mod metrics;
+pub mod demo;
 pub mod io;
 pub mod logreg;
-pub mod checkpoint;
+pub mod metrics;
 pub mod progress;
+pub mod serve;
 pub mod train;
 pub mod vocab;
-pub mod demo;
-pub mod serve;
 
 /// A count with its noun, plural unless the count is 1: `count(1, "step")` is "1 step",
 /// `count(3, "batch")` is "3 batches". Every count the CLI prints goes through here.

@@ -47,7 +47,9 @@ impl LogReg {
     }
 
     fn logit(&self, x: &[f32], ids: &[usize]) -> f32 {
-        self.bias + x.iter().zip(&self.dense).map(|(a, b)| a * b).sum::<f32>() + ids.iter().map(|&i| self.sparse[i]).sum::<f32>()
+        self.bias
+            + x.iter().zip(&self.dense).map(|(a, b)| a * b).sum::<f32>()
+            + ids.iter().map(|&i| self.sparse[i]).sum::<f32>()
     }
 
     /// One pass of Adagrad over `stream`.

@@ -27,8 +27,10 @@ impl Reporter {
         let bar = (!quiet).then(|| {
             let bar = ProgressBar::with_draw_target(Some(BAR_LEN), ProgressDrawTarget::stderr_with_hz(4));
             bar.set_style(
-                ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30.cyan/blue} {percent:>3}% eta {eta:<5} {msg}")
-                    .expect("valid template"),
+                ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {bar:30.cyan/blue} {percent:>3}% eta {eta:<5} {msg}",
+                )
+                .expect("valid template"),
             );
             bar
         });
@@ -46,7 +48,14 @@ impl Reporter {
 
     /// Prints the final summary on stderr.
     /// `bayes_auc` is the AUC of the data's true probabilities, when known (synthetic data).
-    pub fn finish(&mut self, pos: &Position, eval: Option<&EvalResult>, bayes_auc: Option<f64>, path: &Path, bytes: usize) {
+    pub fn finish(
+        &mut self,
+        pos: &Position,
+        eval: Option<&EvalResult>,
+        bayes_auc: Option<f64>,
+        path: &Path,
+        bytes: usize,
+    ) {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
@@ -61,7 +70,11 @@ impl Reporter {
             let bayes = bayes_auc.map_or(String::new(), |b| format!(" (Bayes-optimal {b:.4})"));
             eprintln!(
                 "eval: AUC {:.4}{bayes}, logloss {:.4}, mean prediction {:.4} vs click rate {:.4} ({})",
-                e.auc, e.logloss, e.mean_prediction, e.click_rate, crate::count(e.rows as u64, "row")
+                e.auc,
+                e.logloss,
+                e.mean_prediction,
+                e.click_rate,
+                crate::count(e.rows as u64, "row")
             );
         }
         eprintln!("wrote {} ({:.2} MB)", path.display(), bytes as f64 / 1e6);

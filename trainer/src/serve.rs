@@ -38,22 +38,13 @@ pub struct ServeOptions {
 
 impl Default for ServeOptions {
     fn default() -> Self {
-        ServeOptions {
-            threads: 8,
-            header_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(10),
-        }
+        ServeOptions { threads: 8, header_timeout: Duration::from_secs(10), idle_timeout: Duration::from_secs(10) }
     }
 }
 
 /// The Content-Type of a file, from its extension.
 pub fn mime(path: &Path) -> &'static str {
-    match path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(|e| e.to_ascii_lowercase())
-        .as_deref()
-    {
+    match path.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).as_deref() {
         Some("html" | "htm") => "text/html; charset=utf-8",
         Some("js" | "mjs") => "text/javascript; charset=utf-8",
         Some("wasm") => "application/wasm",
@@ -123,12 +114,7 @@ fn handle(mut stream: TcpStream, head: &[u8], root: &Path) -> io::Result<()> {
     let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     if method != "GET" && method != "HEAD" {
         let body = b"only GET and HEAD\n";
-        respond(
-            &mut stream,
-            "405 Method Not Allowed",
-            "text/plain",
-            body.len() as u64,
-        )?;
+        respond(&mut stream, "405 Method Not Allowed", "text/plain", body.len() as u64)?;
         return stream.write_all(body);
     }
     match resolve(root, target).and_then(|p| std::fs::File::open(&p).ok().map(|f| (p, f))) {
@@ -142,12 +128,7 @@ fn handle(mut stream: TcpStream, head: &[u8], root: &Path) -> io::Result<()> {
         }
         None => {
             let body = b"not found\n";
-            respond(
-                &mut stream,
-                "404 Not Found",
-                "text/plain",
-                body.len() as u64,
-            )?;
+            respond(&mut stream, "404 Not Found", "text/plain", body.len() as u64)?;
             if method == "GET" {
                 stream.write_all(body)?;
             }
@@ -183,8 +164,8 @@ impl Waiting {
                     self.active = Instant::now();
                     let take = n.min(MAX_HEAD - self.head.len());
                     self.head.extend_from_slice(&buf[..take]);
-                    let end = self.head.windows(4).any(|w| w == b"\r\n\r\n")
-                        || self.head.windows(2).any(|w| w == b"\n\n");
+                    let end =
+                        self.head.windows(4).any(|w| w == b"\r\n\r\n") || self.head.windows(2).any(|w| w == b"\n\n");
                     if end || self.head.len() == MAX_HEAD {
                         return Ok(true);
                     }
@@ -217,14 +198,11 @@ pub struct Server {
 impl Server {
     /// Fails when `root` is not a folder, or `opts` has no threads or a zero timeout.
     pub fn new(root: &Path, opts: ServeOptions) -> io::Result<Server> {
-        let root = root.canonicalize().map_err(|e| {
-            io::Error::new(e.kind(), format!("cannot serve {}: {e}", root.display()))
-        })?;
+        let root = root
+            .canonicalize()
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot serve {}: {e}", root.display())))?;
         if !root.is_dir() {
-            let msg = format!(
-                "{} is not a folder: serve the folder that holds index.html",
-                root.display()
-            );
+            let msg = format!("{} is not a folder: serve the folder that holds index.html", root.display());
             return Err(io::Error::new(ErrorKind::InvalidInput, msg));
         }
         if opts.threads == 0 || opts.header_timeout.is_zero() || opts.idle_timeout.is_zero() {
@@ -233,10 +211,7 @@ impl Server {
                 "the server needs at least one thread and non-zero timeouts",
             ));
         }
-        Ok(Server {
-            root: Arc::new(root),
-            opts,
-        })
+        Ok(Server { root: Arc::new(root), opts })
     }
 
     /// The folder served, canonical.
@@ -250,9 +225,7 @@ impl Server {
         let queue = Arc::new(Mutex::new(receiver));
         for i in 0..self.opts.threads {
             let (queue, root) = (queue.clone(), self.root.clone());
-            std::thread::Builder::new()
-                .name(format!("pocketrec-serve-{i}"))
-                .spawn(move || work(&queue, &root))?;
+            std::thread::Builder::new().name(format!("pocketrec-serve-{i}")).spawn(move || work(&queue, &root))?;
         }
         listener.set_nonblocking(true)?;
         let idle = self.opts.idle_timeout;
@@ -264,29 +237,14 @@ impl Server {
             accept_paused_until = accept_paused_until.filter(|&t| t > now);
             let accepting = accept_paused_until.is_none() && waiting.len() < MAX_WAITING;
             // Sleep until a socket is ready or the next connection (or the pause) expires.
-            let wake = waiting
-                .iter()
-                .map(|w| w.expires(idle))
-                .chain(accept_paused_until)
-                .min();
+            let wake = waiting.iter().map(|w| w.expires(idle)).chain(accept_paused_until).min();
             let timeout = wake.map(|t| {
-                Timespec::try_from(t.saturating_duration_since(now)).unwrap_or(Timespec {
-                    tv_sec: 1,
-                    tv_nsec: 0,
-                })
+                Timespec::try_from(t.saturating_duration_since(now)).unwrap_or(Timespec { tv_sec: 1, tv_nsec: 0 })
             });
             let ready: Vec<bool> = {
-                let listen_flags = if accepting {
-                    PollFlags::IN
-                } else {
-                    PollFlags::empty()
-                };
+                let listen_flags = if accepting { PollFlags::IN } else { PollFlags::empty() };
                 let mut fds: Vec<PollFd> = std::iter::once(PollFd::new(&listener, listen_flags))
-                    .chain(
-                        waiting
-                            .iter()
-                            .map(|w| PollFd::new(&w.stream, PollFlags::IN)),
-                    )
+                    .chain(waiting.iter().map(|w| PollFd::new(&w.stream, PollFlags::IN)))
                     .collect();
                 match poll(&mut fds, timeout.as_ref()) {
                     Ok(_) => fds.iter().map(|fd| !fd.revents().is_empty()).collect(),
@@ -304,10 +262,7 @@ impl Server {
                     Ok(false) => {}
                     Ok(true) => {
                         let Waiting { stream, head, .. } = waiting.swap_remove(i);
-                        if stream
-                            .set_nonblocking(false)
-                            .and_then(|()| stream.set_write_timeout(Some(idle)))
-                            .is_ok()
+                        if stream.set_nonblocking(false).and_then(|()| stream.set_write_timeout(Some(idle))).is_ok()
                             && sender.send((stream, head)).is_err()
                         {
                             return Err(io::Error::other("every server thread has stopped"));
@@ -326,30 +281,17 @@ impl Server {
 /// Accepts every pending connection into `waiting` (up to [`MAX_WAITING`]). Returns when to
 /// accept again if accepting failed (out of file descriptors, say): the waiting connections
 /// finish or expire first.
-fn accept(
-    listener: &TcpListener,
-    waiting: &mut Vec<Waiting>,
-    header_timeout: Duration,
-) -> Option<Instant> {
+fn accept(listener: &TcpListener, waiting: &mut Vec<Waiting>, header_timeout: Duration) -> Option<Instant> {
     while waiting.len() < MAX_WAITING {
         match listener.accept() {
             Ok((stream, _)) => {
                 if stream.set_nonblocking(true).is_ok() {
                     let now = Instant::now();
-                    waiting.push(Waiting {
-                        stream,
-                        head: Vec::new(),
-                        deadline: now + header_timeout,
-                        active: now,
-                    });
+                    waiting.push(Waiting { stream, head: Vec::new(), deadline: now + header_timeout, active: now });
                 }
             }
             Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    ErrorKind::Interrupted | ErrorKind::ConnectionAborted
-                ) => {}
+            Err(e) if matches!(e.kind(), ErrorKind::Interrupted | ErrorKind::ConnectionAborted) => {}
             Err(_) => return Some(Instant::now() + ACCEPT_PAUSE),
         }
     }

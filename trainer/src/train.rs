@@ -124,7 +124,8 @@ pub fn train(
 
     'epochs: while pos.epoch < opts.epochs {
         opt.lr = opts.lr * opts.lr_decay.powi(pos.epoch as i32);
-        let mut stream = open(pos.epoch).with_context(|| format!("opening the training data for epoch {}", pos.epoch + 1))?;
+        let mut stream =
+            open(pos.epoch).with_context(|| format!("opening the training data for epoch {}", pos.epoch + 1))?;
         for _ in 0..pos.batch_in_epoch {
             if stream.next_batch()?.is_none() {
                 bail!("the training data ended before the checkpoint's position: resume with the same data and seed");
@@ -177,7 +178,10 @@ pub fn train(
 
 fn checkpoint(model: &Dlrm, opt: &Optimizer, pos: &Position, observer: &mut dyn Observer) -> Result<()> {
     if !model.is_finite() {
-        bail!("the model has non-finite parameters at step {}: not checkpointed, the last checkpoint is kept", pos.step);
+        bail!(
+            "the model has non-finite parameters at step {}: not checkpointed, the last checkpoint is kept",
+            pos.step
+        );
     }
     observer.on_checkpoint(pos, model, opt)
 }

@@ -6,18 +6,11 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 fn pocketrec(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pocketrec"))
-        .args(args)
-        .output()
-        .expect("run pocketrec")
+    Command::new(env!("CARGO_BIN_EXE_pocketrec")).args(args).output().expect("run pocketrec")
 }
 
 fn ok(out: Output) -> Output {
-    assert!(
-        out.status.success(),
-        "pocketrec failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "pocketrec failed: {}", String::from_utf8_lossy(&out.stderr));
     out
 }
 
@@ -36,38 +29,15 @@ fn data() -> &'static (PathBuf, PathBuf) {
     static DATA: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
     DATA.get_or_init(|| {
         let (train, eval) = (scratch("train.tsv"), scratch("eval.tsv"));
-        ok(pocketrec(&[
-            "synth",
-            "--rows",
-            "2000",
-            "--seed",
-            "2",
-            "--quiet",
-            "-o",
-            s(&train),
-        ]));
-        ok(pocketrec(&[
-            "synth",
-            "--rows",
-            "500",
-            "--seed",
-            "2",
-            "--first-row",
-            "2000",
-            "--quiet",
-            "-o",
-            s(&eval),
-        ]));
+        ok(pocketrec(&["synth", "--rows", "2000", "--seed", "2", "--quiet", "-o", s(&train)]));
+        ok(pocketrec(&["synth", "--rows", "500", "--seed", "2", "--first-row", "2000", "--quiet", "-o", s(&eval)]));
         (train, eval)
     })
 }
 
 fn failure(out: &Output) -> String {
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        !out.status.success(),
-        "expected a failure; stderr: {stderr}"
-    );
+    assert!(!out.status.success(), "expected a failure; stderr: {stderr}");
     assert!(stderr.starts_with("pocketrec: error: "), "{stderr}");
     stderr
 }
@@ -76,70 +46,24 @@ fn failure(out: &Output) -> String {
 fn tradeoff_refuses_missing_eval_data_and_small_budgets_before_training() {
     let (train, eval) = data();
     let out_dir = scratch("tradeoff-no-eval");
-    let out = pocketrec(&[
-        "tradeoff",
-        "--train",
-        s(train),
-        "--preset",
-        "small",
-        "--out-dir",
-        s(&out_dir),
-        "--quiet",
-    ]);
+    let out = pocketrec(&["tradeoff", "--train", s(train), "--preset", "small", "--out-dir", s(&out_dir), "--quiet"]);
     assert!(failure(&out).contains("give --eval"));
-    assert!(
-        !out_dir.exists(),
-        "tradeoff wrote {} before failing",
-        out_dir.display()
-    );
+    assert!(!out_dir.exists(), "tradeoff wrote {} before failing", out_dir.display());
 
     // 10MB fits the kaggle MLPs (1.9 MB), 1MB does not: nothing trains, not even the 10MB model.
     let out_dir = scratch("tradeoff-small-budget");
-    let args = [
-        "tradeoff",
-        "--train",
-        s(train),
-        "--eval",
-        s(eval),
-        "--preset",
-        "kaggle",
-        "--budgets",
-        "10MB,1mb",
-    ];
-    let out = pocketrec(
-        &[
-            &args[..],
-            &["--baselines", "false", "--out-dir", s(&out_dir), "--quiet"],
-        ]
-        .concat(),
-    );
+    let args = ["tradeoff", "--train", s(train), "--eval", s(eval), "--preset", "kaggle", "--budgets", "10MB,1mb"];
+    let out = pocketrec(&[&args[..], &["--baselines", "false", "--out-dir", s(&out_dir), "--quiet"]].concat());
     let stderr = failure(&out);
-    assert!(
-        stderr.contains("robe 1MB: --budgets 1000000: ")
-            && stderr.contains("raise the memory budget"),
-        "{stderr}"
-    );
-    assert!(
-        !out_dir.exists(),
-        "tradeoff trained before failing: {stderr}"
-    );
+    assert!(stderr.contains("robe 1MB: --budgets 1000000: ") && stderr.contains("raise the memory budget"), "{stderr}");
+    assert!(!out_dir.exists(), "tradeoff trained before failing: {stderr}");
 }
 
 #[test]
 fn train_refuses_eval_every_without_eval_data_before_training() {
     let (train, _) = data();
     let model = scratch("no-eval.safetensors");
-    let args = [
-        "train",
-        "--train",
-        s(train),
-        "--preset",
-        "small",
-        "--memory",
-        "200KB",
-        "--eval-every",
-        "500",
-    ];
+    let args = ["train", "--train", s(train), "--preset", "small", "--memory", "200KB", "--eval-every", "500"];
     let out = pocketrec(&[&args[..], &["--quiet", "-o", s(&model)]].concat());
     assert!(failure(&out).contains("--eval-every needs evaluation data: give --eval"));
     assert!(!model.exists());

@@ -235,7 +235,8 @@ fn the_shuffle_buffer_keeps_every_row_exactly_once() {
     let path = write("shuffle.tsv", &criteo_text(1000));
     let (ordered, _, _) = read_all(&path, opts(7)).unwrap();
     for buffer in [1, 2, 10, 999, 1000, 5000] {
-        let (shuffled, sizes, stats) = read_all(&path, LoaderOptions { shuffle_buffer: buffer, seed: 5, ..opts(7) }).unwrap();
+        let (shuffled, sizes, stats) =
+            read_all(&path, LoaderOptions { shuffle_buffer: buffer, seed: 5, ..opts(7) }).unwrap();
         // A buffer of one row can only keep the order.
         assert_eq!(shuffled == ordered, buffer == 1, "buffer {buffer}");
         let (mut a, mut b) = (shuffled.clone(), ordered.clone());
@@ -374,11 +375,8 @@ fn synth_binary_is_deterministic_and_has_the_planted_truth() {
     let out = temp_path("synth-100k.tsv.gz");
     let out_str = out.to_str().unwrap();
     run_synth(&["--rows", "100000", "--seed", "1", "--with-probability", "-o", out_str], "2");
-    let probs: Vec<f32> = std::fs::read_to_string(format!("{out_str}.prob"))
-        .unwrap()
-        .lines()
-        .map(|l| l.parse().unwrap())
-        .collect();
+    let probs: Vec<f32> =
+        std::fs::read_to_string(format!("{out_str}.prob")).unwrap().lines().map(|l| l.parse().unwrap()).collect();
     let mut loader = Loader::open(out_str, opts(4096)).unwrap();
     let mut labels = Vec::new();
     while let Some(b) = loader.next_batch().unwrap() {
@@ -407,10 +405,12 @@ use pocketrec_trainer::shared_data_for_test;
 
 #[test]
 fn the_criteo_kaggle_sample_parses_cleanly() {
-    let Some(path) = shared_data_for_test("criteo/kaggle-train-10k.tsv", "the_criteo_kaggle_sample_parses_cleanly") else {
+    let Some(path) = shared_data_for_test("criteo/kaggle-train-10k.tsv", "the_criteo_kaggle_sample_parses_cleanly")
+    else {
         return;
     };
-    let (rows, _, stats) = read_all(path.to_str().unwrap(), LoaderOptions { shuffle_buffer: 1000, ..opts(512) }).unwrap();
+    let (rows, _, stats) =
+        read_all(path.to_str().unwrap(), LoaderOptions { shuffle_buffer: 1000, ..opts(512) }).unwrap();
     assert_eq!((rows.len(), stats.rows, stats.bad_lines), (10_000, 10_000, 0), "{stats}");
     let clicks = rows.iter().filter(|r| r[0] == 1.0f32.to_bits()).count();
     assert_eq!(clicks, 2182, "click rate {}", clicks as f64 / 1e4); // 21.8%

@@ -16,16 +16,47 @@ impl BatchStream for Rows {
 }
 
 fn rows(path: &str, skip: usize, max: Option<usize>, shuffle_seed: u64) -> Rows {
-    let opts = LoaderOptions { batch_size: 512, shuffle_buffer: 10_000, seed: shuffle_seed, strict: true, skip_rows: skip, max_rows: max, ..LoaderOptions::default() };
+    let opts = LoaderOptions {
+        batch_size: 512,
+        shuffle_buffer: 10_000,
+        seed: shuffle_seed,
+        strict: true,
+        skip_rows: skip,
+        max_rows: max,
+        ..LoaderOptions::default()
+    };
     Rows(Loader::open(path, opts).unwrap())
 }
 
 fn dlrm_auc(path: &str, embedding: &str) -> f64 {
     let out_path = std::env::temp_dir().join(format!("pocketrec-real-{embedding}-{}.safetensors", std::process::id()));
     let args = [
-        "train", "--train", path, "--max-rows", "8000", "--eval", path, "--eval-skip-rows", "8000", "--preset", "kaggle",
-        "--memory", "10MB", "--batch", "256", "--epochs", "2", "--optimizer", "adam", "--lr", "0.001", "--embedding",
-        embedding, "--quiet", "-o", out_path.to_str().unwrap(),
+        "train",
+        "--train",
+        path,
+        "--max-rows",
+        "8000",
+        "--eval",
+        path,
+        "--eval-skip-rows",
+        "8000",
+        "--preset",
+        "kaggle",
+        "--memory",
+        "10MB",
+        "--batch",
+        "256",
+        "--epochs",
+        "2",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.001",
+        "--embedding",
+        embedding,
+        "--quiet",
+        "-o",
+        out_path.to_str().unwrap(),
     ];
     let out = Command::new(env!("CARGO_BIN_EXE_pocketrec")).args(args).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -49,7 +80,9 @@ fn robe_10mb_matches_full_tables_and_beats_logistic_regression() {
     }
     let robe = dlrm_auc(path, "robe");
     let full = dlrm_auc(path, "full");
-    eprintln!("kaggle-train-10k, rows 8000..10000: robe 10MB AUC {robe:.4}, full {full:.4}, logistic regression {lr_auc:.4} (best of 3 epochs)");
+    eprintln!(
+        "kaggle-train-10k, rows 8000..10000: robe 10MB AUC {robe:.4}, full {full:.4}, logistic regression {lr_auc:.4} (best of 3 epochs)"
+    );
     assert!(robe >= full - 0.01, "robe {robe} vs full {full}");
     assert!(robe > lr_auc, "robe {robe} vs logistic regression {lr_auc}");
 }

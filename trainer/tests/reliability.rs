@@ -19,13 +19,8 @@ fn pocketrec(args: &[&str]) -> Output {
 }
 
 fn pocketrec_stdin(args: &[&str], input: &[u8]) -> Output {
-    let mut child = bin()
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child =
+        bin().args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let mut stdin = child.stdin.take().unwrap();
     let input = input.to_vec();
     // Written from a thread: pocketrec may fail (and stop reading) before the input ends.
@@ -38,24 +33,14 @@ fn pocketrec_stdin(args: &[&str], input: &[u8]) -> Output {
 }
 
 fn ok(out: Output) -> Output {
-    assert!(
-        out.status.success(),
-        "pocketrec failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "pocketrec failed: {}", String::from_utf8_lossy(&out.stderr));
     out
 }
 
 fn failed(out: &Output) -> String {
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        !out.status.success(),
-        "pocketrec should have failed; stderr: {stderr}"
-    );
-    assert!(
-        stderr.contains("pocketrec: error: ") && !stderr.contains("panicked"),
-        "{stderr}"
-    );
+    assert!(!out.status.success(), "pocketrec should have failed; stderr: {stderr}");
+    assert!(stderr.contains("pocketrec: error: ") && !stderr.contains("panicked"), "{stderr}");
     stderr
 }
 
@@ -65,9 +50,7 @@ fn s(p: &Path) -> &str {
 
 /// An empty folder of its own for each test, so its listing shows every stray file.
 fn dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir()
-        .join(format!("pocketrec-reliability-{}", std::process::id()))
-        .join(name);
+    let d = std::env::temp_dir().join(format!("pocketrec-reliability-{}", std::process::id())).join(name);
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
@@ -75,10 +58,8 @@ fn dir(name: &str) -> PathBuf {
 
 /// The file names in `d`, sorted (hidden temporaries included).
 fn listing(d: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(d)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
+    let mut v: Vec<String> =
+        std::fs::read_dir(d).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     v.sort();
     v
 }
@@ -88,28 +69,14 @@ fn data() -> &'static PathBuf {
     static DATA: OnceLock<PathBuf> = OnceLock::new();
     DATA.get_or_init(|| {
         let path = dir("data").join("train.tsv");
-        ok(pocketrec(&[
-            "synth",
-            "--rows",
-            "3000",
-            "--seed",
-            "7",
-            "--quiet",
-            "-o",
-            s(&path),
-        ]));
+        ok(pocketrec(&["synth", "--rows", "3000", "--seed", "7", "--quiet", "-o", s(&path)]));
         path
     })
 }
 
 /// The small setup's options; `extra` overrides any of them.
-const SMALL: [(&str, &str); 5] = [
-    ("--preset", "small"),
-    ("--memory", "200KB"),
-    ("--batch", "256"),
-    ("--threads", "1"),
-    ("--seed", "1"),
-];
+const SMALL: [(&str, &str); 5] =
+    [("--preset", "small"), ("--memory", "200KB"), ("--batch", "256"), ("--threads", "1"), ("--seed", "1")];
 
 fn train_args<'a>(train: &'a str, out: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec!["train", "--train", train, "--quiet", "-o", s(out)];
@@ -129,10 +96,7 @@ fn model_parts(path: &Path) -> (Value, Vec<u8>) {
     let bytes = std::fs::read(path).unwrap();
     let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
     let mut header: Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
-    header["__metadata__"]
-        .as_object_mut()
-        .unwrap()
-        .remove("provenance");
+    header["__metadata__"].as_object_mut().unwrap().remove("provenance");
     (header, bytes[8 + n..].to_vec())
 }
 
@@ -143,27 +107,15 @@ fn stdin_trains_the_same_model_as_the_file_for_one_and_two_epochs() {
     let d = dir("stdin");
     let rows = std::fs::read(data()).unwrap();
     for epochs in ["1", "2"] {
-        let (from_file, from_stdin) = (
-            d.join(format!("file{epochs}.st")),
-            d.join(format!("stdin{epochs}.st")),
-        );
+        let (from_file, from_stdin) = (d.join(format!("file{epochs}.st")), d.join(format!("stdin{epochs}.st")));
         ok(train(data(), &from_file, &["--epochs", epochs]));
-        ok(pocketrec_stdin(
-            &train_args("-", &from_stdin, &["--epochs", epochs]),
-            &rows,
-        ));
+        ok(pocketrec_stdin(&train_args("-", &from_stdin, &["--epochs", epochs]), &rows));
         let (file, stdin) = (model_parts(&from_file), model_parts(&from_stdin));
         assert!(file.0 == stdin.0, "{epochs} epochs: the headers differ");
-        assert!(
-            file.1 == stdin.1,
-            "{epochs} epochs: stdin trained other parameters than the file"
-        );
+        assert!(file.1 == stdin.1, "{epochs} epochs: stdin trained other parameters than the file");
     }
     // The spooled copy of stdin is gone with the run.
-    assert_eq!(
-        listing(&d),
-        ["file1.st", "file2.st", "stdin1.st", "stdin2.st"]
-    );
+    assert_eq!(listing(&d), ["file1.st", "file2.st", "stdin1.st", "stdin2.st"]);
 }
 
 #[test]
@@ -178,19 +130,10 @@ fn a_piped_schema_tsv_keeps_its_header_and_rows() {
     std::fs::write(&file, &tsv).unwrap();
     let (from_file, from_stdin) = (d.join("file.st"), d.join("stdin.st"));
     ok(train(&file, &from_file, &["--batch", "64"]));
-    let out = ok(pocketrec_stdin(
-        &train_args("-", &from_stdin, &["--batch", "64"]),
-        tsv.as_bytes(),
-    ));
+    let out = ok(pocketrec_stdin(&train_args("-", &from_stdin, &["--batch", "64"]), tsv.as_bytes()));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !stderr.contains("malformed"),
-        "rows were rejected: {stderr}"
-    );
-    assert!(
-        model_parts(&from_file) == model_parts(&from_stdin),
-        "stdin trained another model than the file"
-    );
+    assert!(!stderr.contains("malformed"), "rows were rejected: {stderr}");
+    assert!(model_parts(&from_file) == model_parts(&from_stdin), "stdin trained another model than the file");
     assert_eq!(listing(&d), ["file.st", "stdin.st"]);
 }
 
@@ -221,15 +164,8 @@ fn a_run_that_trains_nothing_fails_and_writes_nothing() {
         ("--epochs 0", train(data(), &model, &["--epochs", "0"])),
     ] {
         let stderr = failed(&out);
-        assert!(
-            stderr.contains("training made no step, so no model was written"),
-            "{case}: {stderr}"
-        );
-        assert_eq!(
-            listing(&d),
-            Vec::<String>::new(),
-            "{case} left files behind"
-        );
+        assert!(stderr.contains("training made no step, so no model was written"), "{case}: {stderr}");
+        assert_eq!(listing(&d), Vec::<String>::new(), "{case} left files behind");
     }
 }
 
@@ -238,17 +174,7 @@ fn a_run_that_trains_nothing_fails_and_writes_nothing() {
 /// A checkpoint after 3 steps of the small setup, kept.
 fn partial_run(d: &Path) -> (PathBuf, PathBuf) {
     let (model, ckpt) = (d.join("m.st"), d.join("m.ckpt"));
-    ok(train(
-        data(),
-        &model,
-        &[
-            "--max-steps",
-            "3",
-            "--checkpoint",
-            s(&ckpt),
-            "--keep-checkpoint",
-        ],
-    ));
+    ok(train(data(), &model, &["--max-steps", "3", "--checkpoint", s(&ckpt), "--keep-checkpoint"]));
     (model, ckpt)
 }
 
@@ -284,17 +210,9 @@ fn resume_names_every_changed_option_and_refuses() {
         assert!(stderr.contains(named), "{named:?} is not named: {stderr}");
     }
     assert!(stderr.contains("cannot resume from"), "{stderr}");
-    assert_eq!(
-        std::fs::read(&model).unwrap(),
-        before,
-        "a refused resume must not touch the model"
-    );
+    assert_eq!(std::fs::read(&model).unwrap(), before, "a refused resume must not touch the model");
     // Options where continuing is sound may change: more epochs, no step limit.
-    ok(train(
-        data(),
-        &model,
-        &["--resume", "--checkpoint", s(&ckpt), "--epochs", "2"],
-    ));
+    ok(train(data(), &model, &["--resume", "--checkpoint", s(&ckpt), "--epochs", "2"]));
     assert_eq!(listing(&d), ["m.st", "other.tsv"]);
 }
 
@@ -308,11 +226,7 @@ fn resume_refuses_a_checkpoint_with_a_flipped_byte() {
     bytes[mid] ^= 1;
     std::fs::write(&ckpt, &bytes).unwrap();
     let before = std::fs::read(&model).unwrap();
-    let stderr = failed(&train(
-        data(),
-        &model,
-        &["--resume", "--checkpoint", s(&ckpt)],
-    ));
+    let stderr = failed(&train(data(), &model, &["--resume", "--checkpoint", s(&ckpt)]));
     assert!(stderr.contains("is corrupt (digest mismatch)"), "{stderr}");
     assert_eq!(std::fs::read(&model).unwrap(), before);
 }
@@ -326,23 +240,10 @@ fn a_symlinked_output_keeps_its_link_and_gets_the_content() {
     std::fs::create_dir(d.join("real")).unwrap();
     std::fs::write(d.join("real/model.st"), "old").unwrap();
     std::os::unix::fs::symlink("real/model.st", d.join("link.st")).unwrap();
-    ok(train(
-        data(),
-        &d.join("link.st"),
-        &["--checkpoint", s(&d.join("real/ck"))],
-    ));
-    assert!(
-        std::fs::symlink_metadata(d.join("link.st"))
-            .unwrap()
-            .file_type()
-            .is_symlink(),
-        "the link was replaced"
-    );
+    ok(train(data(), &d.join("link.st"), &["--checkpoint", s(&d.join("real/ck"))]));
+    assert!(std::fs::symlink_metadata(d.join("link.st")).unwrap().file_type().is_symlink(), "the link was replaced");
     let bytes = std::fs::read(d.join("real/model.st")).unwrap();
-    assert!(
-        pocketrec::file::from_bytes(&bytes).is_ok(),
-        "the link's target does not hold the model"
-    );
+    assert!(pocketrec::file::from_bytes(&bytes).is_ok(), "the link's target does not hold the model");
     assert_eq!(listing(&d.join("real")), ["model.st"]);
 }
 
@@ -351,31 +252,13 @@ fn a_symlinked_output_keeps_its_link_and_gets_the_content() {
 fn a_special_file_as_output_is_refused() {
     let d = dir("special");
     let fifo = d.join("fifo");
-    assert!(
-        Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
     let stderr = failed(&train(data(), &fifo, &["--checkpoint", s(&d.join("ck"))]));
-    assert!(
-        stderr.contains("is a named pipe, not a regular file: refusing to replace it"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("is a named pipe, not a regular file: refusing to replace it"), "{stderr}");
     use std::os::unix::fs::FileTypeExt;
-    assert!(
-        std::fs::symlink_metadata(&fifo)
-            .unwrap()
-            .file_type()
-            .is_fifo(),
-        "the pipe was replaced"
-    );
+    assert!(std::fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo(), "the pipe was replaced");
     let stderr = failed(&train(data(), &d, &["--checkpoint", s(&d.join("ck"))]));
-    assert!(
-        stderr.contains("is a directory, not a regular file"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("is a directory, not a regular file"), "{stderr}");
     assert_eq!(listing(&d), ["fifo"]);
 }
 
@@ -419,23 +302,11 @@ fn score_dash_writes_to_stdout() {
     let d = dir("score-stdout");
     let out = bin()
         .current_dir(&d)
-        .args([
-            "score",
-            "--model",
-            s(scoring_model()),
-            "--data",
-            s(data()),
-            "-o",
-            "-",
-        ])
+        .args(["score", "--model", s(scoring_model()), "--data", s(data()), "-o", "-"])
         .output()
         .unwrap();
     let out = ok(out);
-    let scores: Vec<f32> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| l.parse().unwrap())
-        .collect();
+    let scores: Vec<f32> = String::from_utf8(out.stdout).unwrap().lines().map(|l| l.parse().unwrap()).collect();
     assert_eq!(scores.len(), 3000);
     assert!(scores.iter().all(|p| (0.0..=1.0).contains(p)));
     assert_eq!(listing(&d), Vec::<String>::new(), "no file named -");
@@ -447,20 +318,12 @@ fn a_finished_run_removes_its_checkpoint_and_stale_temporaries() {
     let model = d.join("m.st");
     // Temporaries of a process that cannot be running (PID u32::MAX), as kill -9 leaves them.
     let dead = u32::MAX;
-    for name in [
-        format!(".m.st.tmp{dead}"),
-        format!(".m.st.ckpt.tmp{dead}"),
-        format!(".m.st.stdin.tmp{dead}"),
-    ] {
+    for name in [format!(".m.st.tmp{dead}"), format!(".m.st.ckpt.tmp{dead}"), format!(".m.st.stdin.tmp{dead}")] {
         std::fs::write(d.join(name), "stale").unwrap();
     }
     ok(train(data(), &model, &["--checkpoint-every", "2"]));
     assert_eq!(listing(&d), ["m.st"]);
-    ok(train(
-        data(),
-        &model,
-        &["--checkpoint-every", "2", "--keep-checkpoint"],
-    ));
+    ok(train(data(), &model, &["--checkpoint-every", "2", "--keep-checkpoint"]));
     assert_eq!(listing(&d), ["m.st", "m.st.ckpt"]);
 }
 
@@ -469,8 +332,7 @@ fn checkpoint_step(path: &Path) -> Option<u64> {
     let bytes = std::fs::read(path).ok()?;
     let n = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?) as usize;
     let header: Value = serde_json::from_slice(bytes.get(8..8 + n)?).ok()?;
-    let provenance: Value =
-        serde_json::from_str(header["__metadata__"]["provenance"].as_str()?).ok()?;
+    let provenance: Value = serde_json::from_str(header["__metadata__"]["provenance"].as_str()?).ok()?;
     provenance["checkpoint"]["position"]["step"].as_u64()
 }
 
@@ -491,12 +353,7 @@ fn kill_9_then_resume_gives_the_same_model_and_no_stray_files() {
         if ckpt.exists() {
             args.push("--resume");
         }
-        let mut child = bin()
-            .args(&args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = bin().args(&args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
         while child.try_wait().unwrap().is_none() {
             let step = checkpoint_step(&ckpt).unwrap_or(last_step);
             let in_write = kills != 1 && writing();
@@ -511,9 +368,7 @@ fn kill_9_then_resume_gives_the_same_model_and_no_stray_files() {
             std::thread::yield_now();
         }
     }
-    eprintln!(
-        "{kills} kills ({mid_write} during a checkpoint write), the last at checkpoint step {last_step}"
-    );
+    eprintln!("{kills} kills ({mid_write} during a checkpoint write), the last at checkpoint step {last_step}");
     assert!(kills > 0, "the run ended before it could be killed");
     if !model.exists() {
         ok(train(data(), &model, &[&extra[..], &["--resume"]].concat()));

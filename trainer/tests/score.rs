@@ -22,10 +22,37 @@ fn score_equals_the_library_forward_pass_row_for_row() {
     let p = |name: &str| -> String { dir.join(name).to_str().unwrap().to_string() };
     ok(pocketrec(&["demo-data", "--out", &p(""), "--users", "40", "--events-per-user", "10", "--items", "300"]));
     ok(pocketrec(&[
-        "train", "--train", &p("train.tsv"), "--preset", "small", "--memory", "200KB", "--epochs", "1", "--batch", "64",
-        "--optimizer", "adagrad", "--lr", "0.05", "--seed", "1", "-o", &p("model.safetensors"),
+        "train",
+        "--train",
+        &p("train.tsv"),
+        "--preset",
+        "small",
+        "--memory",
+        "200KB",
+        "--epochs",
+        "1",
+        "--batch",
+        "64",
+        "--optimizer",
+        "adagrad",
+        "--lr",
+        "0.05",
+        "--seed",
+        "1",
+        "-o",
+        &p("model.safetensors"),
     ]));
-    ok(pocketrec(&["score", "--model", &p("model.safetensors"), "--data", &p("eval.tsv"), "--batch", "7", "-o", &p("s.txt")]));
+    ok(pocketrec(&[
+        "score",
+        "--model",
+        &p("model.safetensors"),
+        "--data",
+        &p("eval.tsv"),
+        "--batch",
+        "7",
+        "-o",
+        &p("s.txt"),
+    ]));
     let scores: Vec<f32> = std::fs::read_to_string(p("s.txt")).unwrap().lines().map(|l| l.parse().unwrap()).collect();
 
     let model = pocketrec::file::from_bytes(&std::fs::read(p("model.safetensors")).unwrap()).unwrap().model;
@@ -48,7 +75,17 @@ fn score_equals_the_library_forward_pass_row_for_row() {
     let short_rows = format!("{header}\n{}\n", rows.join("\n"));
     for (name, data) in [("no-label-column.tsv", no_label_column), ("short-rows.tsv", short_rows)] {
         std::fs::write(p(name), data).unwrap();
-        ok(pocketrec(&["score", "--model", &p("model.safetensors"), "--data", &p(name), "--batch", "7", "-o", &p("u.txt")]));
+        ok(pocketrec(&[
+            "score",
+            "--model",
+            &p("model.safetensors"),
+            "--data",
+            &p(name),
+            "--batch",
+            "7",
+            "-o",
+            &p("u.txt"),
+        ]));
         assert!(std::fs::read(p("u.txt")).unwrap() == std::fs::read(p("s.txt")).unwrap(), "{name}: other scores");
     }
 
@@ -73,12 +110,15 @@ fn criteo_rows_without_labels_score_like_labelled_ones() {
     let p = |name: &str| -> String { dir.join(name).to_str().unwrap().to_string() };
     ok(pocketrec(&["init", "--preset", "small", "--memory", "200KB", "-o", &p("model.safetensors")]));
     ok(pocketrec(&["synth", "--rows", "300", "--seed", "4", "--quiet", "-o", &p("rows.tsv")]));
-    let score = |data: &str, out: &str| pocketrec(&["score", "--model", &p("model.safetensors"), "--data", &p(data), "-o", &p(out)]);
+    let score = |data: &str, out: &str| {
+        pocketrec(&["score", "--model", &p("model.safetensors"), "--data", &p(data), "-o", &p(out)])
+    };
     ok(score("rows.tsv", "labelled.txt"));
 
     let text = std::fs::read_to_string(p("rows.tsv")).unwrap();
     // Every other row loses its label: each row is read by its own column count.
-    let mixed: Vec<&str> = text.lines().enumerate().map(|(i, l)| if i % 2 == 0 { l.split_once('\t').unwrap().1 } else { l }).collect();
+    let mixed: Vec<&str> =
+        text.lines().enumerate().map(|(i, l)| if i % 2 == 0 { l.split_once('\t').unwrap().1 } else { l }).collect();
     std::fs::write(p("mixed.tsv"), mixed.join("\n") + "\n").unwrap();
     ok(score("mixed.tsv", "mixed.txt"));
     let labelled = std::fs::read_to_string(p("labelled.txt")).unwrap();

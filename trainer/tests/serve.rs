@@ -40,18 +40,10 @@ fn serve(root: &Path, extra: &[&str]) -> Server {
         .spawn()
         .expect("run pocketrec serve");
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port = line
-        .trim()
-        .rsplit_once("127.0.0.1:")
-        .and_then(|(_, rest)| rest.split('/').next()?.parse::<u16>().ok());
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let port = line.trim().rsplit_once("127.0.0.1:").and_then(|(_, rest)| rest.split('/').next()?.parse::<u16>().ok());
     let port = port.unwrap_or_else(|| panic!("no port in {line:?}"));
-    Server {
-        child,
-        addr: SocketAddr::from(([127, 0, 0, 1], port)),
-    }
+    Server { child, addr: SocketAddr::from(([127, 0, 0, 1], port)) }
 }
 
 fn get(addr: SocketAddr, target: &str) -> (String, Vec<u8>) {
@@ -59,14 +51,8 @@ fn get(addr: SocketAddr, target: &str) -> (String, Vec<u8>) {
     write!(s, "GET {target} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
     let mut out = Vec::new();
     s.read_to_end(&mut out).unwrap();
-    let split = out
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("{target}: no response head"));
-    (
-        String::from_utf8_lossy(&out[..split]).into_owned(),
-        out[split + 4..].to_vec(),
-    )
+    let split = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or_else(|| panic!("{target}: no response head"));
+    (String::from_utf8_lossy(&out[..split]).into_owned(), out[split + 4..].to_vec())
 }
 
 #[test]
@@ -81,10 +67,7 @@ fn serves_files_and_nothing_outside_the_root() {
     let server = serve(&root, &[]);
 
     let (head, body) = get(server.addr, "/");
-    assert!(
-        head.starts_with("HTTP/1.1 200") && head.contains("text/html"),
-        "{head}"
-    );
+    assert!(head.starts_with("HTTP/1.1 200") && head.contains("text/html"), "{head}");
     assert_eq!(body, b"<p>hi</p>");
     let (head, body) = get(server.addr, "/web/pkg/a%20b.wasm?v=1");
     assert!(head.contains("Content-Type: application/wasm"), "{head}");
@@ -116,10 +99,7 @@ fn serves_files_and_nothing_outside_the_root() {
     ];
     for probe in &probes {
         let (head, body) = get(server.addr, probe);
-        assert!(
-            !String::from_utf8_lossy(&body).contains("TOP SECRET"),
-            "{probe} served the secret: {head}"
-        );
+        assert!(!String::from_utf8_lossy(&body).contains("TOP SECRET"), "{probe} served the secret: {head}");
         assert!(head.starts_with("HTTP/1.1 404"), "{probe}: {head}");
     }
     drop(server);
@@ -128,40 +108,23 @@ fn serves_files_and_nothing_outside_the_root() {
 
 /// Threads of a process, from /proc (Linux).
 fn threads(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/task"))
-        .map(|d| d.count())
-        .unwrap_or(0)
+    std::fs::read_dir(format!("/proc/{pid}/task")).map(|d| d.count()).unwrap_or(0)
 }
 
 #[test]
 #[cfg(target_os = "linux")]
 fn idle_connections_share_a_few_threads_and_are_closed_after_the_header_timeout() {
     let dir = site("idle");
-    let server = serve(
-        &dir.join("root"),
-        &[
-            "--threads",
-            "4",
-            "--header-timeout",
-            "0.5",
-            "--idle-timeout",
-            "0.5",
-        ],
-    );
+    let server = serve(&dir.join("root"), &["--threads", "4", "--header-timeout", "0.5", "--idle-timeout", "0.5"]);
     let pid = server.child.id();
-    let idle: Vec<TcpStream> = (0..500)
-        .map(|_| TcpStream::connect(server.addr).unwrap())
-        .collect();
+    let idle: Vec<TcpStream> = (0..500).map(|_| TcpStream::connect(server.addr).unwrap()).collect();
     // The server takes connections in order: once this request is answered, it has accepted all
     // 500 idle ones before it.
     let (head, body) = get(server.addr, "/");
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert_eq!(body, b"<p>hi</p>");
     let n = threads(pid);
-    assert!(
-        n <= 4 + 2,
-        "500 idle connections made the server run {n} threads"
-    );
+    assert!(n <= 4 + 2, "500 idle connections made the server run {n} threads");
 
     // Each idle connection is closed by the server (end of stream or reset). The read timeout only
     // keeps a broken server from hanging the test; it is far above the header timeout.
@@ -170,11 +133,7 @@ fn idle_connections_share_a_few_threads_and_are_closed_after_the_header_timeout(
         match s.read(&mut [0u8; 64]) {
             Ok(0) => {}
             Ok(k) => panic!("idle connection {i} got {k} bytes"),
-            Err(e) => assert_eq!(
-                e.kind(),
-                std::io::ErrorKind::ConnectionReset,
-                "idle connection {i} still open: {e}"
-            ),
+            Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "idle connection {i} still open: {e}"),
         }
     }
     drop(server);
@@ -193,9 +152,7 @@ fn a_file_as_dir_is_refused() {
         .unwrap();
     // A server that starts prints its address first; one that refuses prints nothing and exits.
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
     if !line.is_empty() {
         let _ = child.kill();
         let _ = child.wait();
@@ -204,9 +161,6 @@ fn a_file_as_dir_is_refused() {
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
-    assert!(
-        stderr.starts_with("pocketrec: error: --dir") && stderr.contains("not a folder"),
-        "{stderr}"
-    );
+    assert!(stderr.starts_with("pocketrec: error: --dir") && stderr.contains("not a folder"), "{stderr}");
     std::fs::remove_dir_all(dir).unwrap();
 }

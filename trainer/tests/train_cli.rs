@@ -45,12 +45,14 @@ fn eval_lines(out: &Output) -> Vec<Value> {
 
 fn train(extra: &[&str], out: &Path) -> Output {
     let (train, eval) = data();
-    let base = ["train", "--train", s(train), "--eval", s(eval), "--preset", "small", "--memory", "1MB", "--batch", "256"];
+    let base =
+        ["train", "--train", s(train), "--eval", s(eval), "--preset", "small", "--memory", "1MB", "--batch", "256"];
     pocketrec(&[&base[..], extra, &["--quiet", "-o", s(out)]].concat())
 }
 
 fn bayes_auc(eval: &Path) -> f64 {
-    let probs: Vec<f32> = std::fs::read_to_string(format!("{}.prob", s(eval))).unwrap().lines().map(|l| l.parse().unwrap()).collect();
+    let probs: Vec<f32> =
+        std::fs::read_to_string(format!("{}.prob", s(eval))).unwrap().lines().map(|l| l.parse().unwrap()).collect();
     let labels: Vec<f32> = std::fs::read_to_string(eval).unwrap().lines().map(|l| l[..1].parse().unwrap()).collect();
     pocketrec_trainer::metrics::auc(&probs, &labels)
 }
@@ -92,7 +94,8 @@ fn resume_continues_bit_identically_across_a_learning_rate_decay() {
     let dir = scratch();
     let (whole, part, ckpt) = (dir.join("whole.safetensors"), dir.join("part.safetensors"), dir.join("part.ckpt"));
     // The resumed part crosses into epoch 2, where --lr-decay has halved the rate.
-    let common = ["--epochs", "2", "--optimizer", "adam", "--lr", "0.004", "--lr-decay", "0.5", "--checkpoint-every", "50"];
+    let common =
+        ["--epochs", "2", "--optimizer", "adam", "--lr", "0.004", "--lr-decay", "0.5", "--checkpoint-every", "50"];
     ok(train(&[&common[..], &["--keep-checkpoint"]].concat(), &whole));
     let lr = checkpoint_info(&dir.join("whole.safetensors.ckpt"))["lr"].as_f64().unwrap();
     assert!((lr - 0.002).abs() < 1e-9, "epoch 2 runs at lr · lr_decay, got {lr}");
@@ -113,8 +116,12 @@ fn divergence_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint() {
     let stderr = String::from_utf8_lossy(&bad.stderr);
     assert!(!bad.status.success());
     assert!(stderr.contains("the last checkpoint is kept") && !stderr.contains("panicked"), "{stderr}");
-    let failed_at: u64 = stderr.split("at step ").nth(1).and_then(|t| t.split(|c: char| !c.is_ascii_digit()).next())
-        .and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("no step in {stderr}"));
+    let failed_at: u64 = stderr
+        .split("at step ")
+        .nth(1)
+        .and_then(|t| t.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no step in {stderr}"));
     assert!(!out.exists(), "a diverged model must not be written");
     // Whatever checkpoint exists is finite (the reader refuses non-finite values) and from before.
     if ckpt.exists() {

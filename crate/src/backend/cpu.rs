@@ -3,8 +3,8 @@
 
 use crate::Error;
 use crate::batch::Batch;
-use crate::passes::Workspace;
 use crate::model::Dlrm;
+use crate::passes::Workspace;
 use crate::rank::{self, Candidates, Context, Ranked};
 
 #[derive(Debug, Default)]
@@ -19,7 +19,13 @@ impl CpuBackend {
     }
 
     /// The `k` best candidates of a request, best first.
-    pub fn rank(&mut self, model: &Dlrm, context: &Context, candidates: &Candidates, k: usize) -> Result<Vec<Ranked>, Error> {
+    pub fn rank(
+        &mut self,
+        model: &Dlrm,
+        context: &Context,
+        candidates: &Candidates,
+        k: usize,
+    ) -> Result<Vec<Ranked>, Error> {
         rank::rank(model, context, candidates, k)
     }
 }

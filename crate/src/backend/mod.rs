@@ -164,10 +164,13 @@ mod tests {
     #[test]
     fn auto_says_which_backend_runs_and_why() {
         let (dense, fields) = criteo_schema();
-        let cfg = ModelConfig::preset(Preset::Small, dense, fields, 1_000_000, 4, HashVariant::UmaV1, StoredDtype::F32).unwrap();
+        let cfg = ModelConfig::preset(Preset::Small, dense, fields, 1_000_000, 4, HashVariant::UmaV1, StoredDtype::F32)
+            .unwrap();
         let scorer = pollster::block_on(Scorer::new(Dlrm::init(cfg, 1).unwrap(), BackendChoice::Auto)).unwrap();
         match scorer.backend_name() {
-            "cpu" => assert!(scorer.backend_reason().starts_with("fell back to the CPU: "), "{}", scorer.backend_reason()),
+            "cpu" => {
+                assert!(scorer.backend_reason().starts_with("fell back to the CPU: "), "{}", scorer.backend_reason())
+            }
             name => assert_eq!(name, "webgpu"),
         }
         assert!(!scorer.backend_reason().is_empty());

@@ -37,7 +37,11 @@ pub fn random_model(rng: &mut StdRng) -> Dlrm {
     top.push(1);
     let embedding = if rng.random_bool(0.8) {
         let z = [1, 2, 4, dim as u32][rng.random_range(0..4)];
-        EmbeddingConfig::Robe { m: rng.random_range(100..5000), z, hash: HashVariant::ALL[rng.random_range(0..HashVariant::ALL.len())] }
+        EmbeddingConfig::Robe {
+            m: rng.random_range(100..5000),
+            z,
+            hash: HashVariant::ALL[rng.random_range(0..HashVariant::ALL.len())],
+        }
     } else {
         EmbeddingConfig::Full { rows: (0..nf).map(|_| rng.random_range(1..50)).collect() }
     };
@@ -100,4 +104,3 @@ pub fn assert_close(a: &[f32], b: &[f32], tol: f32, what: &str) {
         assert!(x.is_finite() && (x - y).abs() <= tol * (y.abs() + 1.0), "{what}: row {i}: {x} vs {y}");
     }
 }
-

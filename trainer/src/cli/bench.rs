@@ -66,13 +66,31 @@ fn step_gemm_secs(cfg: &ModelConfig, batch: usize) -> f64 {
     let shards = rayon::current_num_threads().min(batch / 32).max(1);
     let rows = batch.div_ceil(shards);
     let fill = |m, n| Array2::from_shape_fn((m, n), |(i, j)| ((i * 7 + j * 3) % 13) as f32 * 0.1);
-    let layers: Vec<(usize, usize, bool)> = cfg.bottom.windows(2).enumerate().map(|(i, w)| (w[0], w[1], i > 0))
-        .chain(cfg.top.windows(2).map(|w| (w[0], w[1], true))).collect();
+    let layers: Vec<(usize, usize, bool)> = cfg
+        .bottom
+        .windows(2)
+        .enumerate()
+        .map(|(i, w)| (w[0], w[1], i > 0))
+        .chain(cfg.top.windows(2).map(|w| (w[0], w[1], true)))
+        .collect();
     // Per layer: input, weight [out, in], output gradient, and the three outputs.
     let mut work: Vec<Vec<_>> = (0..shards)
-        .map(|_| layers.iter().map(|&(i, o, d_in)| {
-            (fill(rows, i), fill(o, i), fill(rows, o), Array2::zeros((rows, o)), Array2::zeros((o, i)), Array2::zeros((rows, i)), d_in)
-        }).collect())
+        .map(|_| {
+            layers
+                .iter()
+                .map(|&(i, o, d_in)| {
+                    (
+                        fill(rows, i),
+                        fill(o, i),
+                        fill(rows, o),
+                        Array2::zeros((rows, o)),
+                        Array2::zeros((o, i)),
+                        Array2::zeros((rows, i)),
+                        d_in,
+                    )
+                })
+                .collect()
+        })
         .collect();
     let mut best = f64::INFINITY;
     for _ in 0..10 {
@@ -112,8 +130,14 @@ fn train_bench(b: TrainBench) -> Result<()> {
         let mut iter = Some(batches.into_iter());
         let mut open = |_| -> Result<Box<dyn BatchStream>> { Ok(Box::new(iter.take().expect("one epoch"))) };
         let mut no_eval = || -> Result<Option<Box<dyn BatchStream>>> { Ok(None) };
-        let opts =
-            LoopOptions { epochs: 1, eval_every: 0, checkpoint_every: 0, max_steps: Some(steps), lr: BENCH_LR, lr_decay: 1.0 };
+        let opts = LoopOptions {
+            epochs: 1,
+            eval_every: 0,
+            checkpoint_every: 0,
+            max_steps: Some(steps),
+            lr: BENCH_LR,
+            lr_decay: 1.0,
+        };
         let t = Instant::now();
         train(&mut model, &mut opt, Position::default(), &opts, &mut open, &mut no_eval, &mut Quiet)?;
         Ok(t.elapsed().as_secs_f64())
@@ -139,7 +163,10 @@ fn train_bench(b: TrainBench) -> Result<()> {
         let shards = rayon::current_num_threads().min(b.batch / 32).max(1);
         let (steps, threads) = (count(b.steps, "step"), count(rayon::current_num_threads() as u64, "thread"));
         println!("preset {:?}, batch {}, {steps}, {threads}", b.preset, b.batch);
-        println!("training   {samples_per_s:.0} samples/s = {:.1} GFLOP/s ({flops_per_row} FLOP per sample)", achieved / 1e9);
+        println!(
+            "training   {samples_per_s:.0} samples/s = {:.1} GFLOP/s ({flops_per_row} FLOP per sample)",
+            achieved / 1e9
+        );
         println!("GEMM       {:.1} GFLOP/s (2048x512x256, the model's kernels, same run)", gemm / 1e9);
         println!("ratio      {:.0}% of the GEMM rate", 100.0 * achieved / gemm);
         println!(

@@ -122,7 +122,8 @@ pub fn train_schema(train: &Input, data: &DataArgs) -> Result<Schema> {
 impl ModelArgs {
     /// The model config for the schema of the training data.
     pub fn config(&self, train: &Input, data: &DataArgs, vocab: Option<&Vocabulary>) -> Result<ModelConfig> {
-        self.config_for(train_schema(train, data)?, vocab).with_context(|| format!("--preset {} --memory {}", self.preset.name(), self.memory))
+        self.config_for(train_schema(train, data)?, vocab)
+            .with_context(|| format!("--preset {} --memory {}", self.preset.name(), self.memory))
     }
 
     /// The model config for a schema; errors are the library's, for the caller to name its flags.
@@ -131,7 +132,8 @@ impl ModelArgs {
             EmbeddingKind::Hashed => self.preset.dim() as u32,
             _ => self.z,
         };
-        let mut cfg = ModelConfig::preset(self.preset, schema.dense, schema.fields, self.memory, z, self.hash, self.dtype)?;
+        let mut cfg =
+            ModelConfig::preset(self.preset, schema.dense, schema.fields, self.memory, z, self.hash, self.dtype)?;
         if let (EmbeddingKind::Full, Some(vocab)) = (self.embedding, vocab) {
             let sizes = vocab.table_sizes();
             cfg.embedding = EmbeddingConfig::Full { rows: sizes.clone() };
@@ -146,7 +148,13 @@ impl ModelArgs {
         if self.embedding != EmbeddingKind::Full {
             return Ok(None);
         }
-        let opts = LoaderOptions { batch_size: 8192, strict: data.strict, skip_rows: data.skip_rows, max_rows: data.max_rows, ..LoaderOptions::default() };
+        let opts = LoaderOptions {
+            batch_size: 8192,
+            strict: data.strict,
+            skip_rows: data.skip_rows,
+            max_rows: data.max_rows,
+            ..LoaderOptions::default()
+        };
         let mut stream = open_stream(train, opts, None)?;
         let mut vocab = Vocabulary::default();
         while let Some(batch) = stream.next_batch()? {
@@ -225,7 +233,12 @@ impl BatchStream for LoaderStream {
 }
 
 impl LoaderStream {
-    fn boxed(loader: Loader, input: &Input, max_rows: Option<usize>, vocab: Option<Arc<Vocabulary>>) -> Box<dyn BatchStream> {
+    fn boxed(
+        loader: Loader,
+        input: &Input,
+        max_rows: Option<usize>,
+        vocab: Option<Arc<Vocabulary>>,
+    ) -> Box<dyn BatchStream> {
         let plain = input.path != "-" && !loader.is_gzip();
         let total_bytes = if plain { std::fs::metadata(&input.path).ok().map(|m| m.len()) } else { None };
         Box::new(LoaderStream { loader, path: input.name.clone(), vocab, total_bytes, max_rows })
@@ -243,7 +256,8 @@ pub fn check_schema(source: &str, schema: &Schema, model: &ModelConfig) -> Resul
         FieldKind::BagMean => "bag",
         FieldKind::BagSum => "bagsum",
     };
-    let fields = |f: &[pocketrec::Field]| f.iter().map(|f| format!("{}:{}", kind(f.kind), f.name)).collect::<Vec<_>>().join(" ");
+    let fields =
+        |f: &[pocketrec::Field]| f.iter().map(|f| format!("{}:{}", kind(f.kind), f.name)).collect::<Vec<_>>().join(" ");
     bail!(
         "{source} does not match the model's schema: the data has {} ({}) and {} ({}), the model {} ({}) and {} ({}); \
          use data with the columns the model was trained on",

@@ -1,7 +1,7 @@
 //! `pocketrec demo-data`: the demo world of the web page (catalog + schema-TSV training data).
 
-use pocketrec_trainer::count;
 use clap::builder::RangedU64ValueParser;
+use pocketrec_trainer::count;
 use pocketrec_trainer::demo::{DemoOptions, MAX_ITEMS, write_demo};
 use std::path::PathBuf;
 

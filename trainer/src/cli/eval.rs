@@ -31,7 +31,12 @@ pub struct Args {
 pub fn run(args: Args) -> Result<()> {
     let bytes = std::fs::read(&args.model).with_context(|| format!("reading {}", args.model.display()))?;
     let file = args.verify.read(&bytes).with_context(|| format!("loading {}", args.model.display()))?;
-    let opts = LoaderOptions { batch_size: 4096, skip_rows: args.skip_rows, max_rows: args.max_rows, ..LoaderOptions::default() };
+    let opts = LoaderOptions {
+        batch_size: 4096,
+        skip_rows: args.skip_rows,
+        max_rows: args.max_rows,
+        ..LoaderOptions::default()
+    };
     let mut stream = open_for_model(&args.data, opts, &file.model.config)?;
     let start = Instant::now();
     let e = evaluate(&file.model, stream.as_mut())?;

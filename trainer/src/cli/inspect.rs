@@ -24,10 +24,7 @@ pub struct InspectArgs {
 pub fn run(args: InspectArgs) -> Result<()> {
     let path = args.model.display();
     let bytes = std::fs::read(&args.model).with_context(|| format!("cannot read {path}"))?;
-    let file = args
-        .verify
-        .read(&bytes)
-        .with_context(|| format!("{path}"))?;
+    let file = args.verify.read(&bytes).with_context(|| format!("{path}"))?;
     let report = describe(&file, bytes.len() as u64);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -2,8 +2,8 @@
 //! also the native reference the browser tests compare the wasm engine against.
 
 use crate::cli::common::open_for_model;
-use anyhow::Context as _;
 use crate::cli::verify::VerifyArgs;
+use anyhow::Context as _;
 use pocketrec::backend::{BackendChoice, Scorer};
 use pocketrec::passes::sigmoid;
 use pocketrec_trainer::data::{Labels, LoaderOptions};
@@ -37,12 +37,14 @@ pub struct Args {
 
 pub fn run(a: Args) -> anyhow::Result<()> {
     let bytes = std::fs::read(&a.model).with_context(|| format!("reading {}", a.model.display()))?;
-    let file = a
-        .verify
-        .read(&bytes)
-        .with_context(|| format!("loading {}", a.model.display()))?;
+    let file = a.verify.read(&bytes).with_context(|| format!("loading {}", a.model.display()))?;
     let choice: BackendChoice = a.backend.parse().map_err(|e| anyhow::anyhow!("--backend: {e}"))?;
-    let opts = LoaderOptions { batch_size: a.batch.max(1), strict: true, labels: Labels::Optional, ..LoaderOptions::default() };
+    let opts = LoaderOptions {
+        batch_size: a.batch.max(1),
+        strict: true,
+        labels: Labels::Optional,
+        ..LoaderOptions::default()
+    };
     let mut stream = open_for_model(&a.data, opts, &file.model.config)?;
     let mut scorer = pollster::block_on(Scorer::new(file.model, choice))?;
     eprintln!("scoring on {} ({})", scorer.backend_name(), scorer.backend_reason());

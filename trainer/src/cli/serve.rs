@@ -28,10 +28,7 @@ pub struct Args {
 
 /// A positive number of seconds, such as 10 or 0.5.
 fn parse_seconds(s: &str) -> Result<Duration, String> {
-    let secs: f64 = s
-        .trim()
-        .parse()
-        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    let secs: f64 = s.trim().parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
     Duration::try_from_secs_f64(secs)
         .ok()
         .filter(|d| !d.is_zero())
@@ -39,19 +36,12 @@ fn parse_seconds(s: &str) -> Result<Duration, String> {
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    let opts = ServeOptions {
-        threads: a.threads,
-        header_timeout: a.header_timeout,
-        idle_timeout: a.idle_timeout,
-    };
+    let opts = ServeOptions { threads: a.threads, header_timeout: a.header_timeout, idle_timeout: a.idle_timeout };
     let server = Server::new(&a.dir, opts).with_context(|| format!("--dir {}", a.dir.display()))?;
     let listener = std::net::TcpListener::bind(("127.0.0.1", a.port))
         .with_context(|| format!("port {} is taken; pick another with --port", a.port))?;
     let port = listener.local_addr()?.port();
-    println!(
-        "serving {} at http://127.0.0.1:{port}/ (Ctrl-C stops)",
-        server.root().display()
-    );
+    println!("serving {} at http://127.0.0.1:{port}/ (Ctrl-C stops)", server.root().display());
     std::io::stdout().flush()?;
     server.run(listener)?;
     Ok(())

@@ -37,7 +37,9 @@ pub fn run(args: SynthArgs) -> anyhow::Result<()> {
             .expect("valid template")
             .progress_chars("=> "),
     );
-    let summary = synth::write_files(&args.out, args.first_row, args.rows, args.seed, args.with_probability, |n| bar.set_position(n))?;
+    let summary = synth::write_files(&args.out, args.first_row, args.rows, args.seed, args.with_probability, |n| {
+        bar.set_position(n)
+    })?;
     bar.finish_and_clear();
     if !args.quiet {
         let prob = if args.with_probability { format!(" (+ {}.prob)", args.out.display()) } else { String::new() };

@@ -54,56 +54,29 @@ pub fn run(args: Args) -> Result<()> {
     let inputs = Inputs::prepare(&args.data, &args.out_dir.join("tradeoff"))?;
     let schema = train_schema(&inputs.train, &args.data)?;
     let budgets = if args.budgets.is_empty() {
-        default_budgets(args.model.preset.mlp_bytes(
-            schema.dense.len(),
-            schema.fields.len(),
-            args.model.dtype,
-        ))
+        default_budgets(args.model.preset.mlp_bytes(schema.dense.len(), schema.fields.len(), args.model.dtype))
     } else {
         args.budgets.clone()
     };
     // (label, the flag that sets its budget, model options)
     let mut runs: Vec<(String, &str, ModelArgs)> = Vec::new();
     for memory in budgets {
-        let model = ModelArgs {
-            memory,
-            embedding: EmbeddingKind::Robe,
-            ..args.model.clone()
-        };
+        let model = ModelArgs { memory, embedding: EmbeddingKind::Robe, ..args.model.clone() };
         runs.push((format!("robe {}", budget_label(memory)), "--budgets", model));
     }
     if args.baselines {
-        runs.push((
-            "hashed".into(),
-            "--memory",
-            ModelArgs {
-                embedding: EmbeddingKind::Hashed,
-                ..args.model.clone()
-            },
-        ));
-        runs.push((
-            "full".into(),
-            "--memory",
-            ModelArgs {
-                embedding: EmbeddingKind::Full,
-                ..args.model.clone()
-            },
-        ));
+        runs.push(("hashed".into(), "--memory", ModelArgs { embedding: EmbeddingKind::Hashed, ..args.model.clone() }));
+        runs.push(("full".into(), "--memory", ModelArgs { embedding: EmbeddingKind::Full, ..args.model.clone() }));
     }
     // Every model must fit its budget before any of them trains.
     for (label, flag, model) in &runs {
-        model
-            .config_for(schema.clone(), None)
-            .with_context(|| format!("{label}: {flag} {}", model.memory))?;
+        model.config_for(schema.clone(), None).with_context(|| format!("{label}: {flag} {}", model.memory))?;
     }
-    std::fs::create_dir_all(&args.out_dir)
-        .with_context(|| format!("creating {}", args.out_dir.display()))?;
+    std::fs::create_dir_all(&args.out_dir).with_context(|| format!("creating {}", args.out_dir.display()))?;
     let mut points = Vec::new();
     for (label, _, model) in runs {
         eprintln!("== {label}");
-        let file = args
-            .out_dir
-            .join(format!("{}.safetensors", label.replace(' ', "-")));
+        let file = args.out_dir.join(format!("{}.safetensors", label.replace(' ', "-")));
         let cmd = TrainCmd {
             data: args.data.clone(),
             model,
@@ -115,24 +88,14 @@ pub fn run(args: Args) -> Result<()> {
             quiet: args.quiet,
         };
         let outcome = train_and_write(&cmd, &inputs)?;
-        let Some(eval) = outcome.eval else {
-            bail!("tradeoff needs --eval data")
-        };
-        points.push(Point {
-            label,
-            bytes: outcome.param_bytes,
-            auc: eval.auc,
-            logloss: eval.logloss,
-        });
+        let Some(eval) = outcome.eval else { bail!("tradeoff needs --eval data") };
+        points.push(Point { label, bytes: outcome.param_bytes, auc: eval.auc, logloss: eval.logloss });
     }
     let table = table(&points);
     print!("{table}");
     pocketrec_trainer::io::write_atomic(args.out_dir.join("tradeoff.md"), table.as_bytes())?;
     plot(&points, &args.out_dir.join("tradeoff.png"))?;
-    eprintln!(
-        "wrote {0}/tradeoff.md and {0}/tradeoff.png",
-        args.out_dir.display()
-    );
+    eprintln!("wrote {0}/tradeoff.md and {0}/tradeoff.png", args.out_dir.display());
     Ok(())
 }
 
@@ -143,10 +106,7 @@ fn default_budgets(mlp_bytes: u64) -> Vec<u64> {
         let p = 10u64.pow(x.max(1).ilog10());
         x.div_ceil(p) * p
     };
-    [2, 10, 100]
-        .iter()
-        .map(|k| round_up(k * mlp_bytes))
-        .collect()
+    [2, 10, 100].iter().map(|k| round_up(k * mlp_bytes)).collect()
 }
 
 /// A budget in decimal units for labels and file names: 4MB, 20MB, 1.5KB.
@@ -159,18 +119,9 @@ fn budget_label(bytes: u64) -> String {
 }
 
 fn table(points: &[Point]) -> String {
-    let mut t = String::from(
-        "| model | stored parameters | eval AUC | eval logloss |\n|---|---:|---:|---:|\n",
-    );
+    let mut t = String::from("| model | stored parameters | eval AUC | eval logloss |\n|---|---:|---:|---:|\n");
     for p in points {
-        let _ = writeln!(
-            t,
-            "| {} | {:.2} MB | {:.4} | {:.4} |",
-            p.label,
-            p.bytes as f64 / 1e6,
-            p.auc,
-            p.logloss
-        );
+        let _ = writeln!(t, "| {} | {:.2} MB | {:.4} | {:.4} |", p.label, p.bytes as f64 / 1e6, p.auc, p.logloss);
     }
     t
 }
@@ -178,8 +129,8 @@ fn table(points: &[Point]) -> String {
 /// Registers DejaVu Sans (Debian's fonts-dejavu-core) for the plot's text.
 fn load_font() -> Result<()> {
     let path = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
-    let bytes = std::fs::read(path)
-        .with_context(|| format!("reading {path}: install fonts-dejavu-core for the plot"))?;
+    let bytes =
+        std::fs::read(path).with_context(|| format!("reading {path}: install fonts-dejavu-core for the plot"))?;
     let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
     plotters::style::register_font("sans-serif", FontStyle::Normal, bytes)
         .map_err(|_| anyhow::anyhow!("{path} is not a usable font"))
@@ -201,28 +152,17 @@ fn draw(points: &[Point], root: DrawingArea<BitMapBackend<'_>, plotters::coord::
     load_font()?;
     root.fill(&WHITE)?;
     let mb = |b: u64| (b as f64 / 1e6).max(1e-3);
-    let (lo, hi) = points.iter().fold((f64::MAX, f64::MIN), |(l, h), p| {
-        (l.min(mb(p.bytes)), h.max(mb(p.bytes)))
-    });
-    let (alo, ahi) = points.iter().fold((f64::MAX, f64::MIN), |(l, h), p| {
-        (l.min(p.auc), h.max(p.auc))
-    });
+    let (lo, hi) = points.iter().fold((f64::MAX, f64::MIN), |(l, h), p| (l.min(mb(p.bytes)), h.max(mb(p.bytes))));
+    let (alo, ahi) = points.iter().fold((f64::MAX, f64::MIN), |(l, h), p| (l.min(p.auc), h.max(p.auc)));
     let mut chart = ChartBuilder::on(&root)
         .caption("eval AUC against stored model size", ("sans-serif", 24))
         .margin(20)
         .x_label_area_size(50)
         .y_label_area_size(70)
         .build_cartesian_2d((lo / 2.0..hi * 2.0).log_scale(), (alo - 0.01)..(ahi + 0.01))?;
-    chart
-        .configure_mesh()
-        .x_desc("stored parameters (MB, log scale)")
-        .y_desc("eval AUC")
-        .draw()?;
-    let robe: Vec<(f64, f64)> = points
-        .iter()
-        .filter(|p| p.label.starts_with("robe"))
-        .map(|p| (mb(p.bytes), p.auc))
-        .collect();
+    chart.configure_mesh().x_desc("stored parameters (MB, log scale)").y_desc("eval AUC").draw()?;
+    let robe: Vec<(f64, f64)> =
+        points.iter().filter(|p| p.label.starts_with("robe")).map(|p| (mb(p.bytes), p.auc)).collect();
     chart
         .draw_series(LineSeries::new(robe.clone(), BLUE.stroke_width(2)))?
         .label("ROBE-Z")
@@ -231,27 +171,15 @@ fn draw(points: &[Point], root: DrawingArea<BitMapBackend<'_>, plotters::coord::
     // Baselines are named in the legend (a marker each), ROBE-Z points by their budget beside them.
     for p in points.iter().filter(|p| !p.label.starts_with("robe")) {
         let color = if p.label == "full" { RED } else { GREEN };
-        let name = if p.label == "hashed" {
-            "hashed (Z = d)".to_string()
-        } else {
-            format!("{} tables", p.label)
-        };
+        let name = if p.label == "hashed" { "hashed (Z = d)".to_string() } else { format!("{} tables", p.label) };
         chart
-            .draw_series(std::iter::once(TriangleMarker::new(
-                (mb(p.bytes), p.auc),
-                8,
-                color.filled(),
-            )))?
+            .draw_series(std::iter::once(TriangleMarker::new((mb(p.bytes), p.auc), 8, color.filled())))?
             .label(name)
             .legend(move |(x, y)| TriangleMarker::new((x + 10, y), 6, color.filled()));
     }
     for p in points.iter().filter(|p| p.label.starts_with("robe")) {
         let at = (mb(p.bytes) * 1.08, p.auc - 0.0008);
-        chart.draw_series(std::iter::once(Text::new(
-            p.label.clone(),
-            at,
-            ("sans-serif", 15),
-        )))?;
+        chart.draw_series(std::iter::once(Text::new(p.label.clone(), at, ("sans-serif", 15))))?;
     }
     chart
         .configure_series_labels()

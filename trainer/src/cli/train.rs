@@ -73,11 +73,7 @@ impl Inputs {
         if train.path == "-" && eval.as_ref().is_some_and(|e| e.path == "-") {
             bail!("--train and --eval cannot both read standard input");
         }
-        let stdin = if train.path == "-" {
-            Some(&mut train)
-        } else {
-            eval.as_mut().filter(|e| e.path == "-")
-        };
+        let stdin = if train.path == "-" { Some(&mut train) } else { eval.as_mut().filter(|e| e.path == "-") };
         let mut spool = None;
         if let Some(input) = stdin {
             let s = Spool::stdin(&spool_name(beside))?;
@@ -88,11 +84,7 @@ impl Inputs {
                 .to_string();
             spool = Some(s);
         }
-        Ok(Inputs {
-            train,
-            eval,
-            _spool: spool,
-        })
+        Ok(Inputs { train, eval, _spool: spool })
     }
 }
 
@@ -107,19 +99,10 @@ fn spool_name(beside: &Path) -> PathBuf {
 /// `path` (as `path.prob`), over the same rows: the best any model can do on this data.
 fn bayes_auc(input: &Input, skip: usize, max: Option<usize>) -> Option<f64> {
     let text = std::fs::read_to_string(format!("{}.prob", input.path)).ok()?;
-    let probs: Vec<f32> = text
-        .lines()
-        .skip(skip)
-        .take(max.unwrap_or(usize::MAX))
-        .map(|l| l.parse().ok())
-        .collect::<Option<_>>()?;
-    let opts = LoaderOptions {
-        batch_size: 8192,
-        strict: true,
-        skip_rows: skip,
-        max_rows: max,
-        ..LoaderOptions::default()
-    };
+    let probs: Vec<f32> =
+        text.lines().skip(skip).take(max.unwrap_or(usize::MAX)).map(|l| l.parse().ok()).collect::<Option<_>>()?;
+    let opts =
+        LoaderOptions { batch_size: 8192, strict: true, skip_rows: skip, max_rows: max, ..LoaderOptions::default() };
     let mut stream = open_stream(input, opts, None).ok()?;
     let mut labels = Vec::with_capacity(probs.len());
     while let Some(batch) = stream.next_batch().ok()? {
@@ -135,12 +118,9 @@ fn resume_options(args: &Args, inputs: &Inputs) -> Options {
         Ok(p) if d.train != "-" => p.display().to_string(),
         _ => d.train.clone(),
     };
-    let bytes = std::fs::metadata(&inputs.train.path)
-        .map_or("unknown".to_string(), |m| m.len().to_string());
-    let optimizer = serde_json::to_value(t.optimizer)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default();
+    let bytes = std::fs::metadata(&inputs.train.path).map_or("unknown".to_string(), |m| m.len().to_string());
+    let optimizer =
+        serde_json::to_value(t.optimizer).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
     let max_rows = d.max_rows.map_or("all".to_string(), |m| m.to_string());
     let embedding = format!("{:?}", m.embedding).to_lowercase();
     [
@@ -172,9 +152,8 @@ const SOUND_TO_CHANGE: [&str; 1] = ["--threads"];
 
 /// Refuses a resume with other options than the checkpoint's, naming each.
 fn check_resume(saved: &Options, now: &Options, path: &Path) -> Result<()> {
-    let (notes, refused): (Vec<_>, Vec<_>) = checkpoint::differences(saved, now)
-        .into_iter()
-        .partition(|d| SOUND_TO_CHANGE.contains(&d.option.as_str()));
+    let (notes, refused): (Vec<_>, Vec<_>) =
+        checkpoint::differences(saved, now).into_iter().partition(|d| SOUND_TO_CHANGE.contains(&d.option.as_str()));
     for d in notes {
         eprintln!(
             "pocketrec: note: {} was {} in the checkpoint, now {}: training continues, but not bit-identically to an uninterrupted run",
@@ -182,10 +161,7 @@ fn check_resume(saved: &Options, now: &Options, path: &Path) -> Result<()> {
         );
     }
     if !refused.is_empty() {
-        let list: Vec<String> = refused
-            .iter()
-            .map(|d| format!("{} {} (now {})", d.option, d.saved, d.now))
-            .collect();
+        let list: Vec<String> = refused.iter().map(|d| format!("{} {} (now {})", d.option, d.saved, d.now)).collect();
         bail!(
             "cannot resume from {}: it was written with other options: {}; rerun with the checkpoint's options, or start again without --resume",
             path.display(),
@@ -237,9 +213,7 @@ pub fn train_and_write(args: &Args, inputs: &Inputs) -> Result<Outcome> {
         );
         (ck.model, ck.optimizer, ck.position)
     } else {
-        let config = args
-            .model
-            .config(&inputs.train, &args.data, vocab.as_deref())?;
+        let config = args.model.config(&inputs.train, &args.data, vocab.as_deref())?;
         let model = Dlrm::init(config, args.train.seed)?;
         let opt = Optimizer::new(args.train.optimizer, lr, &model);
         (model, opt, Position::default())
@@ -253,9 +227,8 @@ pub fn train_and_write(args: &Args, inputs: &Inputs) -> Result<Outcome> {
         lr,
         lr_decay,
     };
-    let mut saver = |pos: &Position, model: &Dlrm, opt: &Optimizer| {
-        checkpoint::save(&ckpt_path, model, opt, pos, &options)
-    };
+    let mut saver =
+        |pos: &Position, model: &Dlrm, opt: &Optimizer| checkpoint::save(&ckpt_path, model, opt, pos, &options);
     let data = &args.data;
     let seed = args.train.seed;
     let batch = args.train.batch;
@@ -279,22 +252,10 @@ pub fn train_and_write(args: &Args, inputs: &Inputs) -> Result<Outcome> {
         ..LoaderOptions::default()
     };
     let mut open_eval = || -> Result<Option<Box<dyn BatchStream>>> {
-        inputs
-            .eval
-            .as_ref()
-            .map(|input| open_stream(input, eval_opts.clone(), vocab.clone()))
-            .transpose()
+        inputs.eval.as_ref().map(|input| open_stream(input, eval_opts.clone(), vocab.clone())).transpose()
     };
     let mut observer = reporter.observer(&mut saver);
-    let (pos, eval) = train(
-        &mut model,
-        &mut opt,
-        start,
-        &opts,
-        &mut open,
-        &mut open_eval,
-        &mut observer,
-    )?;
+    let (pos, eval) = train(&mut model, &mut opt, start, &opts, &mut open, &mut open_eval, &mut observer)?;
 
     let provenance = serde_json::json!({
         "data": data.train,
@@ -310,25 +271,18 @@ pub fn train_and_write(args: &Args, inputs: &Inputs) -> Result<Outcome> {
         "vocabulary": if vocab.is_some() { "built from the training data; not stored: score remapped ids only" } else { "none (raw keys)" },
     });
     let bytes = pocketrec::file::to_bytes(&model, args.model.dtype, &provenance)?;
-    io::write_atomic(&args.output, &bytes)
-        .with_context(|| format!("writing {}", args.output.display()))?;
+    io::write_atomic(&args.output, &bytes).with_context(|| format!("writing {}", args.output.display()))?;
     if !args.keep_checkpoint {
         // The model holds everything now; the checkpoint (about 3x its size) would only be litter.
         let real = io::resolve(&ckpt_path)?;
         match std::fs::remove_file(&real) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                eprintln!(
-                    "pocketrec: warning: cannot remove the checkpoint {}: {e}",
-                    real.display()
-                )
+                eprintln!("pocketrec: warning: cannot remove the checkpoint {}: {e}", real.display())
             }
             _ => {}
         }
     }
-    let bayes = inputs
-        .eval
-        .as_ref()
-        .and_then(|p| bayes_auc(p, data.eval_skip_rows, data.eval_max_rows));
+    let bayes = inputs.eval.as_ref().and_then(|p| bayes_auc(p, data.eval_skip_rows, data.eval_max_rows));
     reporter.finish(&pos, eval.as_ref(), bayes, &args.output, bytes.len());
     let param_bytes = model.param_count() as u64 * args.model.dtype.bytes();
     Ok(Outcome { eval, param_bytes })

@@ -15,13 +15,7 @@ pub struct VerifyArgs {
 impl VerifyArgs {
     /// Parses and validates a model file, checking its digest unless `--no-verify` was given.
     pub fn read(&self, bytes: &[u8]) -> Result<ModelFile> {
-        from_bytes_with_options(
-            bytes,
-            LoadOptions {
-                verify_digest: !self.no_verify,
-            },
-        )
-        .map_err(|e| match e {
+        from_bytes_with_options(bytes, LoadOptions { verify_digest: !self.no_verify }).map_err(|e| match e {
             FileError::DigestMismatch { .. } => anyhow!("{e} (--no-verify loads it unchecked)"),
             e => e.into(),
         })

@@ -64,7 +64,8 @@ impl Loader {
         std::thread::Builder::new()
             .name("pocketrec-loader".into())
             .spawn(move || {
-                let mut reader = Reader { lines, parser, opts, sender, n_fields, stats: ReadStats::default(), stopped: false };
+                let mut reader =
+                    Reader { lines, parser, opts, sender, n_fields, stats: ReadStats::default(), stopped: false };
                 if let Err(e) = reader.run(pending.map(|p| (p, first))) {
                     let _ = reader.sender.send(Message::Fail(e));
                 }

@@ -113,7 +113,11 @@ pub struct ReadStats {
 
 impl std::fmt::Display for ReadStats {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let (rows, bytes, bad) = (crate::count(self.rows, "row"), crate::count(self.bytes, "byte"), crate::count(self.bad_lines, "bad line"));
+        let (rows, bytes, bad) = (
+            crate::count(self.rows, "row"),
+            crate::count(self.bytes, "byte"),
+            crate::count(self.bad_lines, "bad line"),
+        );
         write!(f, "{rows}, {bytes}, {bad}")?;
         for bad in &self.first_bad {
             write!(f, "; line {}: {}", bad.line_no, bad.reason)?;

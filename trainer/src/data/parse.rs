@@ -231,7 +231,11 @@ impl RowParser {
         let features = match header.strip_prefix("label") {
             Some(rest) if rest.is_empty() || rest.starts_with('\t') => rest.strip_prefix('\t').unwrap_or(rest),
             _ if labels == Labels::Optional => header,
-            _ => return Err("a schema header must start with `label`: training and evaluation need labelled rows".into()),
+            _ => {
+                return Err(
+                    "a schema header must start with `label`: training and evaluation need labelled rows".into()
+                );
+            }
         };
         let tokens: Vec<&str> = if features.is_empty() { Vec::new() } else { features.split('\t').collect() };
         let mut schema = Schema { dense: Vec::new(), fields: Vec::new() };
@@ -250,7 +254,11 @@ impl RowParser {
                 "cat" => (Column::Cat, Some(FieldKind::Categorical)),
                 "bag" => (Column::Bag, Some(FieldKind::BagMean)),
                 "bagsum" => (Column::Bag, Some(FieldKind::BagSum)),
-                _ => return Err(format!("header column {column}: unknown kind {kind:?}: use dense, cat, bag or bagsum")),
+                _ => {
+                    return Err(format!(
+                        "header column {column}: unknown kind {kind:?}: use dense, cat, bag or bagsum"
+                    ));
+                }
             };
             match field_kind {
                 None => schema.dense.push(name.to_string()),
@@ -311,7 +319,8 @@ fn parse_criteo(mut cells: Cells, first: usize, row: &mut Row) -> Result<(), Bad
     }
     for i in 0..26 {
         let cell = cells.next().ok_or_else(|| columns(&cells, first + 12 + i))?;
-        row.values[i] = parse_hex8(cell).ok_or_else(|| BadReason::Hex { column: first + 13 + i, text: excerpt(cell) })?;
+        row.values[i] =
+            parse_hex8(cell).ok_or_else(|| BadReason::Hex { column: first + 13 + i, text: excerpt(cell) })?;
     }
     if !cells.done {
         return Err(columns(&cells, expected));
@@ -332,7 +341,10 @@ fn parse_schema(columns: &[Column], mut cells: Cells, first: usize, row: &mut Ro
                 let x = if cell.is_empty() {
                     0.0
                 } else {
-                    std::str::from_utf8(cell).ok().and_then(|s| s.trim().parse::<f32>().ok()).filter(|x| x.is_finite())
+                    std::str::from_utf8(cell)
+                        .ok()
+                        .and_then(|s| s.trim().parse::<f32>().ok())
+                        .filter(|x| x.is_finite())
                         .ok_or_else(|| BadReason::Float { column: first + i, text: excerpt(cell) })?
                 };
                 row.dense.push(x);
@@ -357,7 +369,9 @@ mod tests {
     fn criteo_line() -> String {
         let mut cells = vec!["1".to_string()];
         cells.extend((0..13).map(|i| if i == 3 { String::new() } else { format!("{}", i as i64 * 7 - 2) }));
-        cells.extend((0..26).map(|i| if i == 5 { String::new() } else { format!("{:08x}", 0x1234_5678u32.wrapping_mul(i + 1)) }));
+        cells.extend(
+            (0..26).map(|i| if i == 5 { String::new() } else { format!("{:08x}", 0x1234_5678u32.wrapping_mul(i + 1)) }),
+        );
         cells.join("\t")
     }
 
@@ -440,7 +454,9 @@ mod tests {
 
     #[test]
     fn schema_header_and_rows() {
-        let (schema, p) = RowParser::from_header(b"label\tdense:age\tcat:user\tbag:genres\tbagsum:tags\tdense:x", Labels::Required).unwrap();
+        let (schema, p) =
+            RowParser::from_header(b"label\tdense:age\tcat:user\tbag:genres\tbagsum:tags\tdense:x", Labels::Required)
+                .unwrap();
         assert_eq!(schema.dense, ["age", "x"]);
         let kinds: Vec<_> = schema.fields.iter().map(|f| f.kind).collect();
         assert_eq!(kinds, [FieldKind::Categorical, FieldKind::BagMean, FieldKind::BagSum]);

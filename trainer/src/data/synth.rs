@@ -122,7 +122,8 @@ impl Synth {
             effect_scale[f] = 0.45 / (1.0 + 0.12 * size * size.max(2.0) / 2.0);
             latent_scale[f] = 0.75 / (1.0 + 0.05 * size * size);
         }
-        let zipf = std::array::from_fn(|f| Zipf::new(CARDINALITIES[f], 1.05 + 0.3 * unit(hash(&[seed, f as u64, 0xf1]))));
+        let zipf =
+            std::array::from_fn(|f| Zipf::new(CARDINALITIES[f], 1.05 + 0.3 * unit(hash(&[seed, f as u64, 0xf1]))));
         let key = |salt: u64| std::array::from_fn(|f| hash(&[seed, salt, f as u64]));
         let (value_key, effect_key, latent_key) = (key(SALT_VALUE), key(SALT_EFFECT), key(SALT_LATENT));
         let mut synth =
@@ -134,7 +135,8 @@ impl Synth {
     /// The intercept that makes the mean click probability of a pilot sample [`TARGET_CTR`].
     fn calibrate(&self) -> f64 {
         let logits: Vec<f64> = (0..PILOT_ROWS).map(|i| self.draw(u64::MAX - i).2).collect();
-        let mean_prob = |b: f64| logits.iter().map(|&l| 1.0 / (1.0 + (-(l + b)).exp())).sum::<f64>() / logits.len() as f64;
+        let mean_prob =
+            |b: f64| logits.iter().map(|&l| 1.0 / (1.0 + (-(l + b)).exp())).sum::<f64>() / logits.len() as f64;
         let (mut lo, mut hi) = (-20.0, 20.0);
         for _ in 0..60 {
             let mid = (lo + hi) / 2.0;
@@ -208,7 +210,8 @@ impl Synth {
     }
 
     fn chunk(&self, start: u64, n: usize) -> Chunk {
-        let mut chunk = Chunk { text: Vec::with_capacity(n * 250), probs: Vec::with_capacity(n), labels: Vec::with_capacity(n) };
+        let mut chunk =
+            Chunk { text: Vec::with_capacity(n * 250), probs: Vec::with_capacity(n), labels: Vec::with_capacity(n) };
         for i in start..start + n as u64 {
             let row = self.row(i);
             write_line(&row, &mut chunk.text);

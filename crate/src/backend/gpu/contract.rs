@@ -44,18 +44,9 @@ pub(super) enum Kind {
 impl Kind {
     pub(super) fn of(embedding: &EmbeddingConfig) -> Kind {
         match embedding {
-            EmbeddingConfig::Robe {
-                hash: HashVariant::UmaV1,
-                ..
-            } => Kind::UmaV1,
-            EmbeddingConfig::Robe {
-                hash: HashVariant::NewRobez,
-                ..
-            } => Kind::NewRobez,
-            EmbeddingConfig::Robe {
-                hash: HashVariant::Independent,
-                ..
-            } => Kind::Independent,
+            EmbeddingConfig::Robe { hash: HashVariant::UmaV1, .. } => Kind::UmaV1,
+            EmbeddingConfig::Robe { hash: HashVariant::NewRobez, .. } => Kind::NewRobez,
+            EmbeddingConfig::Robe { hash: HashVariant::Independent, .. } => Kind::Independent,
             EmbeddingConfig::Full { .. } => Kind::Full,
         }
     }
@@ -181,11 +172,7 @@ pub(super) struct Shader {
 impl Shader {
     /// The prelude (every constant, `FieldEntry`, the kernel's `Params` as `p` at binding 0, then
     /// `variant`: constants of this build of the kernel, such as tile sizes), then `parts`.
-    pub(super) fn new<P: Mirrored>(
-        label: &'static str,
-        variant: &[(&str, u32)],
-        parts: &[&str],
-    ) -> Shader {
+    pub(super) fn new<P: Mirrored>(label: &'static str, variant: &[(&str, u32)], parts: &[&str]) -> Shader {
         let mut s = String::from("// Prelude written by backend/gpu/contract.rs.\n");
         for (name, value) in CONSTANTS.iter().chain(variant) {
             writeln!(s, "const {name}: u32 = {value}u;").expect("write to a string");
@@ -197,12 +184,7 @@ impl Shader {
             s.push('\n');
             s.push_str(part);
         }
-        Shader {
-            label,
-            source: s,
-            params: P::FIELDS,
-            params_size: std::mem::size_of::<P>(),
-        }
+        Shader { label, source: s, params: P::FIELDS, params_size: std::mem::size_of::<P>() }
     }
 }
 
@@ -230,57 +212,35 @@ mod tests {
     /// fields at the Rust offsets and the Rust size, and `p` at binding 0 of type `Params`.
     fn check(shader: &Shader) -> Result<(), String> {
         let fail = |what: String| format!("{}: {what}", shader.label);
-        let module = naga::front::wgsl::parse_str(&shader.source)
+        let module =
+            naga::front::wgsl::parse_str(&shader.source).map_err(|e| fail(e.emit_to_string(&shader.source)))?;
+        naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::default())
+            .validate(&module)
             .map_err(|e| fail(e.emit_to_string(&shader.source)))?;
-        naga::valid::Validator::new(
-            naga::valid::ValidationFlags::all(),
-            naga::valid::Capabilities::default(),
-        )
-        .validate(&module)
-        .map_err(|e| fail(e.emit_to_string(&shader.source)))?;
         for (name, want) in CONSTANTS {
-            let c = module
-                .constants
-                .iter()
-                .map(|(_, c)| c)
-                .find(|c| c.name.as_deref() == Some(name));
+            let c = module.constants.iter().map(|(_, c)| c).find(|c| c.name.as_deref() == Some(name));
             let got = c.map(|c| &module.global_expressions[c.init]);
             if !matches!(got, Some(Expression::Literal(Literal::U32(v))) if *v == want) {
-                return Err(fail(format!(
-                    "constant {name} is {got:?}, Rust says {want}u"
-                )));
+                return Err(fail(format!("constant {name} is {got:?}, Rust says {want}u")));
             }
         }
         let layout = |name: &str| {
-            module
-                .types
-                .iter()
-                .find(|(_, t)| t.name.as_deref() == Some(name))
-                .and_then(|(h, t)| match &t.inner {
-                    TypeInner::Struct { members, span } => {
-                        let fields: Vec<(String, usize)> = members
-                            .iter()
-                            .map(|m| (m.name.clone().unwrap_or_default(), m.offset as usize))
-                            .collect();
-                        Some((h, fields, *span as usize))
-                    }
-                    _ => None,
-                })
+            module.types.iter().find(|(_, t)| t.name.as_deref() == Some(name)).and_then(|(h, t)| match &t.inner {
+                TypeInner::Struct { members, span } => {
+                    let fields: Vec<(String, usize)> =
+                        members.iter().map(|m| (m.name.clone().unwrap_or_default(), m.offset as usize)).collect();
+                    Some((h, fields, *span as usize))
+                }
+                _ => None,
+            })
         };
         let rust = |fields: &[(&str, usize)], size| {
-            (
-                fields
-                    .iter()
-                    .map(|&(f, o)| (f.to_string(), o))
-                    .collect::<Vec<_>>(),
-                size,
-            )
+            (fields.iter().map(|&(f, o)| (f.to_string(), o)).collect::<Vec<_>>(), size)
         };
         let entry = std::mem::size_of::<FieldEntry>();
-        for (name, want) in [
-            ("FieldEntry", rust(FieldEntry::FIELDS, entry)),
-            ("Params", rust(shader.params, shader.params_size)),
-        ] {
+        for (name, want) in
+            [("FieldEntry", rust(FieldEntry::FIELDS, entry)), ("Params", rust(shader.params, shader.params_size))]
+        {
             let Some((_, fields, size)) = layout(name) else {
                 return Err(fail(format!("no struct {name}")));
             };
@@ -292,11 +252,11 @@ mod tests {
             }
         }
         let params = layout("Params").map(|l| l.0);
-        let p = module.global_variables.iter().map(|(_, v)| v).find(|v| {
-            v.binding
-                .as_ref()
-                .is_some_and(|b| b.group == 0 && b.binding == 0)
-        });
+        let p = module
+            .global_variables
+            .iter()
+            .map(|(_, v)| v)
+            .find(|v| v.binding.as_ref().is_some_and(|b| b.group == 0 && b.binding == 0));
         if p.map(|v| (v.name.as_deref(), Some(v.ty))) != Some((Some("p"), params)) {
             return Err(fail("binding 0 is not `p: Params`".into()));
         }
@@ -336,24 +296,16 @@ mod tests {
         let e = edit(&|s| format!("{s}\nconst P: u32 = 2038074743u;\n")).unwrap_err();
         assert!(e.contains("redefinition of `P`"), "{e}");
         // A constant whose generated value changed.
-        let e = edit(&|s| {
-            s.replace(
-                "const R2: u32 = 1825252241u;",
-                "const R2: u32 = 1825252240u;",
-            )
-        })
-        .unwrap_err();
+        let e = edit(&|s| s.replace("const R2: u32 = 1825252241u;", "const R2: u32 = 1825252240u;")).unwrap_err();
         assert!(e.contains("constant R2"), "{e}");
         // A struct repeated by hand.
         let e = edit(&|s| format!("{s}\nstruct FieldEntry {{ field: u32 }}\n")).unwrap_err();
         assert!(e.contains("redefinition of `FieldEntry`"), "{e}");
         // Params with two fields swapped: valid WGSL, wrong offsets.
-        let e =
-            edit(&|s| s.replacen("rows: u32, nlist: u32", "nlist: u32, rows: u32", 1)).unwrap_err();
+        let e = edit(&|s| s.replacen("rows: u32, nlist: u32", "nlist: u32, rows: u32", 1)).unwrap_err();
         assert!(e.contains("struct Params"), "{e}");
         // A field table entry one word longer than Rust's.
-        let e = edit(&|s| s.replacen("full_rows: u32 }", "full_rows: u32, extra: u32 }", 1))
-            .unwrap_err();
+        let e = edit(&|s| s.replacen("full_rows: u32 }", "full_rows: u32, extra: u32 }", 1)).unwrap_err();
         assert!(e.contains("struct FieldEntry"), "{e}");
     }
 
@@ -363,17 +315,9 @@ mod tests {
         assert_eq!(Kind::of(&robe(HashVariant::UmaV1)), Kind::UmaV1);
         assert_eq!(Kind::of(&robe(HashVariant::NewRobez)), Kind::NewRobez);
         assert_eq!(Kind::of(&robe(HashVariant::Independent)), Kind::Independent);
-        assert_eq!(
-            Kind::of(&EmbeddingConfig::Full { rows: vec![3] }),
-            Kind::Full
-        );
+        assert_eq!(Kind::of(&EmbeddingConfig::Full { rows: vec![3] }), Kind::Full);
         assert_eq!(KeyCode::of(&KeyMode::Raw), KeyCode::Raw);
-        assert_eq!(
-            KeyCode::of(&KeyMode::Dictionary {
-                table_sizes: vec![1]
-            }),
-            KeyCode::Dictionary
-        );
+        assert_eq!(KeyCode::of(&KeyMode::Dictionary { table_sizes: vec![1] }), KeyCode::Dictionary);
     }
 
     #[test]

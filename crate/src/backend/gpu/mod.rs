@@ -137,8 +137,7 @@ pub struct GpuBackend {
 impl GpuBackend {
     /// Finds an adapter, builds the pipelines and uploads the model: the one this backend scores.
     pub async fn new(model: &Dlrm) -> Result<GpuBackend, Error> {
-        let instance =
-            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
         let adapter = instance
             .request_adapter(&wgpu::RequestAdapterOptions {
                 power_preference: wgpu::PowerPreference::HighPerformance,
@@ -149,9 +148,7 @@ impl GpuBackend {
         let info = adapter.get_info();
         let limits = adapter.limits();
         let cfg = &model.config;
-        let max_binding = limits
-            .max_storage_buffer_binding_size
-            .min(limits.max_buffer_size);
+        let max_binding = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
         let embedding_bytes = model.embedding.len() as u64 * 4;
         if embedding_bytes > max_binding {
             return Err(Error::Unsupported(format!(
@@ -159,22 +156,14 @@ impl GpuBackend {
                 info.name
             )));
         }
-        let timestamps =
-            Profiler::wanted() && adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY);
+        let timestamps = Profiler::wanted() && adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY);
         if Profiler::wanted() && !timestamps {
-            eprintln!(
-                "POCKETREC_GPU_PROFILE: adapter {:?} has no timestamp queries, host phases only",
-                info.name
-            );
+            eprintln!("POCKETREC_GPU_PROFILE: adapter {:?} has no timestamp queries, host phases only", info.name);
         }
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("pocketrec"),
-                required_features: if timestamps {
-                    wgpu::Features::TIMESTAMP_QUERY
-                } else {
-                    wgpu::Features::empty()
-                },
+                required_features: if timestamps { wgpu::Features::TIMESTAMP_QUERY } else { wgpu::Features::empty() },
                 required_limits: limits.clone(),
                 ..Default::default()
             })
@@ -182,10 +171,7 @@ impl GpuBackend {
             .map_err(|e| gpu_err("requesting a device", e))?;
 
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let kernels = Kernels::new(
-            &device,
-            pipelines::big_tile_k(limits.max_compute_workgroup_storage_size),
-        );
+        let kernels = Kernels::new(&device, pipelines::big_tile_k(limits.max_compute_workgroup_storage_size));
         if let Some(e) = scope.pop().await {
             return Err(gpu_err("building the compute pipelines", e));
         }
@@ -210,20 +196,14 @@ impl GpuBackend {
                 .collect()
         };
         let n = cfg.interacting() as u32;
-        let all_pairs: Vec<u32> = (1..n)
-            .flat_map(|i| (0..i).flat_map(move |j| [i, j]))
-            .collect();
+        let all_pairs: Vec<u32> = (1..n).flat_map(|i| (0..i).flat_map(move |j| [i, j])).collect();
         let model_buffers = ModelBuffers {
             embedding: init(crate::file::EMBEDDING_TENSOR, &model.embedding),
             bottom: layers(&model.bottom, "bottom"),
             top: layers(&model.top, "top"),
             all_pairs: device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
                 label: Some("all pairs"),
-                contents: bytemuck::cast_slice(if all_pairs.is_empty() {
-                    &[0u32, 0]
-                } else {
-                    &all_pairs
-                }),
+                contents: bytemuck::cast_slice(if all_pairs.is_empty() { &[0u32, 0] } else { &all_pairs }),
                 usage: wgpu::BufferUsages::STORAGE,
             }),
         };

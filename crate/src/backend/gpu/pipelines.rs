@@ -2,8 +2,7 @@
 //! ([`Shader`]), typed by its parameter struct so a dispatch cannot pass another kernel's.
 
 use super::contract::{
-    DenseParams, EmbedParams, FoldParams, IndicesParams, InteractParams, LayerParams, Mirrored,
-    Shader, TopkParams,
+    DenseParams, EmbedParams, FoldParams, IndicesParams, InteractParams, LayerParams, Mirrored, Shader, TopkParams,
 };
 use std::marker::PhantomData;
 
@@ -26,11 +25,7 @@ pub(super) const SMALL_TILE: u32 = 64;
 /// The k-slice the big GEMM stages: 16 (2 × 16 × 33 vec4s of workgroup memory) where the
 /// adapter allows it, else 8 (WebGPU's default limit is 16 KiB).
 pub(super) fn big_tile_k(max_workgroup_storage: u32) -> u32 {
-    if max_workgroup_storage >= 2 * 16 * (BIG_TILE / 4 + 1) * 16 {
-        16
-    } else {
-        8
-    }
+    if max_workgroup_storage >= 2 * 16 * (BIG_TILE / 4 + 1) * 16 { 16 } else { 8 }
 }
 
 /// A compute pipeline and the layout of its bind group 0.
@@ -55,11 +50,7 @@ impl Pipeline {
             cache: None,
         });
         let layout = pipeline.get_bind_group_layout(0);
-        Pipeline {
-            pipeline,
-            layout,
-            label: shader.label,
-        }
+        Pipeline { pipeline, layout, label: shader.label }
     }
 }
 
@@ -71,16 +62,8 @@ pub(super) struct Kernel<P, K = Pipeline> {
 }
 
 impl<P: Mirrored, K> Kernel<P, K> {
-    fn new(
-        build: &mut impl FnMut(Shader) -> K,
-        label: &'static str,
-        variant: &[(&str, u32)],
-        parts: &[&str],
-    ) -> Self {
-        Kernel {
-            built: build(Shader::new::<P>(label, variant, parts)),
-            params: PhantomData,
-        }
+    fn new(build: &mut impl FnMut(Shader) -> K, label: &'static str, variant: &[(&str, u32)], parts: &[&str]) -> Self {
+        Kernel { built: build(Shader::new::<P>(label, variant, parts)), params: PhantomData }
     }
 }
 

@@ -3,8 +3,7 @@
 
 use super::Layout;
 use super::contract::{
-    DenseParams, EmbedParams, GEMV_ROWS, GROUP, LayerParams, MAX_GROUPS, Mirrored, PARAM_BYTES,
-    param_words,
+    DenseParams, EmbedParams, GEMV_ROWS, GROUP, LayerParams, MAX_GROUPS, Mirrored, PARAM_BYTES, param_words,
 };
 use super::pipelines::{BIG_TILE, Kernel, Kernels, Pipeline, SMALL_TILE};
 
@@ -25,12 +24,7 @@ impl<'a> Dispatch<'a> {
         buffers: Vec<&'a wgpu::Buffer>,
         groups: (u32, u32),
     ) -> Self {
-        Dispatch {
-            pipeline: &kernel.built,
-            params: param_words(&params),
-            buffers,
-            groups,
-        }
+        Dispatch { pipeline: &kernel.built, params: param_words(&params), buffers, groups }
     }
 }
 
@@ -39,11 +33,7 @@ impl<'a> Dispatch<'a> {
 fn grid(groups: usize) -> (u32, u32) {
     let g = groups.max(1);
     let max = MAX_GROUPS as usize;
-    if g <= max {
-        (g as u32, 1)
-    } else {
-        (MAX_GROUPS, g.div_ceil(max) as u32)
-    }
+    if g <= max { (g as u32, 1) } else { (MAX_GROUPS, g.div_ceil(max) as u32) }
 }
 
 /// A grid of `n` invocations in workgroups of [`GROUP`].
@@ -58,15 +48,7 @@ pub(super) fn dense_transform<'a>(
     buffers: [&'a wgpu::Buffer; 2],
     n: usize,
 ) -> Dispatch<'a> {
-    Dispatch::new(
-        kernel,
-        DenseParams {
-            n: n as u32,
-            transform: log1p as u32,
-        },
-        buffers.to_vec(),
-        linear_groups(n),
-    )
+    Dispatch::new(kernel, DenseParams { n: n as u32, transform: log1p as u32 }, buffers.to_vec(), linear_groups(n))
 }
 
 /// The gather of `[rows, fields listed, d, vectors per row, first vector, first row]`, with
@@ -91,21 +73,12 @@ pub(super) fn embed<'a>(
         key_mode: l.key_mode as u32,
         row_start,
     };
-    Dispatch::new(
-        kernel,
-        params,
-        buffers.to_vec(),
-        (rows.div_ceil(GROUP), nlist),
-    )
+    Dispatch::new(kernel, params, buffers.to_vec(), (rows.div_ceil(GROUP), nlist))
 }
 
 /// The dispatch of one dense layer, buffers `[a, w, bias, c]`: the one-output kernel for n = 1,
 /// big tiles when both m and n fill most of one, else small tiles.
-pub(super) fn linear<'a>(
-    k: &'a Kernels,
-    p: LayerParams,
-    buffers: [&'a wgpu::Buffer; 4],
-) -> Dispatch<'a> {
+pub(super) fn linear<'a>(k: &'a Kernels, p: LayerParams, buffers: [&'a wgpu::Buffer; 4]) -> Dispatch<'a> {
     let (m, n) = (p.m, p.n);
     let fills = BIG_TILE * 3 / 4;
     let (kernel, groups) = if n == 1 {
@@ -140,18 +113,9 @@ pub(super) struct Rows<'a> {
 
 impl<'a> Mlp<'a> {
     /// The weight and bias buffers of a model's MLP; `relu_last` as [`Mlp::relu_last`].
-    pub(super) fn of(
-        layers: &'a [(wgpu::Buffer, wgpu::Buffer)],
-        widths: &'a [usize],
-        relu_last: bool,
-    ) -> Mlp<'a> {
+    pub(super) fn of(layers: &'a [(wgpu::Buffer, wgpu::Buffer)], widths: &'a [usize], relu_last: bool) -> Mlp<'a> {
         let (w, b) = &layers[0];
-        Mlp {
-            first: (w, b),
-            rest: &layers[1..],
-            widths: (widths[0], &widths[1..]),
-            relu_last,
-        }
+        Mlp { first: (w, b), rest: &layers[1..], widths: (widths[0], &widths[1..]), relu_last }
     }
 
     /// Appends the dispatches of every layer on `at`.
@@ -162,29 +126,13 @@ impl<'a> Mlp<'a> {
         for (i, (w, b)) in layers.enumerate() {
             let k = if i == 0 { n_in } else { outs[i - 1] };
             let n = outs[i];
-            let (a, a_off) = if i == 0 {
-                at.input
-            } else {
-                (at.act[(i - 1) % 2], 0)
-            };
-            let (c, c_off, ldc) = if i == last {
-                (at.out.0, at.out.1 * at.out.2, at.out.2)
-            } else {
-                (at.act[i % 2], 0, n)
-            };
+            let (a, a_off) = if i == 0 { at.input } else { (at.act[(i - 1) % 2], 0) };
+            let (c, c_off, ldc) =
+                if i == last { (at.out.0, at.out.1 * at.out.2, at.out.2) } else { (at.act[i % 2], 0, n) };
             let relu = i < last || self.relu_last;
             let [m, n, k, lda, ldc, relu, a_off, c_off] =
                 [at.rows, n, k, k, ldc, relu as usize, a_off, c_off].map(|x| x as u32);
-            let p = LayerParams {
-                m,
-                n,
-                k,
-                lda,
-                ldc,
-                relu,
-                a_off,
-                c_off,
-            };
+            let p = LayerParams { m, n, k, lda, ldc, relu, a_off, c_off };
             ds.push(linear(kernels, p, [a, w, b, c]));
         }
     }

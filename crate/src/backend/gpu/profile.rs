@@ -38,8 +38,7 @@ struct Timestamps {
 impl Profiler {
     /// Whether the environment asks for profiling (never in the browser).
     pub(super) fn wanted() -> bool {
-        cfg!(not(target_arch = "wasm32"))
-            && std::env::var_os("POCKETREC_GPU_PROFILE").is_some_and(|v| v == "1")
+        cfg!(not(target_arch = "wasm32")) && std::env::var_os("POCKETREC_GPU_PROFILE").is_some_and(|v| v == "1")
     }
 
     /// A profiler; `timestamps` when the device has `TIMESTAMP_QUERY`.
@@ -95,12 +94,8 @@ impl Profiler {
     fn report(&mut self, device: &wgpu::Device, what: &str) {
         self.phase("rest");
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
-        let phases: Vec<String> = self
-            .phases
-            .iter()
-            .filter(|p| p.0 != "rest")
-            .map(|(name, d)| format!("{name} {:.3}", ms(*d)))
-            .collect();
+        let phases: Vec<String> =
+            self.phases.iter().filter(|p| p.0 != "rest").map(|(name, d)| format!("{name} {:.3}", ms(*d))).collect();
         eprintln!(
             "host profile, {what}: {:.3} ms in the backend: {} ms; {:.2} MB uploaded",
             ms(self.last - self.began),
@@ -150,12 +145,7 @@ impl Timestamps {
     fn new(device: &wgpu::Device, queue: &wgpu::Queue) -> Timestamps {
         let bytes = QUERIES as u64 * 8;
         let buffer = |label, usage| {
-            let desc = wgpu::BufferDescriptor {
-                label: Some(label),
-                size: bytes,
-                usage,
-                mapped_at_creation: false,
-            };
+            let desc = wgpu::BufferDescriptor { label: Some(label), size: bytes, usage, mapped_at_creation: false };
             device.create_buffer(&desc)
         };
         Timestamps {
@@ -164,14 +154,8 @@ impl Timestamps {
                 ty: wgpu::QueryType::Timestamp,
                 count: QUERIES,
             }),
-            resolve: buffer(
-                "profile resolve",
-                wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
-            ),
-            read: buffer(
-                "profile read",
-                wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            ),
+            resolve: buffer("profile resolve", wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC),
+            read: buffer("profile read", wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST),
             period: queue.get_timestamp_period() as f64,
             timed: Vec::new(),
         }
@@ -194,10 +178,7 @@ impl Timestamps {
                 beginning_of_pass_write_index: Some(at),
                 end_of_pass_write_index: Some(at + 1),
             };
-            let desc = wgpu::ComputePassDescriptor {
-                label: Some("mark"),
-                timestamp_writes: Some(writes),
-            };
+            let desc = wgpu::ComputePassDescriptor { label: Some("mark"), timestamp_writes: Some(writes) };
             encoder.begin_compute_pass(&desc);
         };
         mark(encoder, 0);
@@ -216,8 +197,7 @@ impl Timestamps {
             if writes.is_some() {
                 self.timed.push(match d.pipeline.label {
                     l if l.starts_with("gemm") => {
-                        let bytes =
-                            &bytemuck::cast_slice(&d.params)[..std::mem::size_of::<LayerParams>()];
+                        let bytes = &bytemuck::cast_slice(&d.params)[..std::mem::size_of::<LayerParams>()];
                         let p: LayerParams = bytemuck::pod_read_unaligned(bytes);
                         let [m, n, k] = [p.m, p.n, p.k].map(u64::from);
                         (format!("{l} {k}->{n}"), m * n * k)
@@ -225,10 +205,7 @@ impl Timestamps {
                     l => (l.to_string(), 0),
                 });
             }
-            let desc = wgpu::ComputePassDescriptor {
-                label: Some(d.pipeline.label),
-                timestamp_writes: writes,
-            };
+            let desc = wgpu::ComputePassDescriptor { label: Some(d.pipeline.label), timestamp_writes: writes };
             let mut pass = encoder.begin_compute_pass(&desc);
             pass.set_pipeline(&d.pipeline.pipeline);
             pass.set_bind_group(0, g, &[]);
@@ -246,9 +223,7 @@ impl Timestamps {
         if self.timed.is_empty() {
             return;
         }
-        let slice = self
-            .read
-            .slice(..(MARKS as u64 + 2 * self.timed.len() as u64) * 8);
+        let slice = self.read.slice(..(MARKS as u64 + 2 * self.timed.len() as u64) * 8);
         slice.map_async(wgpu::MapMode::Read, |_| {});
         #[cfg(not(target_arch = "wasm32"))]
         if let Err(e) = device.poll(wgpu::PollType::wait_indefinitely()) {

@@ -15,38 +15,18 @@ pub(super) struct Grow {
 }
 
 impl Grow {
-    pub(super) fn new(
-        device: &wgpu::Device,
-        label: &'static str,
-        usage: wgpu::BufferUsages,
-    ) -> Grow {
-        Grow {
-            buffer: Self::create(device, label, usage, 256),
-            label,
-            usage,
-        }
+    pub(super) fn new(device: &wgpu::Device, label: &'static str, usage: wgpu::BufferUsages) -> Grow {
+        Grow { buffer: Self::create(device, label, usage, 256), label, usage }
     }
     fn storage(device: &wgpu::Device, label: &'static str) -> Grow {
         Grow::new(
             device,
             label,
-            wgpu::BufferUsages::STORAGE
-                | wgpu::BufferUsages::COPY_DST
-                | wgpu::BufferUsages::COPY_SRC,
+            wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
         )
     }
-    fn create(
-        device: &wgpu::Device,
-        label: &'static str,
-        usage: wgpu::BufferUsages,
-        size: u64,
-    ) -> wgpu::Buffer {
-        device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some(label),
-            size,
-            usage,
-            mapped_at_creation: false,
-        })
+    fn create(device: &wgpu::Device, label: &'static str, usage: wgpu::BufferUsages, size: u64) -> wgpu::Buffer {
+        device.create_buffer(&wgpu::BufferDescriptor { label: Some(label), size, usage, mapped_at_creation: false })
     }
     pub(super) fn ensure(&mut self, device: &wgpu::Device, bytes: usize) -> &wgpu::Buffer {
         let bytes = (bytes as u64).max(256);
@@ -59,12 +39,7 @@ impl Grow {
 
 /// The widest layer of either MLP: the activation buffers' row stride.
 pub(super) fn widest_layer(cfg: &ModelConfig) -> usize {
-    cfg.bottom
-        .iter()
-        .chain(&cfg.top)
-        .copied()
-        .max()
-        .unwrap_or(1)
+    cfg.bottom.iter().chain(&cfg.top).copied().max().unwrap_or(1)
 }
 
 /// Rows per chunk of dispatches: a power of two (at most [`MAX_CHUNK_ROWS`], at least 64) whose
@@ -72,20 +47,13 @@ pub(super) fn widest_layer(cfg: &ModelConfig) -> usize {
 /// within `max_binding` bytes.
 pub(super) fn chunk_rows(cfg: &ModelConfig, max_binding: u64) -> usize {
     let nq_max = cfg.fields.len();
-    let widest = [
-        widest_layer(cfg),
-        cfg.interacting() * cfg.dim,
-        nq_max * cfg.dim + nq_max * nq_max.saturating_sub(1) / 2,
-    ]
-    .into_iter()
-    .max()
-    .unwrap_or(1);
+    let widest =
+        [widest_layer(cfg), cfg.interacting() * cfg.dim, nq_max * cfg.dim + nq_max * nq_max.saturating_sub(1) / 2]
+            .into_iter()
+            .max()
+            .unwrap_or(1);
     let fit = (max_binding / (4 * widest as u64)).max(64) as usize;
-    if fit >= MAX_CHUNK_ROWS {
-        MAX_CHUNK_ROWS
-    } else {
-        1 << fit.ilog2()
-    }
+    if fit >= MAX_CHUNK_ROWS { MAX_CHUNK_ROWS } else { 1 << fit.ilog2() }
 }
 
 /// What one request needs of each scratch buffer, in 4-byte words; 0 leaves a buffer as it is.
@@ -174,10 +142,7 @@ impl Scratch {
             (&mut self.logits, need.logits),
             (&mut self.topk, need.topk),
         ];
-        for (buffer, words) in sized
-            .into_iter()
-            .chain(self.act.iter_mut().map(|a| (a, need.act)))
-        {
+        for (buffer, words) in sized.into_iter().chain(self.act.iter_mut().map(|a| (a, need.act))) {
             buffer.ensure(device, words * 4);
         }
     }

@@ -35,16 +35,8 @@ impl Transfer {
     pub(super) fn new(device: &wgpu::Device) -> Transfer {
         Transfer {
             upload: Upload::new(device, cfg!(not(target_arch = "wasm32"))),
-            params: Grow::new(
-                device,
-                "params",
-                wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-            ),
-            staging: Grow::new(
-                device,
-                "staging",
-                wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            ),
+            params: Grow::new(device, "params", wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST),
+            staging: Grow::new(device, "staging", wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST),
         }
     }
 
@@ -68,25 +60,12 @@ impl Transfer {
         work: &Work<'_, '_>,
         prof: &mut Profile<'_>,
     ) -> Result<(), Error> {
-        let Work {
-            writes,
-            dispatches,
-            result,
-            bytes,
-        } = *work;
+        let Work { writes, dispatches, result, bytes } = *work;
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let param_bytes = dispatches.len() * PARAM_STRIDE as usize;
-        let input_bytes = 4 * writes
-            .iter()
-            .flat_map(|w| w.1)
-            .map(|part| part.len())
-            .sum::<usize>();
+        let input_bytes = 4 * writes.iter().flat_map(|w| w.1).map(|part| part.len()).sum::<usize>();
         let total = input_bytes + param_bytes;
-        let Transfer {
-            upload,
-            params,
-            staging,
-        } = self;
+        let Transfer { upload, params, staging } = self;
         params.ensure(device, param_bytes);
         staging.ensure(device, bytes);
         prof.phase("pack");
@@ -106,44 +85,38 @@ impl Transfer {
                 }
                 // Each dispatch's parameters at the start of its slot; the rest of the slot is not read.
                 for (i, d) in dispatches.iter().enumerate() {
-                    put(
-                        at + i * PARAM_STRIDE as usize,
-                        bytemuck::cast_slice(&d.params),
-                    );
+                    put(at + i * PARAM_STRIDE as usize, bytemuck::cast_slice(&d.params));
                 }
                 copies.push((&params.buffer, at, param_bytes));
             })
             .await?;
         prof.phase("write");
-        let groups: Vec<wgpu::BindGroup> =
-            dispatches
-                .iter()
-                .enumerate()
-                .map(|(i, d)| {
-                    let mut entries = vec![wgpu::BindGroupEntry {
-                        binding: 0,
-                        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                            buffer: &params.buffer,
-                            offset: i as u64 * PARAM_STRIDE,
-                            size: std::num::NonZeroU64::new(PARAM_BYTES as u64),
-                        }),
-                    }];
-                    entries.extend(d.buffers.iter().enumerate().map(|(j, b)| {
-                        wgpu::BindGroupEntry {
-                            binding: j as u32 + 1,
-                            resource: b.as_entire_binding(),
-                        }
-                    }));
-                    device.create_bind_group(&wgpu::BindGroupDescriptor {
-                        label: None,
-                        layout: &d.pipeline.layout,
-                        entries: &entries,
-                    })
+        let groups: Vec<wgpu::BindGroup> = dispatches
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                let mut entries = vec![wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: &params.buffer,
+                        offset: i as u64 * PARAM_STRIDE,
+                        size: std::num::NonZeroU64::new(PARAM_BYTES as u64),
+                    }),
+                }];
+                entries.extend(
+                    d.buffers
+                        .iter()
+                        .enumerate()
+                        .map(|(j, b)| wgpu::BindGroupEntry { binding: j as u32 + 1, resource: b.as_entire_binding() }),
+                );
+                device.create_bind_group(&wgpu::BindGroupDescriptor {
+                    label: None,
+                    layout: &d.pipeline.layout,
+                    entries: &entries,
                 })
-                .collect();
-        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some("pocketrec"),
-        });
+            })
+            .collect();
+        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("pocketrec") });
         let mut copy_in = |encoder: &mut wgpu::CommandEncoder| {
             for &(dst, start, len) in &copies {
                 if len > 0 {
@@ -155,10 +128,8 @@ impl Transfer {
             p.encode(&mut encoder, &mut copy_in, dispatches, &groups);
         } else {
             copy_in(&mut encoder);
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: None,
-                timestamp_writes: None,
-            });
+            let mut pass =
+                encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
             for (d, g) in dispatches.iter().zip(&groups) {
                 if d.groups.0 == 0 || d.groups.1 == 0 {
                     continue;

@@ -31,13 +31,7 @@ pub(super) struct Upload {
 impl Upload {
     pub(super) fn new(device: &wgpu::Device, in_place: bool) -> Upload {
         let buffer = Self::create(device, in_place, 256);
-        Upload {
-            buffer,
-            in_place,
-            mapped: in_place,
-            pending: None,
-            host: Vec::new(),
-        }
+        Upload { buffer, in_place, mapped: in_place, pending: None, host: Vec::new() }
     }
 
     fn create(device: &wgpu::Device, in_place: bool, size: u64) -> wgpu::Buffer {
@@ -45,12 +39,7 @@ impl Upload {
             true => wgpu::BufferUsages::MAP_WRITE | wgpu::BufferUsages::COPY_SRC,
             false => wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
         };
-        let desc = wgpu::BufferDescriptor {
-            label: Some("upload"),
-            size,
-            usage,
-            mapped_at_creation: in_place,
-        };
+        let desc = wgpu::BufferDescriptor { label: Some("upload"), size, usage, mapped_at_creation: in_place };
         device.create_buffer(&desc)
     }
 
@@ -72,8 +61,7 @@ impl Upload {
             let host = &mut self.host;
             fill(&mut |at, data| host[at..at + data.len()].copy_from_slice(data));
             if self.buffer.size() < bytes as u64 {
-                self.buffer =
-                    Self::create(device, false, (bytes as u64).max(256).next_power_of_two());
+                self.buffer = Self::create(device, false, (bytes as u64).max(256).next_power_of_two());
             }
             if bytes > 0 {
                 queue.write_buffer(&self.buffer, 0, &self.host[..bytes]);
@@ -84,9 +72,7 @@ impl Upload {
         prof.phase("map");
         if bytes > 0 {
             let slice = self.buffer.slice(..bytes as u64);
-            let mut view = slice
-                .get_mapped_range_mut()
-                .map_err(|e| gpu_err("mapping the upload buffer", e))?;
+            let mut view = slice.get_mapped_range_mut().map_err(|e| gpu_err("mapping the upload buffer", e))?;
             fill(&mut |at, data| view.slice(at..at + data.len()).copy_from_slice(data));
         }
         self.buffer.unmap();
@@ -100,9 +86,7 @@ impl Upload {
         if let Some(done) = self.pending.take() {
             #[cfg(not(target_arch = "wasm32"))]
             if !done.is_done() {
-                device
-                    .poll(wgpu::PollType::wait_indefinitely())
-                    .map_err(|e| gpu_err("waiting for the GPU", e))?;
+                device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| gpu_err("waiting for the GPU", e))?;
             }
             // A failed map (the device lost, say) is asked again below.
             self.mapped = done.await.is_ok();
@@ -117,11 +101,8 @@ impl Upload {
         if !self.mapped {
             let done = map(&self.buffer.slice(..), wgpu::MapMode::Write);
             #[cfg(not(target_arch = "wasm32"))]
-            device
-                .poll(wgpu::PollType::wait_indefinitely())
-                .map_err(|e| gpu_err("waiting for the GPU", e))?;
-            done.await
-                .map_err(|e| gpu_err("mapping the upload buffer", e))?;
+            device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| gpu_err("waiting for the GPU", e))?;
+            done.await.map_err(|e| gpu_err("mapping the upload buffer", e))?;
             self.mapped = true;
         }
         Ok(())
@@ -150,18 +131,12 @@ pub(super) async fn read_back<T: bytemuck::Pod>(
     let slice = staging.slice(..bytes as u64);
     let done = map(&slice, wgpu::MapMode::Read);
     #[cfg(not(target_arch = "wasm32"))]
-    device
-        .poll(wgpu::PollType::wait_indefinitely())
-        .map_err(|e| gpu_err("waiting for the GPU", e))?;
+    device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| gpu_err("waiting for the GPU", e))?;
     #[cfg(target_arch = "wasm32")]
     let _ = device;
     done.await.map_err(|e| gpu_err("reading results back", e))?;
     prof.phase("wait");
-    let out = bytemuck::pod_collect_to_vec(
-        &slice
-            .get_mapped_range()
-            .map_err(|e| gpu_err("mapping the results", e))?,
-    );
+    let out = bytemuck::pod_collect_to_vec(&slice.get_mapped_range().map_err(|e| gpu_err("mapping the results", e))?);
     staging.unmap();
     Ok(out)
 }
