@@ -10,10 +10,10 @@
 # Usage: scripts/kill9-loop.sh [KILLS]
 #   POCKETREC=path/to/pocketrec (default: this checkout's target/release/pocketrec, built if stale)
 #   KILL9_DIR=folder to work in (default: a new temporary folder, removed on success)
-#   KILL9_MAX_MS=longest wait before a kill, in milliseconds (default 2000)
+#   KILL9_MAX_MS=longest wait before a kill, in milliseconds (default: the uninterrupted run's time
+#   divided by KILLS, so the kills spread over the whole run on any machine)
 set -euo pipefail
 kills=${1:-20}
-max_ms=${KILL9_MAX_MS:-2000}
 bin=${POCKETREC:-}
 if [ -z "$bin" ]; then
   # This checkout's release binary, as `make build` makes it (rebuilt if stale, so old code is
@@ -31,9 +31,12 @@ cd "$dir"
 opts=(--train train.tsv --preset small --memory 1MB --batch 64 --epochs 2 --threads 2 --seed 3
       --checkpoint-every 10 --quiet)
 
-start=$(date +%s)
+start=$(date +%s%N)
 "$bin" train "${opts[@]}" -o reference.safetensors > /dev/null 2> stderr.txt || { cat stderr.txt; exit 1; }
-echo "uninterrupted run: $(( $(date +%s) - start )) s"
+run_ms=$(( ($(date +%s%N) - start) / 1000000 ))
+max_ms=${KILL9_MAX_MS:-$(( run_ms / kills > 100 ? run_ms / kills : 100 ))}
+echo "uninterrupted run: $run_ms ms; kills at random points within $max_ms ms of each start"
+done_kills=0
 
 for i in $(seq 1 "$kills"); do
   resume=()
@@ -48,6 +51,7 @@ for i in $(seq 1 "$kills"); do
     [ -e model.safetensors.ckpt ] && step=$(head -c 100000 model.safetensors.ckpt | grep -ao '\\"step\\":[0-9]*' | head -1 | grep -o '[0-9]*$' || echo '?')
     temps=$(find . -maxdepth 1 -name '.*.tmp*' | wc -l)
     echo "kill $i after ${ms} ms ${resume[*]:-(fresh)}: checkpoint at step $step, $temps stray temporaries"
+    done_kills=$i
   else
     wait "$pid" || { echo "run $i failed:"; cat stderr.txt; exit 1; }
     echo "run $i finished before its kill at ${ms} ms: the run is shorter than the kills; lower KILL9_MAX_MS"
@@ -64,5 +68,6 @@ left=$(ls -A | tr '\n' ' ')
 echo "files left: $left"
 [ "$left" = "model.safetensors reference.safetensors train.tsv " ] || { echo "FAIL: stray files"; exit 1; }
 cmp model.safetensors reference.safetensors || { echo "FAIL: the resumed model differs"; exit 1; }
-echo "PASS: byte-identical to the uninterrupted run ($(stat -c %s model.safetensors) bytes), no stray files"
+[ "$done_kills" -eq "$kills" ] || { echo "FAIL: only $done_kills of $kills kills landed before the run finished; lower KILL9_MAX_MS"; exit 1; }
+echo "PASS: $kills kills, byte-identical to the uninterrupted run ($(stat -c %s model.safetensors) bytes), no stray files"
 [ -n "${KILL9_DIR:-}" ] || rm -rf "$dir"
