@@ -1,13 +1,18 @@
 // The demo page: catalog, "For you" ranking, likes and context. All scoring happens in a Web
 // Worker (worker.js) on this device; the history lives only in localStorage.
 //
-// URL parameters: ?model=URL&catalog=URL (default: the demo model in out/demo/), ?backend=auto|webgpu|cpu.
-// Tests read window.pocketrec: {ready, info, coldStartMs, rankCount, last: {context, ids, scores, logits, ms}}.
+// URL parameters: ?model=URL&catalog=URL (default: the demo model in out/demo/), ?backend=auto|webgpu|cpu,
+// ?diversity=S: the strength in [0, 1] of the re-ranking for variety over category and attributes
+// (maximal marginal relevance; 0 = by score alone).
+// Tests read window.pocketrec: {ready, info, coldStartMs, rankCount, diversity, last: {context, ids, scores, logits, ms}}.
 
 const params = new URLSearchParams(location.search);
 const MODEL = params.get("model") || "out/demo/model.safetensors";
 const CATALOG = params.get("catalog") || "out/demo/catalog.json";
 const BACKEND = params.get("backend") || "auto";
+// 0.3: enough that a new user's list is no longer one category, weak enough that what the user
+// liked still fills most of it (a clearly better item of a repeated category still wins).
+const DIVERSITY = params.has("diversity") ? Number(params.get("diversity")) : 0.3;
 const SHOWN = 24;
 const PAGE = 48;
 const STORE = "pocketrec.v1";
@@ -15,7 +20,7 @@ const STORE = "pocketrec.v1";
 const $ = (id) => document.getElementById(id);
 const status = (msg) => { $("status").textContent = msg; };
 
-const api = (window.pocketrec = { ready: false, rankCount: 0, coldStartMs: null, requests: 0, last: null, error: null });
+const api = (window.pocketrec = { ready: false, rankCount: 0, coldStartMs: null, requests: 0, last: null, error: null, diversity: DIVERSITY });
 
 let catalog = null;
 let byId = new Map();
@@ -134,7 +139,7 @@ function rerank(startedAt = performance.now(), announce = null) {
   rankId += 1;
   rankSentAt = startedAt;
   announcement = announce && { id: rankId, text: announce };
-  worker.postMessage({ type: "rank", id: rankId, context: context(), k: SHOWN + state.likes.length });
+  worker.postMessage({ type: "rank", id: rankId, context: context(), k: SHOWN + state.likes.length, diversity: DIVERSITY });
 }
 
 /**

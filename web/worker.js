@@ -1,7 +1,8 @@
 // Scoring worker: owns the wasm engine, so ranking never blocks the page.
 // Messages in:  {type: "init", modelUrl, backend}  starts loading the wasm module and the model;
 //               {type: "catalog", catalog}         ->  {type: "ready", info, loadMs}
-//               {type: "rank", id, context, k}              ->  {type: "ranked", id, ranked, ms}
+//               {type: "rank", id, context, k, diversity}  ->  {type: "ranked", id, ranked, ms}
+//               (diversity: the strength of the re-ranking for variety over category and attributes)
 // Errors go back as {type: "error", id, message}. Resource loads after "ready" are counted and
 // reported ({type: "requests", count}) so the page can prove nothing leaves the device.
 import init, { Engine, tokenValue } from "./pkg/pocketrec.js";
@@ -55,7 +56,8 @@ async function handle(data) {
       await start(data.catalog);
     } else if (data.type === "rank") {
       const t0 = performance.now();
-      const ranked = await engine.rank(data.context, columns, data.k);
+      const options = { diversity: { strength: data.diversity ?? 0, features: ["category", "attributes"] } };
+      const ranked = await engine.rank(data.context, columns, data.k, options);
       postMessage({ type: "ranked", id: data.id, ranked, ms: performance.now() - t0 });
     }
   } catch (e) {

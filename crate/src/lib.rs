@@ -9,6 +9,7 @@
 pub mod backend;
 pub mod batch;
 pub mod config;
+pub mod diversity;
 pub mod embedding;
 pub mod file;
 pub mod gemm;
@@ -26,6 +27,7 @@ pub mod wasm;
 pub use backend::{BackendChoice, Scorer};
 pub use batch::{Batch, FieldValues};
 pub use config::{DenseTransform, EmbeddingConfig, Field, FieldKind, ModelConfig, Preset, StoredDtype};
+pub use diversity::Diversity;
 pub use file::{DigestCheck, FileError, LoadOptions, ModelFile};
 pub use model::{Dlrm, Linear};
 pub use optim::{Optimizer, OptimizerKind, OptimizerState};

@@ -13,6 +13,7 @@
 //! ```
 
 use crate::backend::{BackendChoice, Scorer};
+use crate::diversity::{self, Diversity};
 use crate::input::{self, Column};
 use crate::passes::sigmoid;
 use crate::rank::Context;
@@ -34,6 +35,8 @@ export type Column = Uint32Array | { offsets: Uint32Array; values: Uint32Array }
 /** Rows as columns: `dense` is row-major rows × n_dense; one column per field. */
 export interface Columns { rows: number; dense?: Float32Array; fields: Record<string, Column>; }
 export interface Ranked { index: number; logit: number; score: number; }
+/** Options of `rank`: `diversity` re-ranks the top by maximal marginal relevance (strength 0 = plain ranking). */
+export interface RankOptions { diversity?: { strength: number; features?: string | string[] }; }
 export interface EngineInfo {
   /** The full model config: dense names, fields (name, kind), dim, bottom/top widths, embedding. */
   config: { dense: string[]; fields: { name: string; kind: "categorical" | "bag-sum" | "bag-mean" }[]; [k: string]: unknown };
@@ -163,6 +166,52 @@ fn objects(v: JsValue, what: &str) -> Result<Vec<serde_json::Value>, JsValue> {
     serde_wasm_bindgen::from_value(v).map_err(|e| js_error(format!("{what} must be an array of objects: {e}")))
 }
 
+/// Errors when `obj` has a key outside `known` (usually a typo).
+fn known_keys(obj: &JsValue, known: &[&str], what: &str) -> Result<(), JsValue> {
+    match Object::keys(obj.unchecked_ref::<Object>())
+        .iter()
+        .filter_map(|k| k.as_string())
+        .find(|k| !known.contains(&k.as_str()))
+    {
+        Some(k) => Err(js_error(format!("{what} has an unknown key {k:?}: known keys are {known:?}"))),
+        None => Ok(()),
+    }
+}
+
+/// The `diversity` option of `rank` (absent: strength 0, the plain ranking).
+fn diversity_option(options: &JsValue) -> Result<Diversity, JsValue> {
+    if options.is_undefined() || options.is_null() {
+        return Ok(Diversity::default());
+    }
+    if !options.is_object() {
+        return Err(js_error("rank options must be an object like { diversity: { strength, features } }"));
+    }
+    known_keys(options, &["diversity"], "rank options")?;
+    let d = get(options, "diversity")?;
+    if d.is_undefined() || d.is_null() {
+        return Ok(Diversity::default());
+    }
+    if !d.is_object() {
+        return Err(js_error("options.diversity must be an object { strength, features }"));
+    }
+    known_keys(&d, &["strength", "features"], "options.diversity")?;
+    let strength = get(&d, "strength")?
+        .as_f64()
+        .ok_or_else(|| js_error("options.diversity.strength must be a number in [0, 1] (0 = plain ranking)"))?;
+    let f = get(&d, "features")?;
+    let not_names = || js_error("options.diversity.features must be a candidate field name or a list of them");
+    let features = if f.is_undefined() {
+        Vec::new()
+    } else if let Some(name) = f.as_string() {
+        vec![name]
+    } else if Array::is_array(&f) {
+        Array::from(&f).iter().map(|v| v.as_string().ok_or_else(not_names)).collect::<Result<_, _>>()?
+    } else {
+        return Err(not_names());
+    };
+    Ok(Diversity { strength: strength as f32, features })
+}
+
 fn to_js<T: Serialize>(v: &T) -> Result<JsValue, JsValue> {
     v.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(js_error)
 }
@@ -254,13 +303,15 @@ impl Engine {
 
     /// The top `k` candidates for a context, best first. The context is an object with every dense
     /// feature and the fields shared by all candidates; the candidates (objects or columns) give
-    /// the other fields. `k = 0` or no candidates give an empty list.
+    /// the other fields. `k = 0` or no candidates give an empty list. `options.diversity` re-ranks
+    /// the top for variety ([`crate::diversity`]).
     #[wasm_bindgen(unchecked_return_type = "Promise<Ranked[]>")]
     pub fn rank(
         &self,
         #[wasm_bindgen(unchecked_param_type = "Row")] context: JsValue,
         #[wasm_bindgen(unchecked_param_type = "Row[] | Columns")] candidates: JsValue,
         k: u32,
+        #[wasm_bindgen(unchecked_param_type = "RankOptions | undefined")] options: JsValue,
     ) -> Promise {
         let (scorer, config) = (self.scorer.clone(), &self.config);
         let request = (|| {
@@ -276,19 +327,21 @@ impl Engine {
             }
             .map_err(js_error)?;
             crate::rank::validate(cfg, &ctx, &cands).map_err(js_error)?;
-            Ok::<_, JsValue>((ctx, cands))
+            let diversity = diversity_option(&options)?;
+            let fields = diversity.feature_fields(cfg, &ctx).map_err(js_error)?;
+            Ok::<_, JsValue>((ctx, cands, diversity, fields))
         })();
         self.queue(async move {
-            let (ctx, cands) = request?;
+            let (ctx, cands, d, fields) = request?;
             let out = Array::new();
             if k == 0 || cands.rows == 0 {
                 return Ok(out.into());
             }
             let mut s = scorer.borrow_mut().take().ok_or_else(busy)?;
-            let ranked = s.rank(&ctx, &cands, k as usize).await;
+            let ranked = s.rank(&ctx, &cands, d.pool(k as usize, cands.rows)).await;
             *scorer.borrow_mut() = Some(s);
             let ranked = ranked.map_err(js_error)?;
-            for r in ranked {
+            for r in diversity::rerank(&ranked, &cands, &fields, d.strength, k as usize) {
                 let o = Object::new();
                 Reflect::set(&o, &"index".into(), &(r.index as u32).into())?;
                 Reflect::set(&o, &"logit".into(), &r.logit.into())?;

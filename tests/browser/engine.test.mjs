@@ -83,6 +83,11 @@ for (const webgpu of [false, true]) {
         out.context = context;
         out.ranked = await engine.rank(context, cands, cands.length);
         out.top5 = await engine.rank(context, cands, 5);
+        // Diversity: strength 0 is the plain ranking; a strength > 0 re-ranks the top.
+        const features = ["category", "attributes"];
+        out.plain24 = await engine.rank(context, cands, 24);
+        out.div0 = await engine.rank(context, cands, 24, { diversity: { strength: 0, features } });
+        out.div05 = await engine.rank(context, cands, 24, { diversity: { strength: 0.5, features } });
 
         // Bad input: each must reject with an Error (message kept) or give a defined empty result.
         const reject = async (f) => {
@@ -116,6 +121,11 @@ for (const webgpu of [false, true]) {
           badColumns: await reject(() => engine.score({ rows: 2, dense: new Float32Array(3), fields: {} })),
           rankMissing: await reject(() => engine.rank(context, [{ item: "x", category: "y" }], 3)),
           rankBadContext: await reject(() => engine.rank({ hour: 1 }, cands, 3)),
+          divNaN: await reject(() => engine.rank(context, cands, 3, { diversity: { strength: NaN, features } })),
+          divHigh: await reject(() => engine.rank(context, cands, 3, { diversity: { strength: 2, features } })),
+          divUnknown: await reject(() => engine.rank(context, cands, 3, { diversity: { strength: 0.5, features: ["colour"] } })),
+          divContextField: await reject(() => engine.rank(context, cands, 3, { diversity: { strength: 0.5, features: ["device"] } })),
+          divTypo: await reject(() => engine.rank(context, cands, 3, { diversty: { strength: 0.5, features } })),
         };
         // Calls that overlap run one at a time, in order; a failing one does not block the next.
         const overlapping = await Promise.allSettled([
@@ -174,6 +184,23 @@ for (const webgpu of [false, true]) {
       assert.deepEqual(r.overlap, ["fulfilled", "rejected", "fulfilled", "fulfilled"]);
       assert.ok(r.overlapSame, "overlapping calls give the same results as awaited ones");
       assert.deepEqual(r.k0, []);
+
+      // Diversity: strength 0 gives exactly the plain ranking; 0.5 gives 24 distinct candidates,
+      // each with its own score, and spans more categories than the plain top 24.
+      assert.deepEqual(r.div0, r.plain24, "strength 0 is the plain ranking");
+      const catOf = (x) => items[x.index].category;
+      const spread = (list) => new Set(list.map(catOf)).size;
+      assert.equal(new Set(r.div05.map((x) => x.index)).size, 24);
+      for (const x of r.div05) assert.ok(Math.abs(x.score - rankNative[x.index]) < 2e-5, `diverse item ${x.index}`);
+      assert.deepEqual(r.div05[0], r.plain24[0], "the best candidate stays first");
+      console.log(`[${mode}] categories in the top 24: ${spread(r.plain24)} plain, ${spread(r.div05)} at diversity 0.5`);
+      assert.ok(spread(r.div05) > spread(r.plain24), "diversity 0.5 spans more categories");
+      assert.match(r.bad.divNaN.message, /diversity strength must be a number in \[0, 1\].*NaN/);
+      assert.match(r.bad.divHigh.message, /diversity strength.*got 2/);
+      assert.match(r.bad.divUnknown.message, /"colour" is not a field of the model/);
+      assert.match(r.bad.divContextField.message, /"device" is a context field/);
+      assert.match(r.bad.divTypo.message, /unknown key "diversty"/);
+      for (const k of ["divNaN", "divHigh", "divUnknown", "divContextField", "divTypo"]) assert.equal(r.bad[k].error, true, k);
       assert.deepEqual(r.noCandidates, []);
       assert.deepEqual(r.emptyScore, []);
     } finally {

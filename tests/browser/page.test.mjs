@@ -183,3 +183,43 @@ for (const webgpu of [false, true]) {
     }
   });
 }
+
+// Diversity (issue 10): a new user's top 24 at the default strength spans several categories, at
+// every time of day; `?diversity=0` shows exactly the plain ranking (the native top 24 by score).
+test("demo page: diversity re-ranking (cpu-fallback)", { skip: why || false }, async () => {
+  const catalog = JSON.parse(readFileSync(CATALOG, "utf8"));
+  const categoryOf = new Map(catalog.items.map((i) => [i.id, i.category]));
+  const server = await serve();
+  const ctx = await browser({ webgpu: false });
+  try {
+    const open = async (query) => {
+      const page = await ctx.newPage();
+      await page.goto(server.url + query);
+      await page.waitForFunction(() => window.pocketrec.rankCount > 0 || window.pocketrec.error, null, { timeout: 60000 });
+      assert.equal(await page.evaluate(() => window.pocketrec.error), null);
+      return page;
+    };
+    const page = await open("");
+    assert.equal(await page.evaluate(() => window.pocketrec.diversity), 0.3, "the default strength");
+    assert.equal(await page.evaluate(() => window.pocketrec.last.context.history_length), 0, "a new user");
+    for (const time of catalog.times.map((t) => t.id)) {
+      const r = await rankAfter(page, () => page.selectOption("#time", time));
+      const cats = new Set(r.ids.map((id) => categoryOf.get(id)));
+      console.log(`[diversity 0.3] new user, ${time}: ${cats.size} categories in the top 24`);
+      assert.equal(r.ids.length, 24);
+      assert.ok(cats.size > 1, `a new user's top 24 at ${time} spans more than one category: ${[...cats]}`);
+    }
+    // The time select is saved in localStorage, so the plain page opens at night too.
+    const plain = await open("?diversity=0");
+    const last = await plain.evaluate(() => window.pocketrec.last);
+    assert.equal(last.context.time_of_day, "night");
+    const header = catalog.schema.join("\t");
+    const native = nativeScores(MODEL, header, catalog.items.map((i) => tsvRow(catalog.schema, last.context, i)), "page-diversity0");
+    const top = native.map((s, i) => [s, i]).sort((a, b) => b[0] - a[0] || a[1] - b[1]).slice(0, 24);
+    assert.deepEqual(last.ids, top.map(([, i]) => catalog.items[i].id), "strength 0 shows the plain top 24 by score");
+    console.log(`[diversity 0] new user, night: ${new Set(last.ids.map((id) => categoryOf.get(id))).size} categories in the top 24`);
+  } finally {
+    await ctx.close();
+    await server.stop();
+  }
+});
