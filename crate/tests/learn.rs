@@ -295,3 +295,28 @@ fn bad_input_rejects_and_changes_nothing() {
         assert_eq!(bits(&model), bits(&want), "{name}: the next good call differs");
     }
 }
+
+/// Learning through a GPU scorer rewrites the GPU's copy of the weights: afterwards it scores the
+/// learned model as the CPU does (within the parity tests' 1e-4), not the loaded one.
+#[cfg(feature = "gpu")]
+#[test]
+fn gpu_scores_the_learned_weights() {
+    use pocketrec::{BackendChoice, Error, Scorer};
+    use pollster::block_on;
+    let mut rng = StdRng::seed_from_u64(40);
+    let base = common::random_model(&mut rng);
+    let mut scorer = match block_on(Scorer::new(base.clone(), BackendChoice::WebGpu)) {
+        Ok(s) => s,
+        Err(Error::NoAdapter(why)) => return common::no_gpu_adapter(&why),
+        Err(e) => panic!("GPU backend failed: {e}"),
+    };
+    let (batch, labels) = random_batch(&mut rng, &base.config, 8);
+    let before = block_on(scorer.logits(&batch)).unwrap();
+    let mut learner = Learner::new(&base);
+    let opts = LearnOptions { lr: 0.1, steps: 3, ..Default::default() };
+    scorer.learn(&mut learner, &batch, &labels, &opts).unwrap();
+    let want = common::forward(scorer.model(), &batch);
+    let got = block_on(scorer.logits(&batch)).unwrap();
+    common::assert_close(&got, &want, 1e-4, "after learning");
+    assert!(before.iter().zip(&want).any(|(a, b)| (a - b).abs() > 1e-3), "learning moved the scores");
+}
