@@ -289,3 +289,21 @@ impl Saved {
         }
     }
 }
+
+/// The provenance of a model personalized on the device: the base file's provenance with
+/// `on_device: { base_digest, updates }`. A base that was itself personalized keeps its original
+/// base digest, and its updates are added, so a saved, reloaded and further trained model still
+/// names the model it started from.
+pub fn personalized_provenance(base: &serde_json::Value, base_digest: Option<&str>, updates: u64) -> serde_json::Value {
+    use serde_json::{Value, json};
+    let mut prov = match base {
+        Value::Object(_) => base.clone(),
+        Value::Null => json!({}),
+        other => json!({ "base": other }),
+    };
+    let earlier = prov.get("on_device");
+    let digest = earlier.and_then(|e| e.get("base_digest")).cloned().unwrap_or_else(|| json!(base_digest));
+    let before = earlier.and_then(|e| e.get("updates")).and_then(Value::as_u64).unwrap_or(0);
+    prov["on_device"] = json!({ "base_digest": digest, "updates": before + updates });
+    prov
+}

@@ -320,3 +320,40 @@ fn gpu_scores_the_learned_weights() {
     common::assert_close(&got, &want, 1e-4, "after learning");
     assert!(before.iter().zip(&want).any(|(a, b)| (a - b).abs() > 1e-3), "learning moved the scores");
 }
+
+/// A learned model saved with the personalized provenance reads back bit for bit, names its base
+/// model's digest and counts the updates; saved again after more learning, it keeps the first
+/// base's digest and adds the updates.
+#[test]
+fn saved_model_round_trips_and_records_its_base() {
+    use pocketrec::StoredDtype;
+    use pocketrec::file::{from_bytes, to_bytes};
+    use pocketrec::learn::personalized_provenance;
+    let mut rng = StdRng::seed_from_u64(50);
+    let base = common::random_model(&mut rng);
+    let base_bytes = to_bytes(&base, StoredDtype::F32, &serde_json::json!({ "steps": 7 })).unwrap();
+    let loaded = from_bytes(&base_bytes).unwrap();
+    let base_digest = loaded.digest.recorded().expect("written with a digest").to_string();
+    let (batch, labels) = random_batch(&mut rng, &base.config, 5);
+
+    let mut model = loaded.model.clone();
+    let mut learner = Learner::new(&model);
+    let opts = LearnOptions { steps: 2, ..Default::default() };
+    learner.learn(&mut model, &batch, &labels, &opts).unwrap();
+    learner.learn(&mut model, &batch, &labels, &opts).unwrap();
+    let prov = personalized_provenance(&loaded.provenance, Some(&base_digest), learner.updates());
+    let saved = from_bytes(&to_bytes(&model, StoredDtype::F32, &prov).unwrap()).unwrap();
+    assert_eq!(bits(&saved.model), bits(&model));
+    assert_eq!(saved.provenance["steps"], 7, "the base's provenance is kept");
+    assert_eq!(saved.provenance["on_device"]["base_digest"], base_digest.as_str());
+    assert_eq!(saved.provenance["on_device"]["updates"], 4);
+    assert_ne!(saved.digest.recorded(), Some(base_digest.as_str()));
+
+    // Reloaded and learned further: still the first base, the updates added up.
+    let mut again = saved.model.clone();
+    let mut learner = Learner::new(&again);
+    learner.learn(&mut again, &batch, &labels, &opts).unwrap();
+    let prov = personalized_provenance(&saved.provenance, saved.digest.recorded(), learner.updates());
+    assert_eq!(prov["on_device"]["base_digest"], base_digest.as_str());
+    assert_eq!(prov["on_device"]["updates"], 6);
+}
