@@ -359,9 +359,8 @@ fn batch_of(cfg: &crate::config::ModelConfig, rows: JsValue) -> Result<crate::ba
     .map_err(js_error)
 }
 
-/// `engine.learn`'s options as JS gives them: each one optional, unknown ones rejected.
+/// `engine.learn`'s options as JS gives them: each one optional.
 #[derive(serde::Deserialize, Default)]
-#[serde(deny_unknown_fields)]
 struct JsLearnOptions {
     lr: Option<f64>,
     steps: Option<u32>,
@@ -373,6 +372,16 @@ struct JsLearnOptions {
 fn learn_options(v: JsValue) -> Result<LearnOptions, JsValue> {
     if v.is_undefined() || v.is_null() {
         return Ok(LearnOptions::default());
+    }
+    // serde-wasm-bindgen reads only the names it knows, so a misspelt option is caught here.
+    if v.is_object() {
+        const KNOWN: [&str; 5] = ["lr", "steps", "optimizer", "scope", "anchor"];
+        for key in Object::keys(v.unchecked_ref::<Object>()).iter() {
+            let key = key.as_string().unwrap_or_default();
+            if !KNOWN.contains(&key.as_str()) {
+                return Err(js_error(format!("unknown option {key:?}: use lr, steps, optimizer, scope or anchor")));
+            }
+        }
     }
     let o: JsLearnOptions = serde_wasm_bindgen::from_value(v)
         .map_err(|e| js_error(format!("options must be an object with lr, steps, optimizer, scope or anchor: {e}")))?;
