@@ -1,4 +1,5 @@
-//! The browser API (wasm-bindgen): load a model from bytes, describe it, score rows, rank candidates.
+//! The browser API (wasm-bindgen): load a model from bytes, describe it, score rows, rank candidates,
+//! learn from the user's rows on the device and save the result.
 //!
 //! A thin layer over [`Scorer`]: JS values become [`crate::input`] rows (plain objects through
 //! serde-wasm-bindgen, or typed-array columns), results go back as plain objects and typed arrays.
@@ -10,6 +11,9 @@
 //! const engine = await Engine.load(new Uint8Array(await (await fetch("model.safetensors")).arrayBuffer()), "auto");
 //! engine.info().backend;                          // "webgpu" or "cpu", and .backend_reason says why
 //! const top = await engine.rank({ hour: 20, device: "mobile", ... }, [{ item: "i00042", ... }], 10);
+//! // On-device learning (crate::learn): rows as for score, labels 0/1, options optional.
+//! const { loss, steps, ms } = await engine.learn(rows, [1, 0, 0], { lr: 0.01, steps: 3, scope: "top" });
+//! const personalized = await engine.save();      // a model file: Engine.load(personalized) takes it back
 //! ```
 
 use crate::backend::{BackendChoice, Scorer};
@@ -35,6 +39,20 @@ export type Column = Uint32Array | { offsets: Uint32Array; values: Uint32Array }
 /** Rows as columns: `dense` is row-major rows × n_dense; one column per field. */
 export interface Columns { rows: number; dense?: Float32Array; fields: Record<string, Column>; }
 export interface Ranked { index: number; logit: number; score: number; }
+/** Options of engine.learn, each optional (defaults: lr 0.01, steps 3, adagrad, scope "all", anchor 0.01). */
+export interface LearnOptions {
+  lr?: number;
+  /** Passes over the given rows, one optimizer step each. */
+  steps?: number;
+  /** Its state is kept in the engine between calls (reset when the optimizer or scope changes). */
+  optimizer?: "sgd" | "adagrad" | "adam";
+  /** Which parameters move: all, the embedding array only, or the top MLP only. */
+  scope?: "all" | "embeddings" | "top";
+  /** Strength of an L2 pull toward the loaded weights; 0 turns it off. */
+  anchor?: number;
+}
+/** `loss`: mean loss of the given rows before the update; `ms`: the call's time. */
+export interface LearnReport { loss: number; steps: number; ms: number; }
 export interface EngineInfo {
   /** The full model config: dense names, fields (name, kind), dim, bottom/top widths, embedding. */
   config: { dense: string[]; fields: { name: string; kind: "categorical" | "bag-sum" | "bag-mean" }[]; [k: string]: unknown };
@@ -298,15 +316,12 @@ impl Engine {
     /// calls), `scope` ("all" | "embeddings" | "top": what moves) and `anchor` (the pull toward the
     /// loaded weights). `loss` is the mean loss of the rows before the update. Afterwards every
     /// call scores the learned weights. Bad input rejects and changes nothing.
-    #[wasm_bindgen(unchecked_return_type = "Promise<{ loss: number; steps: number; ms: number }>")]
+    #[wasm_bindgen(unchecked_return_type = "Promise<LearnReport>")]
     pub fn learn(
         &self,
         #[wasm_bindgen(unchecked_param_type = "Row[] | Columns")] rows: JsValue,
         #[wasm_bindgen(unchecked_param_type = "Float32Array | number[]")] labels: JsValue,
-        #[wasm_bindgen(
-            unchecked_param_type = "{ lr?: number; steps?: number; optimizer?: string; scope?: string; anchor?: number }"
-        )]
-        options: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "LearnOptions")] options: JsValue,
     ) -> Promise {
         let (scorer, learner) = (self.scorer.clone(), self.learner.clone());
         let request =
