@@ -320,6 +320,7 @@ fn bad_input_rejects_and_changes_nothing() {
         ("infinite dense", inf_dense, labels.clone(), good.clone(), "is not finite"),
         ("too few labels", batch.clone(), vec![1.0, 0.0], good.clone(), "expected 3 labels"),
         ("too many labels", batch.clone(), vec![1.0; 4], good.clone(), "expected 3 labels"),
+        ("no labels", batch.clone(), vec![], good.clone(), "expected 3 labels"),
         ("empty batch", empty, vec![], good.clone(), "empty"),
         ("lr 0", batch.clone(), labels.clone(), opts(&|o| o.lr = 0.0), "lr is 0"),
         ("lr negative", batch.clone(), labels.clone(), opts(&|o| o.lr = -1.0), "lr is -1"),
