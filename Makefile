@@ -47,10 +47,11 @@ test-rust:
 test-wasm-build:
 	$(CARGO) build -p pocketrec --target wasm32-unknown-unknown --no-default-features
 
-# The SIMD128 kernels the browser runs, property-tested against scalar references under Node.
+# The SIMD128 kernels the browser runs, property-tested against scalar references under Node; and
+# on-device learning (crate/tests/learn.rs) against the same f64 reference as natively.
 test-wasm-kernels: setup
 	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner RUSTFLAGS="-C target-feature=+simd128" \
-	  $(CARGO) test -p pocketrec --target wasm32-unknown-unknown --no-default-features --test kernels
+	  $(CARGO) test -p pocketrec --target wasm32-unknown-unknown --no-default-features --test kernels --test learn
 
 # --- web demo (helper "web") ----------------------------------------------------------------------
 # DEMO_DIR holds catalog.json, train.tsv, eval.tsv and model.safetensors; the page reads

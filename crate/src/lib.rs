@@ -14,6 +14,7 @@ pub mod embedding;
 pub mod file;
 pub mod gemm;
 pub mod input;
+pub mod learn;
 pub mod model;
 pub mod optim;
 mod par;
@@ -29,6 +30,7 @@ pub use batch::{Batch, FieldValues};
 pub use config::{DenseTransform, EmbeddingConfig, Field, FieldKind, ModelConfig, Preset, StoredDtype};
 pub use diversity::Diversity;
 pub use file::{DigestCheck, FileError, LoadOptions, ModelFile};
+pub use learn::{LearnOptions, LearnReport, Learner, Scope};
 pub use model::{Dlrm, Linear};
 pub use optim::{Optimizer, OptimizerKind, OptimizerState};
 pub use passes::{Gradients, Workspace};
@@ -43,6 +45,8 @@ pub enum Error {
     Config(String),
     #[error("invalid batch: {0}")]
     Batch(String),
+    #[error("invalid learning request: {0}")]
+    Learn(String),
     #[error("invalid ranking request: {0}")]
     Request(String),
     /// No GPU adapter could be found (the only reason GPU tests skip).

@@ -113,6 +113,11 @@ pub struct GradPart<'a> {
 }
 
 impl GradPart<'_> {
+    /// The slots this part holds.
+    pub fn range(&self) -> std::ops::Range<usize> {
+        self.lo..self.hi
+    }
+
     /// Adds `scale · grad` to the slots from `start` on that lie in this part.
     #[inline]
     pub fn add_block(&mut self, start: usize, scale: f32, grad: &[f32]) {
@@ -196,6 +201,11 @@ impl SparseGrad {
             .map(|part| (part, std::array::from_fn(|k| chunks[k].next().expect("one chunk per part"))))
             .collect();
         par::for_each(jobs, |(part, mut st)| part.drain(z, &mut st, &f));
+    }
+
+    /// The length of a block, the unit in which parts record what was written.
+    pub fn block_len(&self) -> usize {
+        self.block_len
     }
 
     /// Zeroes the gradient.

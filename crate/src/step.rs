@@ -43,6 +43,19 @@ impl TrainStep {
     /// labelled batch. Returns the mean loss. A loss that is not finite leaves the model and the
     /// optimizer untouched (the caller stops).
     pub fn step(&mut self, model: &mut Dlrm, opt: &mut Optimizer, batch: &Batch) -> f64 {
+        self.step_with(model, opt, batch, |_, _| {})
+    }
+
+    /// [`TrainStep::step`] with a hook between the backward pass and the update: `adjust` gets the
+    /// model and every shard's gradients (the first holds `W`'s; the optimizer sums the shards' MLP
+    /// gradients) and may change them, e.g. freeze parameters or add a penalty's gradient.
+    pub fn step_with(
+        &mut self,
+        model: &mut Dlrm,
+        opt: &mut Optimizer,
+        batch: &Batch,
+        adjust: impl FnOnce(&Dlrm, &mut [&mut Gradients]),
+    ) -> f64 {
         let n = shard_count(batch.rows);
         self.shards.resize_with(n, Shard::default);
         let total = batch.rows;
@@ -78,7 +91,11 @@ impl TrainStep {
             }
         });
         if loss.is_finite() {
-            let more: Vec<&Gradients> = rest.iter().map(|s| s.grads.as_ref().expect("set by the pass")).collect();
+            let mut all: Vec<&mut Gradients> =
+                self.shards.iter_mut().map(|s| s.grads.as_mut().expect("set by the pass")).collect();
+            adjust(model, &mut all);
+            let (grads, rest) = all.split_first_mut().expect("at least one shard");
+            let more: Vec<&Gradients> = rest.iter().map(|g| &**g).collect();
             opt.apply_summed(model, grads, &more);
         } else {
             grads.embedding.clear();

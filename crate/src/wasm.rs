@@ -1,4 +1,5 @@
-//! The browser API (wasm-bindgen): load a model from bytes, describe it, score rows, rank candidates.
+//! The browser API (wasm-bindgen): load a model from bytes, describe it, score rows, rank candidates,
+//! learn from the user's rows on the device and save the result.
 //!
 //! A thin layer over [`Scorer`]: JS values become [`crate::input`] rows (plain objects through
 //! serde-wasm-bindgen, or typed-array columns), results go back as plain objects and typed arrays.
@@ -10,11 +11,15 @@
 //! const engine = await Engine.load(new Uint8Array(await (await fetch("model.safetensors")).arrayBuffer()), "auto");
 //! engine.info().backend;                          // "webgpu" or "cpu", and .backend_reason says why
 //! const top = await engine.rank({ hour: 20, device: "mobile", ... }, [{ item: "i00042", ... }], 10);
+//! // On-device learning (crate::learn): rows as for score, labels 0/1, options optional.
+//! const { loss, steps, ms } = await engine.learn(rows, [1, 0, 0], { lr: 0.01, steps: 3, scope: "top" });
+//! const personalized = await engine.save();      // a model file: Engine.load(personalized) takes it back
 //! ```
 
 use crate::backend::{BackendChoice, Scorer};
 use crate::diversity::{self, Diversity};
 use crate::input::{self, Column};
+use crate::learn::{LearnOptions, Learner, personalized_provenance};
 use crate::passes::sigmoid;
 use crate::rank::Context;
 use js_sys::{Array, Float32Array, Object, Promise, Reflect, Uint32Array};
@@ -37,6 +42,20 @@ export interface Columns { rows: number; dense?: Float32Array; fields: Record<st
 export interface Ranked { index: number; logit: number; score: number; }
 /** Options of `rank`: `diversity` re-ranks the top by maximal marginal relevance (strength 0 = plain ranking). */
 export interface RankOptions { diversity?: { strength: number; features?: string | string[] }; }
+/** Options of engine.learn, each optional (defaults: lr 0.01, steps 3, adagrad, scope "all", anchor 0.01). */
+export interface LearnOptions {
+  lr?: number;
+  /** Passes over the given rows, one optimizer step each. */
+  steps?: number;
+  /** Its state is kept in the engine between calls (reset when the optimizer or scope changes). */
+  optimizer?: "sgd" | "adagrad" | "adam";
+  /** Which parameters move: all, the embedding array only, or the top MLP only. */
+  scope?: "all" | "embeddings" | "top";
+  /** Strength of an L2 pull toward the loaded weights; 0 turns it off. */
+  anchor?: number;
+}
+/** `loss`: mean loss of the given rows before the update; `ms`: the call's time. */
+export interface LearnReport { loss: number; steps: number; ms: number; }
 export interface EngineInfo {
   /** The full model config: dense names, fields (name, kind), dim, bottom/top widths, embedding. */
   config: { dense: string[]; fields: { name: string; kind: "categorical" | "bag-sum" | "bag-mean" }[]; [k: string]: unknown };
@@ -90,6 +109,8 @@ pub fn bench_matmul(m: usize, k: usize, n: usize, reps: u32) -> f32 {
 pub struct Engine {
     /// Taken out for the length of a call.
     scorer: Rc<RefCell<Option<Scorer>>>,
+    /// Made at the first `learn`, anchored at the weights as loaded.
+    learner: Rc<RefCell<Option<Learner>>>,
     /// The promise of the last call: each call waits for the one before, so calls run one at a
     /// time, in call order, even when a caller does not await them.
     tail: RefCell<Promise>,
@@ -257,7 +278,13 @@ impl Engine {
         .map_err(js_error)?;
         let config = scorer.model().config.clone();
         let tail = RefCell::new(Promise::resolve(&JsValue::UNDEFINED));
-        Ok(Engine { scorer: Rc::new(RefCell::new(Some(scorer))), tail, config, info })
+        Ok(Engine {
+            scorer: Rc::new(RefCell::new(Some(scorer))),
+            learner: Rc::new(RefCell::new(None)),
+            tail,
+            config,
+            info,
+        })
     }
 
     /// The model's config, dtype, provenance and sizes, and the backend with the reason it was chosen.
@@ -269,24 +296,8 @@ impl Engine {
     /// Click probabilities of full rows, given as objects or as columns.
     #[wasm_bindgen(unchecked_return_type = "Promise<Float32Array>")]
     pub fn score(&self, #[wasm_bindgen(unchecked_param_type = "Row[] | Columns")] rows: JsValue) -> Promise {
-        let (scorer, config) = (self.scorer.clone(), &self.config);
-        let batch = (|| {
-            let cfg = &config;
-            let batch = match column_rows(&rows, "rows")? {
-                Some(n) => {
-                    let dense = get(&rows, "dense")?;
-                    let dense = match dense.dyn_ref::<Float32Array>() {
-                        Some(d) => d.to_vec(),
-                        None if dense.is_undefined() && cfg.dense.is_empty() => Vec::new(),
-                        None => return Err(js_error("rows.dense must be a Float32Array of rows × n_dense values")),
-                    };
-                    input::batch_from_columns(cfg, n, dense, columns(&get(&rows, "fields")?, "rows")?)
-                }
-                None => input::batch_from_objects(cfg, &objects(rows, "rows")?),
-            }
-            .map_err(js_error)?;
-            Ok::<_, JsValue>(batch)
-        })();
+        let scorer = self.scorer.clone();
+        let batch = batch_of(&self.config, rows);
         self.queue(async move {
             let batch = batch?;
             if batch.rows == 0 {
@@ -351,6 +362,124 @@ impl Engine {
             Ok(out.into())
         })
     }
+
+    /// Learns from labelled rows (objects or columns, as for `score`; labels 0 or 1, one per
+    /// row) on the device: `options.steps` passes, each one optimizer step. Options, each with a
+    /// default: `lr`, `steps`, `optimizer` ("sgd" | "adagrad" | "adam"; its state is kept between
+    /// calls), `scope` ("all" | "embeddings" | "top": what moves) and `anchor` (the pull toward the
+    /// loaded weights). `loss` is the mean loss of the rows before the update. Afterwards every
+    /// call scores the learned weights. Bad input rejects and changes nothing.
+    #[wasm_bindgen(unchecked_return_type = "Promise<LearnReport>")]
+    pub fn learn(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "Row[] | Columns")] rows: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "Float32Array | number[]")] labels: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "LearnOptions")] options: JsValue,
+    ) -> Promise {
+        let (scorer, learner) = (self.scorer.clone(), self.learner.clone());
+        let request =
+            (|| Ok::<_, JsValue>((batch_of(&self.config, rows)?, labels_of(labels)?, learn_options(options)?)))();
+        self.queue(async move {
+            let (batch, labels, opts) = request?;
+            let start = js_sys::Date::now();
+            let mut s = scorer.borrow_mut().take().ok_or_else(busy)?;
+            let mut l = learner.borrow_mut();
+            let l = l.get_or_insert_with(|| Learner::new(s.model()));
+            let report = s.learn(l, &batch, &labels, &opts);
+            *scorer.borrow_mut() = Some(s);
+            let report = report.map_err(js_error)?;
+            to_js(&LearnResult { loss: report.loss, steps: report.steps, ms: js_sys::Date::now() - start })
+        })
+    }
+
+    /// The model as it is now, learned weights included, as a model file (f32, so a reload scores
+    /// exactly as now); its provenance is the loaded file's with `on_device: { base_digest,
+    /// updates }`. `Engine.load` takes it back.
+    #[wasm_bindgen(unchecked_return_type = "Promise<Uint8Array>")]
+    pub fn save(&self) -> Promise {
+        let (scorer, learner) = (self.scorer.clone(), self.learner.clone());
+        let (prov, digest) = (self.info["provenance"].clone(), self.info["digest"].as_str().map(str::to_string));
+        self.queue(async move {
+            let updates = learner.borrow().as_ref().map_or(0, |l| l.updates());
+            let prov = personalized_provenance(&prov, digest.as_deref(), updates);
+            let s = scorer.borrow_mut().take().ok_or_else(busy)?;
+            let bytes = crate::file::to_bytes(s.model(), crate::config::StoredDtype::F32, &prov);
+            *scorer.borrow_mut() = Some(s);
+            Ok(js_sys::Uint8Array::from(bytes.map_err(js_error)?.as_slice()).into())
+        })
+    }
+}
+
+/// Full rows given as objects or as columns.
+fn batch_of(cfg: &crate::config::ModelConfig, rows: JsValue) -> Result<crate::batch::Batch, JsValue> {
+    match column_rows(&rows, "rows")? {
+        Some(n) => {
+            let dense = get(&rows, "dense")?;
+            let dense = match dense.dyn_ref::<Float32Array>() {
+                Some(d) => d.to_vec(),
+                None if dense.is_undefined() && cfg.dense.is_empty() => Vec::new(),
+                None => return Err(js_error("rows.dense must be a Float32Array of rows × n_dense values")),
+            };
+            input::batch_from_columns(cfg, n, dense, columns(&get(&rows, "fields")?, "rows")?)
+        }
+        None => input::batch_from_objects(cfg, &objects(rows, "rows")?),
+    }
+    .map_err(js_error)
+}
+
+/// `engine.learn`'s options as JS gives them: each one optional.
+#[derive(serde::Deserialize, Default)]
+struct JsLearnOptions {
+    lr: Option<f64>,
+    steps: Option<u32>,
+    optimizer: Option<String>,
+    scope: Option<String>,
+    anchor: Option<f64>,
+}
+
+fn learn_options(v: JsValue) -> Result<LearnOptions, JsValue> {
+    if v.is_undefined() || v.is_null() {
+        return Ok(LearnOptions::default());
+    }
+    // serde-wasm-bindgen reads only the names it knows, so a misspelt option is caught here.
+    if v.is_object() {
+        const KNOWN: [&str; 5] = ["lr", "steps", "optimizer", "scope", "anchor"];
+        for key in Object::keys(v.unchecked_ref::<Object>()).iter() {
+            let key = key.as_string().unwrap_or_default();
+            if !KNOWN.contains(&key.as_str()) {
+                return Err(js_error(format!("unknown option {key:?}: use lr, steps, optimizer, scope or anchor")));
+            }
+        }
+    }
+    let o: JsLearnOptions = serde_wasm_bindgen::from_value(v)
+        .map_err(|e| js_error(format!("options must be an object with lr, steps, optimizer, scope or anchor: {e}")))?;
+    let mut opts = LearnOptions::default();
+    opts.lr = o.lr.map_or(opts.lr, |x| x as f32);
+    opts.steps = o.steps.unwrap_or(opts.steps);
+    opts.anchor = o.anchor.map_or(opts.anchor, |x| x as f32);
+    if let Some(k) = o.optimizer {
+        opts.optimizer = k.parse().map_err(js_error)?;
+    }
+    if let Some(s) = o.scope {
+        opts.scope = s.parse().map_err(js_error)?;
+    }
+    Ok(opts)
+}
+
+/// Labels as a Float32Array or an array of numbers.
+fn labels_of(v: JsValue) -> Result<Vec<f32>, JsValue> {
+    if let Some(a) = v.dyn_ref::<Float32Array>() {
+        return Ok(a.to_vec());
+    }
+    serde_wasm_bindgen::from_value(v)
+        .map_err(|e| js_error(format!("labels must be a Float32Array or an array of 0 and 1: {e}")))
+}
+
+#[derive(Serialize)]
+struct LearnResult {
+    loss: f64,
+    steps: u32,
+    ms: f64,
 }
 
 fn busy() -> JsValue {

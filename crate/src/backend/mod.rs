@@ -10,6 +10,7 @@ pub mod gpu;
 
 use crate::Error;
 use crate::batch::Batch;
+use crate::learn::{LearnOptions, LearnReport, Learner};
 use crate::model::Dlrm;
 use crate::rank::{self, Candidates, Context, Ranked};
 
@@ -116,6 +117,24 @@ impl Scorer {
             Backend::Gpu(g) => Some(g),
             Backend::Cpu(_) => None,
         }
+    }
+
+    /// [`Learner::learn`] on this scorer's model; afterwards the backend scores the new weights
+    /// (the GPU's copy is rewritten). On error nothing changed.
+    pub fn learn(
+        &mut self,
+        learner: &mut Learner,
+        batch: &Batch,
+        labels: &[f32],
+        opts: &LearnOptions,
+    ) -> Result<LearnReport, Error> {
+        let report = learner.learn(&mut self.model, batch, labels, opts)?;
+        match &mut self.backend {
+            Backend::Cpu(_) => {}
+            #[cfg(feature = "gpu")]
+            Backend::Gpu(g) => g.write_weights(&self.model)?,
+        }
+        Ok(report)
     }
 
     /// Logits of every row of a batch; an empty batch gives an empty result.

@@ -181,7 +181,8 @@ impl GpuBackend {
             device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
                 label: Some(label),
                 contents: bytemuck::cast_slice(data),
-                usage: wgpu::BufferUsages::STORAGE,
+                // COPY_DST: learning on the device rewrites the weights ([`GpuBackend::write_weights`]).
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
             })
         };
         let layers = |ls: &[Linear], name: &str| {
@@ -255,5 +256,25 @@ impl GpuBackend {
     /// The config of the model this backend was built from (and scores).
     pub fn config(&self) -> &ModelConfig {
         &self.config
+    }
+
+    /// Uploads new values of the model's parameters (after learning): the whole of every tensor.
+    /// `model` must have the config the backend was built from.
+    pub fn write_weights(&mut self, model: &Dlrm) -> Result<(), Error> {
+        if model.config != self.config {
+            return Err(Error::Config("new weights are for another model than the backend's".into()));
+        }
+        let write = |buf: &wgpu::Buffer, data: &[f32]| {
+            if !data.is_empty() {
+                self.queue.write_buffer(buf, 0, bytemuck::cast_slice(data));
+            }
+        };
+        write(&self.model.embedding, &model.embedding);
+        let bufs = self.model.bottom.iter().chain(&self.model.top);
+        for ((w, b), l) in bufs.zip(model.layers()) {
+            write(w, l.weight.as_slice().expect("standard layout"));
+            write(b, l.bias.as_slice().expect("contiguous"));
+        }
+        Ok(())
     }
 }
