@@ -8,6 +8,7 @@ use pocketrec::{
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
 mod common;
+use common::random_batch;
 use common::reference::{Reference, reference_loss};
 
 fn random_model(rng: &mut StdRng, full: bool) -> Dlrm {
@@ -50,23 +51,6 @@ fn random_model(rng: &mut StdRng, full: bool) -> Dlrm {
     // Larger embeddings than the paper's init so the interaction terms matter in the check.
     model.embedding.iter_mut().for_each(|w| *w = rng.random_range(-0.5..0.5));
     model
-}
-
-fn random_batch(rng: &mut StdRng, cfg: &ModelConfig, rows: usize) -> Batch {
-    let mut batch = Batch::with_schema(cfg.fields.len());
-    for _ in 0..rows {
-        let dense: Vec<f32> = (0..cfg.dense.len()).map(|_| rng.random_range(-1.0..4.0)).collect();
-        let sparse: Vec<Vec<u32>> = cfg
-            .fields
-            .iter()
-            .map(|f| {
-                let n = if f.kind == FieldKind::Categorical { 1 } else { rng.random_range(0..4) };
-                (0..n).map(|_| rng.random_range(0..50)).collect()
-            })
-            .collect();
-        batch.push_row(&dense, sparse.iter().map(|v| v.as_slice()), Some(rng.random_range(0..2) as f32));
-    }
-    batch
 }
 
 fn check_gradients(seed: u64, full: bool) {

@@ -9,7 +9,7 @@ mod common;
 use common::reference::{Reference, reference_loss};
 use pocketrec::learn::add_anchor_gradient;
 use pocketrec::passes::{Gradients, Workspace, bce_with_logits};
-use pocketrec::{Batch, Dlrm, FieldKind, LearnOptions, Learner, ModelConfig, OptimizerKind, Scope};
+use pocketrec::{Batch, Dlrm, LearnOptions, Learner, ModelConfig, OptimizerKind, Scope};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
@@ -17,21 +17,10 @@ use wasm_bindgen_test::wasm_bindgen_test as test;
 const SCOPES: [Scope; 3] = [Scope::All, Scope::Embeddings, Scope::Top];
 const OPTIMIZERS: [OptimizerKind; 3] = [OptimizerKind::Sgd, OptimizerKind::Adagrad, OptimizerKind::Adam];
 
+/// A random batch of `cfg`'s schema and its labels, given apart as `learn` takes them.
 fn random_batch(rng: &mut StdRng, cfg: &ModelConfig, rows: usize) -> (Batch, Vec<f32>) {
-    let mut batch = Batch::with_schema(cfg.fields.len());
-    for _ in 0..rows {
-        let dense: Vec<f32> = (0..cfg.dense.len()).map(|_| rng.random_range(-1.0..4.0)).collect();
-        let sparse: Vec<Vec<u32>> = cfg
-            .fields
-            .iter()
-            .map(|f| {
-                let n = if f.kind == FieldKind::Categorical { 1 } else { rng.random_range(1..4) };
-                (0..n).map(|_| rng.random_range(0..50)).collect()
-            })
-            .collect();
-        batch.push_row(&dense, sparse.iter().map(|v| v.as_slice()), None);
-    }
-    let labels = (0..rows).map(|_| rng.random_range(0..2) as f32).collect();
+    let mut batch = common::random_batch(rng, cfg, rows);
+    let labels = std::mem::take(&mut batch.labels);
     (batch, labels)
 }
 

@@ -5,7 +5,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { serve, browser, missing, nativeScores, tsvRow, MODEL, CATALOG, DEMO, ROOT } from "./harness.mjs";
+import { serve, browser, missing, nativeScores, schemaRowObject, tsvRow, MODEL, CATALOG, DEMO, ROOT } from "./harness.mjs";
 import path from "node:path";
 
 const why = missing();
@@ -15,18 +15,6 @@ const ROWS = 300;
 let server;
 let header, lines, rowObjects, native;
 
-/** A schema-TSV line as the named object the JS API takes. */
-function toObject(headerTokens, line) {
-  const cells = line.split("\t");
-  const row = {};
-  headerTokens.forEach((tok, i) => {
-    if (i === 0) return;
-    const [kind, name] = tok.split(":");
-    const v = cells[i] ?? "";
-    row[name] = kind === "dense" ? Number(v || 0) : kind === "cat" ? v : v.split(",").filter(Boolean);
-  });
-  return row;
-}
 
 before(async () => {
   if (why) return;
@@ -34,7 +22,7 @@ before(async () => {
   const text = readFileSync(path.join(DEMO, "eval.tsv"), "utf8").split("\n");
   header = text[0];
   lines = text.slice(1, 1 + ROWS).filter(Boolean);
-  rowObjects = lines.map((l) => toObject(header.split("\t"), l));
+  rowObjects = lines.map((l) => schemaRowObject(header.split("\t"), l));
   native = nativeScores(MODEL, header, lines, "engine-rows");
   assert.equal(native.length, lines.length);
 });

@@ -81,3 +81,16 @@ export function nativeScores(model, header, rows, name) {
   execFileSync(BIN, ["score", "--model", model, "--data", data, "--backend", "cpu", "-o", out], { stdio: ["ignore", "inherit", "inherit"] });
   return readFileSync(out, "utf8").trim().split("\n").filter((l) => l && !/^[a-z]/i.test(l)).map((l) => Number(l.split("\t").pop()));
 }
+
+/** A schema-TSV line (header split into tokens) as the named row object the JS API takes. */
+export function schemaRowObject(headerTokens, line) {
+  const cells = line.split("\t");
+  const row = {};
+  headerTokens.forEach((tok, i) => {
+    if (i === 0) return;
+    const [kind, name] = tok.split(":");
+    const v = cells[i] ?? "";
+    row[name] = kind === "dense" ? Number(v || 0) : kind === "cat" ? v : v.split(",").filter(Boolean);
+  });
+  return row;
+}

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
 import { execFileSync } from "node:child_process";
 import path from "node:path";
-import { serve, browser, missing, nativeScores, MODEL, DEMO, ROOT, OUT, BIN } from "./harness.mjs";
+import { serve, browser, missing, nativeScores, schemaRowObject, MODEL, DEMO, ROOT, OUT, BIN } from "./harness.mjs";
 
 const why = missing();
 if (why) console.error(`SKIPPED learn tests: ${why}`);
@@ -17,17 +17,6 @@ if (why) console.error(`SKIPPED learn tests: ${why}`);
 const ROWS = 40;
 let server, header, lines, rows, labels;
 
-function toObject(headerTokens, line) {
-  const cells = line.split("\t");
-  const row = {};
-  headerTokens.forEach((tok, i) => {
-    if (i === 0) return;
-    const [kind, name] = tok.split(":");
-    const v = cells[i] ?? "";
-    row[name] = kind === "dense" ? Number(v || 0) : kind === "cat" ? v : v.split(",").filter(Boolean);
-  });
-  return row;
-}
 
 before(async () => {
   if (why) return;
@@ -35,7 +24,7 @@ before(async () => {
   const text = readFileSync(path.join(DEMO, "eval.tsv"), "utf8").split("\n");
   header = text[0];
   lines = text.slice(1, 1 + ROWS).filter(Boolean);
-  rows = lines.map((l) => toObject(header.split("\t"), l));
+  rows = lines.map((l) => schemaRowObject(header.split("\t"), l));
   labels = lines.map((l) => Number(l.split("\t")[0]));
 });
 

@@ -104,3 +104,22 @@ pub fn assert_close(a: &[f32], b: &[f32], tol: f32, what: &str) {
         assert!(x.is_finite() && (x - y).abs() <= tol * (y.abs() + 1.0), "{what}: row {i}: {x} vs {y}");
     }
 }
+
+/// A labelled batch of `rows` random rows of `cfg`'s schema: bags of 0 to 3 values, values below 50
+/// (so rows share embedding blocks).
+pub fn random_batch(rng: &mut StdRng, cfg: &ModelConfig, rows: usize) -> Batch {
+    let mut batch = Batch::with_schema(cfg.fields.len());
+    for _ in 0..rows {
+        let dense: Vec<f32> = (0..cfg.dense.len()).map(|_| rng.random_range(-1.0..4.0)).collect();
+        let sparse: Vec<Vec<u32>> = cfg
+            .fields
+            .iter()
+            .map(|f| {
+                let n = if f.kind == FieldKind::Categorical { 1 } else { rng.random_range(0..4) };
+                (0..n).map(|_| rng.random_range(0..50)).collect()
+            })
+            .collect();
+        batch.push_row(&dense, sparse.iter().map(|v| v.as_slice()), Some(rng.random_range(0..2) as f32));
+    }
+    batch
+}
