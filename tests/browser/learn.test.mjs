@@ -17,7 +17,6 @@ if (why) console.error(`SKIPPED learn tests: ${why}`);
 const ROWS = 40;
 let server, header, lines, rows, labels;
 
-
 before(async () => {
   if (why) return;
   server = await serve();
