@@ -9,7 +9,7 @@ use rand::{Rng, SeedableRng, rngs::StdRng};
 
 mod common;
 use common::random_batch;
-use common::reference::{Reference, reference_loss};
+use common::reference::{Reference, assert_gradients_match, reference_loss};
 
 fn random_model(rng: &mut StdRng, full: bool) -> Dlrm {
     let nd = rng.random_range(1..4);
@@ -74,41 +74,9 @@ fn check_gradients(seed: u64, full: bool) {
     }
     assert!((loss32 - loss64).abs() <= 1e-5 * (1.0 + loss64.abs()));
 
-    let eps = 1e-6;
-    let close = |analytic: f32, numeric: f64, what: &str| {
-        let tol = 2e-5 + 2e-3 * numeric.abs().max(analytic.abs() as f64);
-        assert!(
-            (analytic as f64 - numeric).abs() <= tol,
-            "{what}: analytic {analytic} vs numeric {numeric} (seed {seed})"
-        );
-    };
-    // W, every slot (untouched slots must have zero gradient).
-    for s in 0..emb.len() {
-        let mut e = emb.clone();
-        e[s] += eps;
-        let up = reference_loss(&model, &e, &mlp, &batch).0;
-        e[s] -= 2.0 * eps;
-        let down = reference_loss(&model, &e, &mlp, &batch).0;
-        close(grads.embedding.values()[s], (up - down) / (2.0 * eps), &format!("W[{s}]"));
-    }
-    // Every MLP weight and bias.
-    let layer_grads: Vec<&pocketrec::Linear> = grads.bottom.iter().chain(&grads.top).collect();
-    for (k, g) in layer_grads.iter().enumerate() {
-        for which in 0..2 {
-            let analytic: Vec<f32> = if which == 0 { g.weight.iter().copied().collect() } else { g.bias.to_vec() };
-            assert_eq!(analytic.len(), if which == 0 { mlp[k].0.len() } else { mlp[k].1.len() });
-            for (i, &grad) in analytic.iter().enumerate() {
-                let mut m = mlp.clone();
-                let p = if which == 0 { &mut m[k].0[i] } else { &mut m[k].1[i] };
-                *p += eps;
-                let up = reference_loss(&model, &emb, &m, &batch).0;
-                let p = if which == 0 { &mut m[k].0[i] } else { &mut m[k].1[i] };
-                *p -= 2.0 * eps;
-                let down = reference_loss(&model, &emb, &m, &batch).0;
-                close(grad, (up - down) / (2.0 * eps), &format!("layer {k} {} [{i}]", ["weight", "bias"][which]));
-            }
-        }
-    }
+    // W, every slot (untouched slots must have zero gradient), then every MLP weight and bias.
+    let objective = |e: &[f64], m: &[(Vec<f64>, Vec<f64>)]| reference_loss(&model, e, m, &batch).0;
+    assert_gradients_match(&grads, &emb, &mlp, objective, &format!("seed {seed}"));
 }
 
 #[test]

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::reference::{Reference, reference_loss};
+use common::reference::{Reference, assert_gradients_match, param, reference_loss};
 use pocketrec::learn::add_anchor_gradient;
 use pocketrec::passes::{Gradients, Workspace, bce_with_logits};
 use pocketrec::{Batch, Dlrm, LearnOptions, Learner, ModelConfig, OptimizerKind, Scope};
@@ -47,9 +47,6 @@ fn moves(model: &Dlrm, scope: Scope) -> Vec<bool> {
 }
 
 /// Layer `k`'s weight (`which` 0) or bias (1), entry `i`.
-fn param(m: &mut [(Vec<f64>, Vec<f64>)], k: usize, which: usize, i: usize) -> &mut f64 {
-    if which == 0 { &mut m[k].0[i] } else { &mut m[k].1[i] }
-}
 
 /// `model` with every parameter nudged, so that it differs from its base everywhere.
 fn nudged(rng: &mut StdRng, base: &Dlrm) -> Dlrm {
@@ -95,36 +92,7 @@ fn anchor_gradient_matches_finite_differences() {
             reference_loss(&model, emb, mlp, &batch).0 + anchor as f64 / 2.0 * pen
         };
         let Reference { emb, mlp } = Reference::of(&model);
-        let eps = 1e-6;
-        let close = |analytic: f32, numeric: f64, what: &str| {
-            let tol = 2e-5 + 2e-3 * numeric.abs().max(analytic.abs() as f64);
-            assert!(
-                (analytic as f64 - numeric).abs() <= tol,
-                "{scope:?} {what}: analytic {analytic} vs numeric {numeric}"
-            );
-        };
-        for s in 0..emb.len() {
-            let mut e = emb.clone();
-            e[s] += eps;
-            let up = objective(&e, &mlp);
-            e[s] -= 2.0 * eps;
-            let down = objective(&e, &mlp);
-            close(grads.embedding.values()[s], (up - down) / (2.0 * eps), &format!("W[{s}]"));
-        }
-        let layer_grads: Vec<&pocketrec::Linear> = grads.bottom.iter().chain(&grads.top).collect();
-        for (k, g) in layer_grads.iter().enumerate() {
-            let analytic = [g.weight.iter().copied().collect::<Vec<f32>>(), g.bias.to_vec()];
-            for (which, analytic) in analytic.iter().enumerate() {
-                for (i, &grad) in analytic.iter().enumerate() {
-                    let mut m = mlp.clone();
-                    *param(&mut m, k, which, i) += eps;
-                    let up = objective(&emb, &m);
-                    *param(&mut m, k, which, i) -= 2.0 * eps;
-                    let down = objective(&emb, &m);
-                    close(grad, (up - down) / (2.0 * eps), &format!("layer {k} {} [{i}]", ["weight", "bias"][which]));
-                }
-            }
-        }
+        assert_gradients_match(&grads, &emb, &mlp, objective, &format!("{scope:?}"));
     }
 }
 

@@ -5,7 +5,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { serve, browser, missing, nativeScores, schemaRowObject, tsvRow, MODEL, CATALOG, DEMO, ROOT } from "./harness.mjs";
+import { serve, browser, missing, nativeScores, demoEvalRows, tsvRow, MODEL, CATALOG, ROOT } from "./harness.mjs";
 import path from "node:path";
 
 const why = missing();
@@ -19,10 +19,7 @@ let header, lines, rowObjects, native;
 before(async () => {
   if (why) return;
   server = await serve();
-  const text = readFileSync(path.join(DEMO, "eval.tsv"), "utf8").split("\n");
-  header = text[0];
-  lines = text.slice(1, 1 + ROWS).filter(Boolean);
-  rowObjects = lines.map((l) => schemaRowObject(header.split("\t"), l));
+  ({ header, lines, rows: rowObjects } = demoEvalRows(ROWS));
   native = nativeScores(MODEL, header, lines, "engine-rows");
   assert.equal(native.length, lines.length);
 });

@@ -94,3 +94,11 @@ export function schemaRowObject(headerTokens, line) {
   });
   return row;
 }
+
+/** The first `n` rows of the demo's eval.tsv: its header line, the raw lines and the row objects. */
+export function demoEvalRows(n) {
+  const text = readFileSync(path.join(DEMO, "eval.tsv"), "utf8").split("\n");
+  const header = text[0];
+  const lines = text.slice(1, 1 + n).filter(Boolean);
+  return { header, lines, rows: lines.map((l) => schemaRowObject(header.split("\t"), l)) };
+}

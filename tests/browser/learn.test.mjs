@@ -6,10 +6,10 @@
 // no score.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { execFileSync } from "node:child_process";
 import path from "node:path";
-import { serve, browser, missing, nativeScores, schemaRowObject, MODEL, DEMO, ROOT, OUT, BIN } from "./harness.mjs";
+import { serve, browser, missing, nativeScores, demoEvalRows, MODEL, ROOT, OUT, BIN } from "./harness.mjs";
 
 const why = missing();
 if (why) console.error(`SKIPPED learn tests: ${why}`);
@@ -20,10 +20,7 @@ let server, header, lines, rows, labels;
 before(async () => {
   if (why) return;
   server = await serve();
-  const text = readFileSync(path.join(DEMO, "eval.tsv"), "utf8").split("\n");
-  header = text[0];
-  lines = text.slice(1, 1 + ROWS).filter(Boolean);
-  rows = lines.map((l) => schemaRowObject(header.split("\t"), l));
+  ({ header, lines, rows } = demoEvalRows(ROWS));
   labels = lines.map((l) => Number(l.split("\t")[0]));
 });
 
