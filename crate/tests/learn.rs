@@ -46,8 +46,6 @@ fn moves(model: &Dlrm, scope: Scope) -> Vec<bool> {
         .collect()
 }
 
-/// Layer `k`'s weight (`which` 0) or bias (1), entry `i`.
-
 /// `model` with every parameter nudged, so that it differs from its base everywhere.
 fn nudged(rng: &mut StdRng, base: &Dlrm) -> Dlrm {
     let mut m = base.clone();
