@@ -119,6 +119,19 @@ pub fn train_schema(train: &Input, data: &DataArgs) -> Result<Schema> {
     Ok(Loader::open_named(&train.path, &train.name, opts)?.schema().clone())
 }
 
+impl DataArgs {
+    /// Reads the training rows the flags select (`--skip-rows`, `--max-rows`, `--strict`), unshuffled.
+    pub fn train_rows(&self, batch_size: usize) -> LoaderOptions {
+        LoaderOptions {
+            batch_size,
+            strict: self.strict,
+            skip_rows: self.skip_rows,
+            max_rows: self.max_rows,
+            ..LoaderOptions::default()
+        }
+    }
+}
+
 impl ModelArgs {
     /// The model config for the schema of the training data.
     pub fn config(&self, train: &Input, data: &DataArgs, vocab: Option<&Vocabulary>) -> Result<ModelConfig> {
@@ -148,14 +161,7 @@ impl ModelArgs {
         if self.embedding != EmbeddingKind::Full {
             return Ok(None);
         }
-        let opts = LoaderOptions {
-            batch_size: 8192,
-            strict: data.strict,
-            skip_rows: data.skip_rows,
-            max_rows: data.max_rows,
-            ..LoaderOptions::default()
-        };
-        let mut stream = open_stream(train, opts, None)?;
+        let mut stream = open_stream(train, data.train_rows(8192), None)?;
         let mut vocab = Vocabulary::default();
         while let Some(batch) = stream.next_batch()? {
             vocab.add(&batch);

@@ -233,15 +233,7 @@ pub fn train_and_write(args: &Args, inputs: &Inputs) -> Result<Outcome> {
     let seed = args.train.seed;
     let batch = args.train.batch;
     let mut open = |epoch: u64| -> Result<Box<dyn BatchStream>> {
-        let opts = LoaderOptions {
-            batch_size: batch,
-            shuffle_buffer: data.shuffle_buffer,
-            seed: seed ^ epoch,
-            strict: data.strict,
-            skip_rows: data.skip_rows,
-            max_rows: data.max_rows,
-            ..LoaderOptions::default()
-        };
+        let opts = LoaderOptions { shuffle_buffer: data.shuffle_buffer, seed: seed ^ epoch, ..data.train_rows(batch) };
         open_stream(&inputs.train, opts, vocab.clone())
     };
     let eval_opts = LoaderOptions {
