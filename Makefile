@@ -63,10 +63,15 @@ PORT ?= 8080
 WASM_FLAGS ?= $(if $(shell grep -qs '^gpu = ' crate/Cargo.toml && echo y),--gpu)
 DEMO_EPOCHS ?= 1
 
-.PHONY: wasm demo-model serve test-browser bench-browser
+.PHONY: wasm package demo-model serve test-browser bench-browser
 
 wasm:
 	scripts/build-wasm.sh $(WASM_FLAGS)
+
+# The npm package of the engine: web/pkg plus the worker helper, README and example page of
+# package/, versioned as the crate; `npm pack` writes out/package/pocketrec-VERSION.tgz.
+package: wasm
+	scripts/build-package.sh
 
 demo-model: build
 	$(BIN) demo-data --out $(DEMO_DIR)
@@ -77,8 +82,9 @@ serve: build
 	$(BIN) serve --dir . --port $(PORT)
 
 # Headless Chromium (Debian's, via playwright-core): engine parity and bad input, then the demo page,
-# each with WebGPU (SwiftShader) and with the CPU fallback. Screenshots and timings go to tests/out/.
-test-browser: setup build wasm
+# each with WebGPU (SwiftShader) and with the CPU fallback; the npm package installed from its
+# tarball into a fresh folder. Screenshots and timings go to tests/out/.
+test-browser: setup build wasm package
 	@[ -f $(DEMO_DIR)/model.safetensors ] || $(MAKE) demo-model
 	cd tests/browser && POCKETREC_BIN=$(CURDIR)/$(BIN) POCKETREC_DEMO=$(CURDIR)/$(DEMO_DIR) \
 	  POCKETREC_EXPECT_WEBGPU=$(if $(findstring --gpu,$(WASM_FLAGS)),1,0) npm test --silent

@@ -35,10 +35,11 @@ function whatIsMissing() {
   return null;
 }
 
-/** Starts `pocketrec serve --dir ROOT --port 0` on 127.0.0.1; resolves to {url, stop}. */
-export function serve(port = 0) {
+/** Starts `pocketrec serve --dir DIR --port 0` on 127.0.0.1 (DIR: the repository unless given);
+ * resolves to {url, stop}. */
+export function serve(port = 0, dir = ROOT) {
   return new Promise((resolve, reject) => {
-    const child = spawn(BIN, ["serve", "--dir", ROOT, "--port", String(port)], { stdio: ["ignore", "pipe", "inherit"] });
+    const child = spawn(BIN, ["serve", "--dir", dir, "--port", String(port)], { stdio: ["ignore", "pipe", "inherit"] });
     let out = "";
     child.stdout.on("data", (d) => {
       out += d;
