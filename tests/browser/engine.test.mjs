@@ -216,7 +216,8 @@ before(() => {
   writeFileSync(train, dropDense(readFileSync(path.join(DEMO, "train.tsv"), "utf8")).join("\n") + "\n");
   execFileSync(BIN, ["train", "--train", train, "--preset", "small", "--memory", "200KB", "--epochs", "1", "--batch", "256",
     "--lr", "0.05", "--optimizer", "adagrad", "--seed", "7", "--quiet", "-o", noDense.model], { stdio: ["ignore", "ignore", "inherit"] });
-  const [head, ...rows] = dropDense([header, ...lines.slice(0, 100)].join("\n"));
+  const demo = demoEvalRows(100);
+  const [head, ...rows] = dropDense([demo.header, ...demo.lines].join("\n"));
   noDense.header = head;
   noDense.rows = rows.map((l) => schemaRowObject(head.split("\t"), l));
   noDense.native = nativeScores(noDense.model, head, rows, "nodense-rows");
