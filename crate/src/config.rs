@@ -88,13 +88,17 @@ impl Preset {
     }
 
     /// The layer widths on a schema of `dense` dense features and `fields` sparse fields:
-    /// (d, bottom MLP, top MLP).
+    /// (d, bottom MLP, top MLP). No dense features means no bottom MLP (an empty list), and the
+    /// top MLP starts with the dots of the embeddings alone.
     fn layers(self, dense: usize, fields: usize) -> (usize, Vec<usize>, Vec<usize>) {
         let (dim, bottom_hidden, top_hidden) = self.shapes();
-        let mut bottom = vec![dense];
-        bottom.extend(bottom_hidden);
-        let n = fields + 1;
-        let mut top = vec![dim + n * (n - 1) / 2];
+        let bottom = match dense {
+            0 => Vec::new(),
+            _ => std::iter::once(dense).chain(bottom_hidden).collect(),
+        };
+        let lead = if dense > 0 { dim } else { 0 };
+        let n = fields + usize::from(dense > 0);
+        let mut top = vec![lead + n * n.saturating_sub(1) / 2];
         top.extend(top_hidden);
         (dim, bottom, top)
     }
@@ -124,7 +128,9 @@ impl std::str::FromStr for Preset {
 }
 
 /// The full description of a model. `bottom` and `top` list every layer width, input included:
-/// kaggle is `bottom = [13, 512, 256, 64, 16]`, `top = [367, 512, 256, 1]`.
+/// kaggle is `bottom = [13, 512, 256, 64, 16]`, `top = [367, 512, 256, 1]`. A model without dense
+/// features has no bottom MLP: `bottom` is empty and the top MLP's input is the dots of the
+/// embeddings alone (kaggle on 22 fields: `top = [231, 512, 256, 1]`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelConfig {
     pub dense: Vec<String>,
@@ -260,7 +266,7 @@ impl ModelConfig {
     /// (except for the first bottom layer) the input gradient, and the interaction backward.
     pub fn train_flops_per_row(&self) -> u64 {
         let n = self.interacting() as u64;
-        let first = (self.bottom[0] * self.bottom[1]) as u64;
+        let first = self.bottom.get(1).map_or(0, |&out| (self.bottom[0] * out) as u64);
         let mlp: u64 = self.bottom.windows(2).chain(self.top.windows(2)).map(|w| (w[0] * w[1]) as u64).sum();
         self.forward_flops_per_row() + 2 * (2 * mlp - first) + 4 * self.dim as u64 * n * (n - 1) / 2
     }
@@ -276,42 +282,65 @@ impl ModelConfig {
         }
     }
 
-    /// Number of sparse vectors that interact, the bottom output included.
-    pub fn interacting(&self) -> usize {
-        self.fields.len() + 1
+    /// Whether the model has a bottom MLP: it has one exactly when it has dense features.
+    pub fn has_bottom(&self) -> bool {
+        !self.dense.is_empty()
     }
 
-    /// Width of the top MLP's input: `d` plus the strict lower triangle of the interaction.
+    /// Width of the bottom MLP's output, `d`, or 0 without one. The bottom output leads both the
+    /// interacting vectors of a row and the top MLP's input, so this is also where the fields'
+    /// vectors and the dots start.
+    pub fn bottom_width(&self) -> usize {
+        if self.has_bottom() { self.dim } else { 0 }
+    }
+
+    /// Number of vectors that interact: the bottom output (when there is one), then one per field.
+    pub fn interacting(&self) -> usize {
+        self.fields.len() + usize::from(self.has_bottom())
+    }
+
+    /// Index among the interacting vectors of field `f`'s embedding.
+    pub fn field_vector(&self, f: usize) -> usize {
+        f + usize::from(self.has_bottom())
+    }
+
+    /// Width of the top MLP's input: the bottom output, then the strict lower triangle of the
+    /// interaction.
     pub fn interaction_width(&self) -> usize {
         let n = self.interacting();
-        self.dim + n * (n - 1) / 2
+        self.bottom_width() + n * n.saturating_sub(1) / 2
     }
 
     /// Checks every invariant the model code relies on; errors say what to change.
     pub fn validate(&self) -> Result<(), Error> {
         let bad = |m: String| Err(Error::Config(m));
-        if self.dense.is_empty() {
-            return bad("the model needs at least one dense feature for its bottom MLP".into());
-        }
         if self.fields.is_empty() {
             return bad("the model needs at least one sparse field".into());
+        }
+        if !self.has_bottom() && self.fields.len() < 2 {
+            return bad("a model without dense features needs at least two sparse fields: its top MLP sees only \
+                 the dots between their embeddings"
+                .into());
         }
         if self.dim == 0 {
             return bad("embedding dimension d must be at least 1".into());
         }
-        if self.bottom.len() < 2 || self.bottom[0] != self.dense.len() {
+        if !self.has_bottom() && !self.bottom.is_empty() {
+            return bad(format!("bottom MLP {:?} must be empty: the model has no dense features", self.bottom));
+        }
+        if self.has_bottom() && (self.bottom.len() < 2 || self.bottom[0] != self.dense.len()) {
             return bad(format!(
                 "bottom MLP {:?} must start with the {} dense features and have at least one layer",
                 self.bottom,
                 self.dense.len()
             ));
         }
-        if *self.bottom.last().unwrap() != self.dim {
+        if self.has_bottom() && *self.bottom.last().unwrap() != self.dim {
             return bad(format!("bottom MLP {:?} must end with d = {}", self.bottom, self.dim));
         }
         if self.top.len() < 2 || self.top[0] != self.interaction_width() || *self.top.last().unwrap() != 1 {
             return bad(format!(
-                "top MLP {:?} must start with d + n(n-1)/2 = {} and end with 1",
+                "top MLP {:?} must start with the bottom output and the n(n-1)/2 dots ({}) and end with 1",
                 self.top,
                 self.interaction_width()
             ));
@@ -394,6 +423,31 @@ mod tests {
                 .unwrap();
         assert_eq!(cfg.bottom, vec![13, 512, 256, 128]);
         assert_eq!(cfg.top, vec![479, 1024, 1024, 512, 256, 1]);
+    }
+
+    #[test]
+    fn no_dense_features_means_no_bottom_mlp() {
+        let fields: Vec<Field> =
+            (0..22).map(|i| Field { name: format!("C{i}"), kind: FieldKind::Categorical }).collect();
+        let preset = |fields: Vec<Field>| {
+            ModelConfig::preset(Preset::Kaggle, vec![], fields, 10_000_000, 4, HashVariant::UmaV1, StoredDtype::F32)
+        };
+        let cfg = preset(fields.clone()).unwrap();
+        assert_eq!(cfg.bottom, Vec::<usize>::new());
+        assert_eq!(cfg.top, vec![22 * 21 / 2, 512, 256, 1]);
+        assert_eq!((cfg.interacting(), cfg.bottom_width(), cfg.field_vector(0)), (22, 0, 0));
+        assert_eq!(Preset::Kaggle.mlp_bytes(0, 22, StoredDtype::F32), cfg.mlp_params() as u64 * 4);
+        assert!(cfg.train_flops_per_row() > cfg.forward_flops_per_row());
+        // One field alone has no pair to dot.
+        let err = preset(fields[..1].to_vec()).unwrap_err();
+        assert!(err.to_string().contains("needs at least two sparse fields"), "{err}");
+        // A bottom MLP without dense features, or dense features without one, is refused.
+        let mut bad = cfg.clone();
+        bad.bottom = vec![0, 16];
+        assert!(bad.validate().unwrap_err().to_string().contains("must be empty"));
+        let mut bad = cfg;
+        bad.dense = vec!["x".into()];
+        assert!(bad.validate().unwrap_err().to_string().contains("must start with the 1 dense features"));
     }
 
     #[test]

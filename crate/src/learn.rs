@@ -22,7 +22,8 @@ use crate::step::TrainStep;
 /// Which parameters learning moves; the others stay bit-identical.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Scope {
-    /// `W` and both MLPs.
+    /// `W` and both MLPs (`W` and the top MLP for a model without dense features, which has no
+    /// bottom MLP).
     #[default]
     All,
     /// The shared embedding array `W` only.

@@ -26,8 +26,8 @@ impl Linear {
     }
 }
 
-/// A DLRM: the shared embedding array `W`, a bottom MLP on dense features and a top MLP on the
-/// interaction. Immutable shape, mutable values.
+/// A DLRM: the shared embedding array `W`, a bottom MLP on dense features (none without dense
+/// features) and a top MLP on the interaction. Immutable shape, mutable values.
 #[derive(Clone, Debug)]
 pub struct Dlrm {
     pub config: ModelConfig,
@@ -58,11 +58,11 @@ impl Dlrm {
             )));
         }
         for (name, layers, widths) in [("bottom", &bottom, &config.bottom), ("top", &top, &config.top)] {
-            if layers.len() + 1 != widths.len() {
+            if layers.len() != widths.len().saturating_sub(1) {
                 return Err(Error::Config(format!(
                     "{name} MLP has {} layers, config says {}",
                     layers.len(),
-                    widths.len() - 1
+                    widths.len().saturating_sub(1)
                 )));
             }
             for (k, (l, w)) in layers.iter().zip(widths.windows(2)).enumerate() {

@@ -25,11 +25,13 @@ fn for_each_row(data: &mut [f32], width: usize, f: impl Fn(usize, &mut [f32]) + 
 #[derive(Default, Debug)]
 pub struct Workspace {
     rows: usize,
-    /// `bottom[0]` is the transformed dense input, `bottom[k+1]` the output of layer `k`.
+    /// `bottom[0]` is the transformed dense input, `bottom[k+1]` the output of layer `k` (empty
+    /// without a bottom MLP).
     bottom: Vec<Array2<f32>>,
     /// `top[0]` is the interaction, `top[k+1]` the output of layer `k`; the last holds logits.
     top: Vec<Array2<f32>>,
-    /// The `F + 1` interacting vectors of each row: bottom output, then each field's embedding.
+    /// The interacting vectors of each row: the bottom output (when there is one), then each
+    /// field's embedding.
     vectors: Array2<f32>,
     /// Per field, the first slot of every block of every value of the batch (CSR order).
     slots: Vec<Vec<u32>>,
@@ -317,12 +319,13 @@ pub(crate) fn pooling_scale(kind: FieldKind, n: usize) -> f32 {
     }
 }
 
-/// Writes the bottom output and the strict lower triangle of pairwise dots of `vectors` (`n × d`).
+/// Writes the first `lead` values of `vectors` (`n × d`; the bottom output, or nothing without
+/// one), then the strict lower triangle of their pairwise dots.
 #[inline]
-fn interact_row(vectors: &[f32], d: usize, out: &mut [f32]) {
-    out[..d].copy_from_slice(&vectors[..d]);
+fn interact_row(vectors: &[f32], d: usize, lead: usize, out: &mut [f32]) {
+    out[..lead].copy_from_slice(&vectors[..lead]);
     let n = vectors.len() / d;
-    let mut k = d;
+    let mut k = lead;
     for i in 1..n {
         let vi = &vectors[i * d..(i + 1) * d];
         for j in 0..i {
@@ -349,11 +352,11 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 
 /// Backward of [`interact_row`]: `d_vectors = ∂L/∂vectors` from `d_out = ∂L/∂out`.
 #[inline]
-fn interact_row_backward(vectors: &[f32], d_out: &[f32], d: usize, d_vectors: &mut [f32]) {
+fn interact_row_backward(vectors: &[f32], d_out: &[f32], d: usize, lead: usize, d_vectors: &mut [f32]) {
     d_vectors.fill(0.0);
-    d_vectors[..d].copy_from_slice(&d_out[..d]);
+    d_vectors[..lead].copy_from_slice(&d_out[..lead]);
     let n = vectors.len() / d;
-    let mut k = d;
+    let mut k = lead;
     for i in 1..n {
         let (before, from_i) = d_vectors.split_at_mut(i * d);
         let dvi = &mut from_i[..d];
@@ -375,12 +378,14 @@ impl Dlrm {
     /// Forward pass over a validated batch; returns the logits (also kept in `ws`).
     pub fn forward<'w>(&self, batch: &Batch, ws: &'w mut Workspace) -> &'w [f32] {
         let cfg = &self.config;
-        let (rows, d, nd) = (batch.rows, cfg.dim, cfg.dense.len());
+        let (rows, d, nd, lead) = (batch.rows, cfg.dim, cfg.dense.len(), cfg.bottom_width());
         ws.ensure(self, rows);
 
-        let x0 = ws.bottom[0].as_slice_mut().expect("standard layout");
-        for (x, &raw) in x0.iter_mut().zip(&batch.dense[..rows * nd]) {
-            *x = cfg.dense_transform.apply(raw);
+        if let Some(x0) = ws.bottom.first_mut() {
+            let x0 = x0.as_slice_mut().expect("standard layout");
+            for (x, &raw) in x0.iter_mut().zip(&batch.dense[..rows * nd]) {
+                *x = cfg.dense_transform.apply(raw);
+            }
         }
         for (k, layer) in self.bottom.iter().enumerate() {
             let (inp, out) = ws.bottom.split_at_mut(k + 1);
@@ -388,16 +393,17 @@ impl Dlrm {
         }
 
         let width = cfg.interacting() * d;
-        let bottom_out = ws.bottom.last().expect("bottom has layers");
-        ws.vectors.slice_mut(s![.., ..d]).assign(bottom_out);
+        if let Some(bottom_out) = ws.bottom.last() {
+            ws.vectors.slice_mut(s![.., ..lead]).assign(bottom_out);
+        }
         hash_batch(self, batch, &mut ws.slots);
         let slots = &ws.slots;
         let vectors = ws.vectors.as_slice_mut().expect("standard layout");
-        for_each_row(vectors, width, |r, v| gather_row(self, batch, slots, r, &mut v[d..]));
+        for_each_row(vectors, width, |r, v| gather_row(self, batch, slots, r, &mut v[lead..]));
 
         let vectors = ws.vectors.as_slice().expect("standard layout");
         let top_in = ws.top[0].as_slice_mut().expect("standard layout");
-        for_each_row(top_in, cfg.top[0], |r, out| interact_row(&vectors[r * width..(r + 1) * width], d, out));
+        for_each_row(top_in, cfg.top[0], |r, out| interact_row(&vectors[r * width..(r + 1) * width], d, lead, out));
 
         let last = self.top.len() - 1;
         for (k, layer) in self.top.iter().enumerate() {
@@ -418,7 +424,7 @@ impl Dlrm {
     /// gradient of every pooled vector in `ws` for [`Dlrm::scatter_embedding_grad`].
     pub fn backward_mlp(&self, batch: &Batch, ws: &mut Workspace, d_logits: &[f32], grads: &mut Gradients) {
         let cfg = &self.config;
-        let (rows, d) = (batch.rows, cfg.dim);
+        let (rows, d, lead) = (batch.rows, cfg.dim, cfg.bottom_width());
         assert_eq!(ws.rows, rows, "backward needs the workspace of the forward pass on this batch");
 
         let top_n = self.top.len();
@@ -436,11 +442,15 @@ impl Dlrm {
         let d_top_in = ws.d_top[0].as_slice().expect("standard layout");
         let top_w = cfg.top[0];
         for_each_row(ws.d_vectors.as_slice_mut().expect("standard layout"), width, |r, dv| {
-            interact_row_backward(&vectors[r * width..(r + 1) * width], &d_top_in[r * top_w..(r + 1) * top_w], d, dv)
+            let v = &vectors[r * width..(r + 1) * width];
+            interact_row_backward(v, &d_top_in[r * top_w..(r + 1) * top_w], d, lead, dv)
         });
 
         let bottom_n = self.bottom.len();
-        ws.d_bottom[bottom_n].assign(&ws.d_vectors.slice(s![.., ..d]));
+        if bottom_n == 0 {
+            return;
+        }
+        ws.d_bottom[bottom_n].assign(&ws.d_vectors.slice(s![.., ..lead]));
         relu_mask(&mut ws.d_bottom[bottom_n], &ws.bottom[bottom_n]);
         for k in (0..bottom_n).rev() {
             let (lo, hi) = ws.d_bottom.split_at_mut(k + 1);
@@ -461,7 +471,8 @@ impl Dlrm {
         let dv = ws.d_vectors.as_slice().expect("standard layout");
         for r in 0..batch.rows {
             for (f, (vals, spec)) in batch.fields.iter().zip(&cfg.fields).enumerate() {
-                let g = &dv[r * width + (f + 1) * d..r * width + (f + 2) * d];
+                let at = r * width + cfg.field_vector(f) * d;
+                let g = &dv[at..at + d];
                 let (lo, hi) = (vals.offsets[r] as usize, vals.offsets[r + 1] as usize);
                 let scale = pooling_scale(spec.kind, hi - lo);
                 for starts in ws.slots[f][lo * blocks..hi * blocks].chunks_exact(blocks) {

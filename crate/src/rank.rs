@@ -5,7 +5,7 @@
 //! DLRM every vector interacts with every other, and the first top layer is linear in the
 //! interaction, so everything that depends on the context alone folds into a per-request plan:
 //!
-//! - the bottom MLP and the context embeddings run once;
+//! - the bottom MLP (when the model has dense features) and the context embeddings run once;
 //! - the context-context dots and the bottom output, times their columns of the first top layer
 //!   `W1`, plus its bias, become one vector `c`;
 //! - each candidate-context dot `e_q · v_c` enters the first layer as `W1[:, (q,c)] (e_q · v_c)`,
@@ -136,12 +136,13 @@ pub fn full_rows(cfg: &ModelConfig, context: &Context, candidates: &Candidates) 
     batch
 }
 
-/// Column of the first top layer that holds the dot of interacting vectors `i > j` (vector 0 is
-/// the bottom output, vector `f + 1` field `f`), as laid out by the interaction.
+/// Column of the first top layer that holds the dot of interacting vectors `i > j`, as laid out
+/// by the interaction: after the `lead` values of the bottom output
+/// ([`ModelConfig::bottom_width`]), vectors numbered as [`ModelConfig::field_vector`] says.
 #[inline]
-pub fn pair_column(d: usize, i: usize, j: usize) -> usize {
+pub fn pair_column(lead: usize, i: usize, j: usize) -> usize {
     debug_assert!(i > j);
-    d + i * (i - 1) / 2 + j
+    lead + i * (i - 1) / 2 + j
 }
 
 /// The context's share of the model for one request (see the module docs).
@@ -157,7 +158,7 @@ impl ContextPlan {
     /// Runs the context-only work. Assumes a validated request.
     pub fn new(model: &Dlrm, context: &Context) -> Self {
         let cfg = &model.config;
-        let d = cfg.dim;
+        let (d, lead) = (cfg.dim, cfg.bottom_width());
         let vectors = context_vectors(model, context);
         // Interacting vectors of the context (index, values) and of the candidates (index).
         let ctx: Vec<(usize, &[f32])> =
@@ -172,10 +173,12 @@ impl ContextPlan {
         // The context's own share of the first layer's input (bottom output, context-context
         // dots, zero elsewhere) folds into the bias: c = b1 + W1 t.
         let mut t = Array1::<f32>::zeros(w1.ncols());
-        t.slice_mut(s![..d]).assign(&ArrayView1::from(ctx[0].1));
+        if lead > 0 {
+            t.slice_mut(s![..lead]).assign(&ArrayView1::from(ctx[0].1));
+        }
         for (a, &(gi, vi)) in ctx.iter().enumerate() {
             for &(gj, vj) in &ctx[..a] {
-                t[pair_column(d, gi, gj)] = dot(vi, vj);
+                t[pair_column(lead, gi, gj)] = dot(vi, vj);
             }
         }
         let bias = &model.top[0].bias + &w1.dot(&t);
@@ -187,7 +190,7 @@ impl ContextPlan {
         let mut g = Array2::<f32>::zeros((top1, ctx.len()));
         for (q, &gq) in cand.iter().enumerate() {
             for (c, &(gc, _)) in ctx.iter().enumerate() {
-                g.column_mut(c).assign(&w1.column(pair_column(d, gq.max(gc), gq.min(gc))));
+                g.column_mut(c).assign(&w1.column(pair_column(lead, gq.max(gc), gq.min(gc))));
             }
             matmul(g.view(), v.view(), weight.slice_mut(s![.., q * d..(q + 1) * d]), false);
         }
@@ -195,7 +198,7 @@ impl ContextPlan {
         let mut k = nq * d;
         for a in 0..nq {
             for b in 0..a {
-                weight.column_mut(k).assign(&w1.column(pair_column(d, cand[a], cand[b])));
+                weight.column_mut(k).assign(&w1.column(pair_column(lead, cand[a], cand[b])));
                 k += 1;
             }
         }
@@ -208,15 +211,18 @@ impl ContextPlan {
     }
 }
 
-/// The interacting vectors of a request: `Some` for the bottom output and the context fields,
-/// `None` for the candidate fields.
+/// The interacting vectors of a request, numbered as [`ModelConfig::field_vector`]: `Some` for the
+/// bottom output (when there is one) and the context fields, `None` for the candidate fields.
 fn context_vectors(model: &Dlrm, context: &Context) -> Vec<Option<Vec<f32>>> {
     let cfg = &model.config;
-    let mut x = Array2::from_shape_fn((1, cfg.dense.len()), |(_, i)| cfg.dense_transform.apply(context.dense[i]));
-    for layer in &model.bottom {
-        x = linear(layer, x.view(), true);
+    let mut vectors = Vec::with_capacity(cfg.interacting());
+    if cfg.has_bottom() {
+        let mut x = Array2::from_shape_fn((1, cfg.dense.len()), |(_, i)| cfg.dense_transform.apply(context.dense[i]));
+        for layer in &model.bottom {
+            x = linear(layer, x.view(), true);
+        }
+        vectors.push(Some(x.into_raw_vec_and_offset().0));
     }
-    let mut vectors = vec![Some(x.into_raw_vec_and_offset().0)];
     for (f, (spec, vals)) in cfg.fields.iter().zip(&context.fields).enumerate() {
         vectors.push(vals.as_ref().map(|vals| {
             let mut e = vec![0.0; cfg.dim];

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{assert_close, forward, random_model, random_request};
+use common::{assert_close, forward, random_model, random_model_with, random_request, request_split};
 use pocketrec::backend::gpu::GpuBackend;
 use pocketrec::config::criteo_schema;
 use pocketrec::rank::{self, Candidates, Context};
@@ -168,6 +168,49 @@ fn context_once_on_gpu_equals_full_rows_on_cpu() {
         assert_close(&got, &want, 1e-4, &format!("case {case}"));
     }
     eprintln!("worst |gpu context-once - cpu full rows| / (|cpu| + 1) = {worst:e}");
+}
+
+/// No dense features: no bottom MLP on the GPU either, full rows and context-once, including
+/// requests with no context field and with no candidate field; and top-k selected on the GPU.
+#[test]
+fn model_without_dense_features_matches_the_cpu() {
+    let mut rng = StdRng::seed_from_u64(16);
+    for case in 0..24 {
+        let model = random_model_with(&mut rng, false);
+        let Some(mut g) = gpu(&model) else { return };
+        let rows = [1, 7, 65, 300][case % 4];
+        let (ctx, cands) = request_split(&mut rng, &model.config, rows, case % 3);
+        let batch = rank::full_rows(&model.config, &ctx, &cands);
+        let want = forward(&model, &batch);
+        assert_close(&block_on(g.logits(&batch)).unwrap(), &want, 1e-4, &format!("full rows, case {case}"));
+        let got = block_on(g.rank_logits(&ctx, &cands)).unwrap();
+        assert_close(&got, &want, 1e-4, &format!("context-once, case {case}"));
+    }
+    // An Avazu-like schema on the kaggle shapes: 22 categorical fields, 3 of them the candidate's.
+    let fields = (0..22).map(|i| pocketrec::Field { name: format!("c{i}"), kind: pocketrec::FieldKind::Categorical });
+    let cfg = ModelConfig::preset(
+        Preset::Kaggle,
+        Vec::new(),
+        fields.collect(),
+        4_000_000,
+        4,
+        HashVariant::UmaV1,
+        StoredDtype::F32,
+    )
+    .unwrap();
+    let mut model = Dlrm::init(cfg, 6).unwrap();
+    model.embedding.iter_mut().for_each(|w| *w = rng.random_range(-0.05..0.05));
+    let Some(_) = gpu(&model) else { return };
+    let mut scorer = block_on(Scorer::new(model, BackendChoice::WebGpu)).unwrap();
+    let rows = 5000; // top-k on the GPU
+    let ctx = Context { dense: Vec::new(), fields: (0..22).map(|f| (f < 19).then(|| vec![rng.random()])).collect() };
+    let cands = Candidates {
+        rows,
+        fields: (0..3).map(|_| FieldValues::single((0..rows).map(|_| rng.random()).collect())).collect(),
+    };
+    let cpu_logits = rank::logits(scorer.model(), &ctx, &cands).unwrap();
+    let got = block_on(scorer.rank(&ctx, &cands, 10)).unwrap();
+    assert_same_top_k(&got, &rank::top_k(&cpu_logits, 10), &cpu_logits);
 }
 
 /// A backend scores the model it was built from and no other: its requests take no model (so a

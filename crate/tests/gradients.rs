@@ -11,9 +11,11 @@ mod common;
 use common::random_batch;
 use common::reference::{Reference, assert_gradients_match, reference_loss};
 
-fn random_model(rng: &mut StdRng, full: bool) -> Dlrm {
-    let nd = rng.random_range(1..4);
-    let nf = rng.random_range(1..5);
+/// A random model; `dense: false` gives one without dense features (no bottom MLP), which needs
+/// two fields or more.
+fn random_model(rng: &mut StdRng, full: bool, dense: bool) -> Dlrm {
+    let nd = if dense { rng.random_range(1..4) } else { 0 };
+    let nf = rng.random_range(1..5).max(2 - usize::from(dense));
     let dim = rng.random_range(1..6);
     let kinds = [FieldKind::Categorical, FieldKind::BagSum, FieldKind::BagMean];
     let fields: Vec<Field> =
@@ -21,8 +23,11 @@ fn random_model(rng: &mut StdRng, full: bool) -> Dlrm {
     let mut bottom = vec![nd];
     bottom.extend((0..rng.random_range(0..3)).map(|_| rng.random_range(2..7)));
     bottom.push(dim);
-    let n = nf + 1;
-    let mut top = vec![dim + n * (n - 1) / 2];
+    if !dense {
+        bottom.clear();
+    }
+    let n = nf + usize::from(dense);
+    let mut top = vec![if dense { dim } else { 0 } + n * (n - 1) / 2];
     top.extend((0..rng.random_range(0..3)).map(|_| rng.random_range(2..7)));
     top.push(1);
     let embedding = if full {
@@ -53,9 +58,9 @@ fn random_model(rng: &mut StdRng, full: bool) -> Dlrm {
     model
 }
 
-fn check_gradients(seed: u64, full: bool) {
+fn check_gradients(seed: u64, full: bool, dense: bool) {
     let mut rng = StdRng::seed_from_u64(seed);
-    let model = random_model(&mut rng, full);
+    let model = random_model(&mut rng, full, dense);
     let rows = rng.random_range(1..7);
     let batch = random_batch(&mut rng, &model.config, rows);
     batch.validate(&model.config).unwrap();
@@ -82,21 +87,29 @@ fn check_gradients(seed: u64, full: bool) {
 #[test]
 fn gradients_match_finite_differences_robe() {
     for seed in 0..40 {
-        check_gradients(seed, false);
+        check_gradients(seed, false, true);
+    }
+}
+
+/// No dense features: no bottom MLP, and the top MLP sees the embeddings' dots alone.
+#[test]
+fn gradients_match_finite_differences_without_dense_features() {
+    for seed in 200..230 {
+        check_gradients(seed, seed % 3 == 0, false);
     }
 }
 
 #[test]
 fn gradients_match_finite_differences_full_tables() {
     for seed in 100..120 {
-        check_gradients(seed, true);
+        check_gradients(seed, true, true);
     }
 }
 
 #[test]
 fn sparse_gradient_touches_only_read_slots_and_drains_each_once() {
     let mut rng = StdRng::seed_from_u64(3);
-    let model = random_model(&mut rng, false);
+    let model = random_model(&mut rng, false, true);
     let batch = random_batch(&mut rng, &model.config, 5);
     let mut ws = Workspace::default();
     let logits = model.forward(&batch, &mut ws).to_vec();

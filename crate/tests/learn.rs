@@ -57,12 +57,13 @@ fn nudged(rng: &mut StdRng, base: &Dlrm) -> Dlrm {
 }
 
 /// The gradient of BCE + `anchor/2 · ‖θ − θ₀‖²` (over the scope's parameters) matches central
-/// differences of the same objective computed in f64, for every parameter.
+/// differences of the same objective computed in f64, for every parameter; with dense features
+/// and without (no bottom MLP: `All` moves `W` and the top MLP).
 #[test]
 fn anchor_gradient_matches_finite_differences() {
-    for (seed, scope) in SCOPES.into_iter().enumerate() {
+    for (seed, (scope, dense)) in SCOPES.into_iter().flat_map(|s| [(s, true), (s, false)]).enumerate() {
         let mut rng = StdRng::seed_from_u64(seed as u64 + 10);
-        let base = common::random_model(&mut rng);
+        let base = common::random_model_with(&mut rng, dense);
         let model = nudged(&mut rng, &base);
         let rows = rng.random_range(1..5);
         let (mut batch, labels) = random_batch(&mut rng, &model.config, rows);
@@ -90,7 +91,7 @@ fn anchor_gradient_matches_finite_differences() {
             reference_loss(&model, emb, mlp, &batch).0 + anchor as f64 / 2.0 * pen
         };
         let Reference { emb, mlp } = Reference::of(&model);
-        assert_gradients_match(&grads, &emb, &mlp, objective, &format!("{scope:?}"));
+        assert_gradients_match(&grads, &emb, &mlp, objective, &format!("{scope:?}, dense {dense}"));
     }
 }
 
@@ -189,11 +190,12 @@ fn anchor_pulls_the_update_toward_the_base() {
 
 /// Each scope with each optimizer: frozen tensors are bit-identical after learning, moving ones
 /// change; also after the scope narrows on a model that already learned (fresh optimizer state).
+/// Models without dense features too: they have no bottom MLP to move or freeze.
 #[test]
 fn each_scope_freezes_exactly_the_rest() {
-    for (seed, kind) in OPTIMIZERS.into_iter().enumerate() {
+    for (seed, (kind, dense)) in OPTIMIZERS.into_iter().flat_map(|k| [(k, true), (k, false)]).enumerate() {
         let mut rng = StdRng::seed_from_u64(seed as u64 + 20);
-        let base = common::random_model(&mut rng);
+        let base = common::random_model_with(&mut rng, dense);
         let (batch, labels) = random_batch(&mut rng, &base.config, 6);
         for scope in SCOPES {
             let mut learner = Learner::new(&base);
@@ -209,9 +211,9 @@ fn each_scope_freezes_exactly_the_rest() {
             let after = bits(&model);
             for (t, on) in moves(&model, scope).into_iter().enumerate() {
                 if on {
-                    assert_ne!(before[t], after[t], "{kind:?} {scope:?}: tensor {t} should move");
+                    assert_ne!(before[t], after[t], "{kind:?} {scope:?} dense {dense}: tensor {t} should move");
                 } else {
-                    assert_eq!(before[t], after[t], "{kind:?} {scope:?}: tensor {t} is frozen");
+                    assert_eq!(before[t], after[t], "{kind:?} {scope:?} dense {dense}: tensor {t} is frozen");
                 }
             }
         }
@@ -219,11 +221,18 @@ fn each_scope_freezes_exactly_the_rest() {
 }
 
 /// A planted task: the label is whether the first field's value is below 5. A few calls with the
-/// default options lower the loss on the given rows, for every scope.
+/// default options lower the loss on the given rows, for every scope, with dense features and
+/// without.
 #[test]
 fn loss_goes_down_on_a_planted_task() {
+    for dense in [true, false] {
+        loss_goes_down(dense);
+    }
+}
+
+fn loss_goes_down(dense: bool) {
     let mut rng = StdRng::seed_from_u64(7);
-    let base = common::random_model(&mut rng);
+    let base = common::random_model_with(&mut rng, dense);
     let cfg = &base.config;
     let mut batch = Batch::with_schema(cfg.fields.len());
     let mut labels = Vec::new();
@@ -243,7 +252,7 @@ fn loss_goes_down_on_a_planted_task() {
             learner.learn(&mut model, &batch, &labels, &opts).unwrap();
         }
         let last = learner.learn(&mut model, &batch, &labels, &opts).unwrap().loss;
-        assert!(last < 0.85 * first, "{scope:?}: loss {first} -> {last}");
+        assert!(last < 0.85 * first, "{scope:?}, dense {dense}: loss {first} -> {last}");
     }
 }
 
@@ -319,14 +328,22 @@ fn bad_input_rejects_and_changes_nothing() {
 }
 
 /// Learning through a GPU scorer rewrites the GPU's copy of the weights: afterwards it scores the
-/// learned model as the CPU does (within the parity tests' 1e-4), not the loaded one.
+/// learned model as the CPU does (within the parity tests' 1e-4), not the loaded one; with dense
+/// features and without.
 #[cfg(feature = "gpu")]
 #[test]
 fn gpu_scores_the_learned_weights() {
+    for dense in [true, false] {
+        gpu_scores_learned(dense);
+    }
+}
+
+#[cfg(feature = "gpu")]
+fn gpu_scores_learned(dense: bool) {
     use pocketrec::{BackendChoice, Error, Scorer};
     use pollster::block_on;
     let mut rng = StdRng::seed_from_u64(40);
-    let base = common::random_model(&mut rng);
+    let base = common::random_model_with(&mut rng, dense);
     let mut scorer = match block_on(Scorer::new(base.clone(), BackendChoice::WebGpu)) {
         Ok(s) => s,
         Err(Error::NoAdapter(why)) => return common::no_gpu_adapter(&why),

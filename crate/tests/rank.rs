@@ -2,7 +2,8 @@
 
 mod common;
 
-use common::{assert_close, forward, random_model, random_request};
+use common::reference::Reference;
+use common::{assert_close, forward, random_model, random_model_with, random_request, request_split};
 use pocketrec::rank::{self, Candidates, Context};
 use pocketrec::{BackendChoice, Batch, Dlrm, FieldKind, FieldValues, HashVariant, ModelConfig, Scorer};
 use rand::{Rng, SeedableRng, rngs::StdRng};
@@ -23,6 +24,26 @@ fn context_once_equals_full_rows() {
         assert_close(&once, &full, 1e-5, &format!("case {case}"));
     }
     eprintln!("worst |once - full| / (|full| + 1) = {worst:e}");
+}
+
+/// Without dense features there is no bottom output: the context is its fields alone, and a
+/// request may have no context vector at all (every field a candidate's) or no candidate field.
+#[test]
+fn context_once_equals_full_rows_without_dense_features() {
+    let mut rng = StdRng::seed_from_u64(17);
+    for case in 0..120 {
+        let model = random_model_with(&mut rng, false);
+        assert!(model.bottom.is_empty() && model.config.dense.is_empty());
+        let rows = rng.random_range(1..30);
+        let (ctx, cands) = request_split(&mut rng, &model.config, rows, case % 3);
+        let full_rows = rank::full_rows(&model.config, &ctx, &cands);
+        let full = forward(&model, &full_rows);
+        let reference: Vec<f32> =
+            Reference::of(&model).logits(&model, &full_rows).into_iter().map(|x| x as f32).collect();
+        assert_close(&full, &reference, 1e-5, &format!("case {case}: forward vs the f64 reference"));
+        let once = rank::logits(&model, &ctx, &cands).unwrap();
+        assert_close(&once, &full, 1e-5, &format!("case {case}: context-once vs full rows"));
+    }
 }
 
 #[test]

@@ -2,10 +2,14 @@
 // (SwiftShader, --enable-unsafe-webgpu) and once without (the CPU fallback), gives the native
 // library's scores for the same model and rows, and bad input gives a clear JS Error or a defined
 // empty result, never NaN; a model whose tensor bytes changed by one bit fails its digest check.
+// A model without dense features (no bottom MLP) scores and ranks as natively too.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
-import { serve, browser, missing, nativeScores, demoEvalRows, tsvRow, MODEL, CATALOG, ROOT } from "./harness.mjs";
+import { readFileSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import {
+  serve, browser, missing, nativeScores, demoEvalRows, tsvRow, schemaRowObject, MODEL, CATALOG, ROOT, OUT, DEMO, BIN,
+} from "./harness.mjs";
 import path from "node:path";
 
 const why = missing();
@@ -188,6 +192,70 @@ for (const webgpu of [false, true]) {
       for (const k of ["divNaN", "divHigh", "divUnknown", "divContextField", "divTypo"]) assert.equal(r.bad[k].error, true, k);
       assert.deepEqual(r.noCandidates, []);
       assert.deepEqual(r.emptyScore, []);
+    } finally {
+      await ctx.close();
+    }
+  });
+}
+
+// A model without dense features (issue 14): the demo's rows with their dense columns dropped,
+// trained natively (no bottom MLP). The engine scores the rows as the native CLI does and ranks
+// each item as the native CLI scores its full row, on the CPU fallback and on WebGPU.
+const noDense = { header: null, rows: null, native: null, model: path.join(OUT, "nodense.safetensors") };
+
+/** A schema TSV's text with its `dense:` columns dropped. */
+function dropDense(text) {
+  const lines = text.split("\n").filter(Boolean);
+  const keep = lines[0].split("\t").map((tok) => !tok.startsWith("dense:"));
+  return lines.map((l) => l.split("\t").filter((_, i) => keep[i]).join("\t"));
+}
+
+before(() => {
+  if (why) return;
+  const train = path.join(OUT, "nodense-train.tsv");
+  writeFileSync(train, dropDense(readFileSync(path.join(DEMO, "train.tsv"), "utf8")).join("\n") + "\n");
+  execFileSync(BIN, ["train", "--train", train, "--preset", "small", "--memory", "200KB", "--epochs", "1", "--batch", "256",
+    "--lr", "0.05", "--optimizer", "adagrad", "--seed", "7", "--quiet", "-o", noDense.model], { stdio: ["ignore", "ignore", "inherit"] });
+  const demo = demoEvalRows(100);
+  const [head, ...rows] = dropDense([demo.header, ...demo.lines].join("\n"));
+  noDense.header = head;
+  noDense.rows = rows.map((l) => schemaRowObject(head.split("\t"), l));
+  noDense.native = nativeScores(noDense.model, head, rows, "nodense-rows");
+});
+
+for (const webgpu of [false, true]) {
+  const mode = webgpu ? "webgpu" : "cpu-fallback";
+  test(`engine in Chromium (${mode}): a model without dense features`, { skip: why || false }, async () => {
+    const ctx = await browser({ webgpu });
+    try {
+      const page = await ctx.newPage();
+      await page.goto(`${server.url}tests/browser/engine.html`);
+      const items = JSON.parse(readFileSync(CATALOG, "utf8")).items.slice(0, 300);
+      const r = await page.evaluate(async ({ rows, items, modelPath }) => {
+        const { default: init, Engine } = await import("/web/pkg/pocketrec.js");
+        await init();
+        const bytes = new Uint8Array(await (await fetch(modelPath)).arrayBuffer());
+        const engine = await Engine.load(bytes, "auto");
+        const info = engine.info();
+        const context = { ...rows[0] };
+        delete context.item; delete context.category; delete context.attributes;
+        const cands = items.map((it) => ({ item: it.id, category: it.category, attributes: it.attributes }));
+        return { info, context, scores: Array.from(await engine.score(rows)), ranked: await engine.rank(context, cands, cands.length) };
+      }, { rows: noDense.rows, items, modelPath: "/" + path.relative(ROOT, noDense.model) });
+
+      console.log(`[${mode}, no dense] backend ${r.info.backend} (${r.info.backend_reason})`);
+      if (!webgpu) assert.equal(r.info.backend, "cpu");
+      assert.deepEqual([r.info.config.dense, r.info.config.bottom], [[], []]);
+      const maxDiff = (a, b) => Math.max(...a.map((x, i) => Math.abs(x - b[i])));
+      assert.equal(r.scores.length, noDense.native.length);
+      assert.ok(maxDiff(r.scores, noDense.native) < 2e-5, `scores vs native: max |diff| ${maxDiff(r.scores, noDense.native)}`);
+      const rankLines = items.map((it) => tsvRow(noDense.header.split("\t"), r.context, it));
+      const rankNative = nativeScores(noDense.model, noDense.header, rankLines, `nodense-rank-${mode}`);
+      assert.equal(r.ranked.length, items.length);
+      for (const x of r.ranked) {
+        assert.ok(Math.abs(x.score - rankNative[x.index]) < 2e-5, `item ${x.index}: ${x.score} vs ${rankNative[x.index]}`);
+      }
+      for (let i = 1; i < r.ranked.length; i++) assert.ok(r.ranked[i - 1].logit >= r.ranked[i].logit, "sorted best first");
     } finally {
       await ctx.close();
     }

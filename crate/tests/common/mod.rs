@@ -23,14 +23,20 @@ pub fn no_gpu_adapter(why: &str) {
 
 /// A random small model: mixed field kinds, one or several top layers, ROBE or full tables.
 pub fn random_model(rng: &mut StdRng) -> Dlrm {
-    let nd = rng.random_range(1..6);
+    random_model_with(rng, true)
+}
+
+/// [`random_model`], or with `dense: false` one without dense features: no bottom MLP, the top
+/// MLP on the embeddings' dots alone.
+pub fn random_model_with(rng: &mut StdRng, dense: bool) -> Dlrm {
+    let nd = if dense { rng.random_range(1..6) } else { 0 };
     let nf = rng.random_range(2..8);
     let dim = [3, 4, 8, 16][rng.random_range(0..4)];
     let kinds = [FieldKind::Categorical, FieldKind::BagSum, FieldKind::BagMean];
     let fields: Vec<Field> =
         (0..nf).map(|i| Field { name: format!("f{i}"), kind: kinds[rng.random_range(0..3)] }).collect();
-    let n = nf + 1;
-    let mut top = vec![dim + n * (n - 1) / 2];
+    let n = nf + usize::from(dense);
+    let mut top = vec![if dense { dim } else { 0 } + n * (n - 1) / 2];
     if rng.random_bool(0.8) {
         top.extend([24, 8]);
     }
@@ -55,7 +61,7 @@ pub fn random_model(rng: &mut StdRng) -> Dlrm {
         dense_transform: if rng.random_bool(0.5) { DenseTransform::Log1p } else { DenseTransform::Identity },
         fields,
         dim,
-        bottom: vec![nd, 16, dim],
+        bottom: if dense { vec![nd, 16, dim] } else { Vec::new() },
         top,
         embedding,
         key_mode,
@@ -90,6 +96,28 @@ pub fn random_request(rng: &mut StdRng, cfg: &ModelConfig, rows: usize) -> (Cont
         }
     }
     (Context { dense, fields }, Candidates { rows, fields: cand })
+}
+
+/// A request for a model as `split` says: 0 each field to the context or the candidates by
+/// chance ([`random_request`]), 1 every field a candidate's (no context field), 2 every field in
+/// the context (no candidate field).
+pub fn request_split(rng: &mut StdRng, cfg: &ModelConfig, rows: usize, split: usize) -> (Context, Candidates) {
+    let (mut ctx, mut cands) = random_request(rng, cfg, rows);
+    match split {
+        0 => {}
+        1 => {
+            let full = pocketrec::rank::full_rows(cfg, &ctx, &cands);
+            ctx.fields.iter_mut().for_each(|f| *f = None);
+            cands = Candidates { rows, fields: full.fields };
+        }
+        _ => {
+            for (f, spec) in cfg.fields.iter().enumerate() {
+                ctx.fields[f].get_or_insert_with(|| values(rng, spec.kind));
+            }
+            cands = Candidates { rows, fields: Vec::new() };
+        }
+    }
+    (ctx, cands)
 }
 
 pub fn forward(model: &Dlrm, batch: &Batch) -> Vec<f32> {

@@ -54,7 +54,8 @@ pub fn reference_loss(model: &Dlrm, emb: &[f64], mlp: &[(Vec<f64>, Vec<f64>)], b
         for k in 0..nb {
             x = dense_layer(&x, k, true);
         }
-        let mut vectors = vec![x.clone()];
+        // The bottom output interacts only when there is a bottom MLP (and dense features).
+        let mut vectors = if nb > 0 { vec![x.clone()] } else { Vec::new() };
         for (f, spec) in cfg.fields.iter().enumerate() {
             let vals = batch.fields[f].row(r);
             let mut e = vec![0.0; d];

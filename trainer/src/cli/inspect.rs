@@ -97,7 +97,10 @@ fn print_text(path: &str, file: &ModelFile, r: &Value) {
         count(FieldKind::BagMean),
         cfg.dim
     );
-    println!("bottom MLP: {}", widths(&cfg.bottom));
+    match cfg.has_bottom() {
+        true => println!("bottom MLP: {}", widths(&cfg.bottom)),
+        false => println!("bottom MLP: none (no dense features; the top MLP sees the embeddings' dots)"),
+    }
     println!("top MLP:    {}", widths(&cfg.top));
     // `Value`'s Display ignores widths: format the numbers themselves.
     let n = |v: &Value| v.as_u64().map_or(String::new(), |x| x.to_string());

@@ -152,8 +152,9 @@ mirrored! {
     /// `interact.wgsl`: the top MLP's input of `rows` rows.
     InteractParams { rows, nvec, d, ncopy, npairs, width }
 
-    /// `fold.wgsl`: the context folded into the first top layer.
-    FoldParams { top1, d, nctx, nq, width, top0 }
+    /// `fold.wgsl`: the context folded into the first top layer. `lead` is the width of the
+    /// bottom output at the start of the top MLP's input: `d`, or 0 without a bottom MLP.
+    FoldParams { top1, d, lead, nctx, nq, width, top0 }
 
     /// `topk.wgsl`: the best `keep` of each span of `n` logits.
     TopkParams { n, keep }

@@ -1,7 +1,8 @@
 // Context-once: folds a request's context into the first top layer (see `rank.rs`). One thread
 // per (unit o, column k) of the folded weight `[top1, width]`; the extra column k = width is the
-// folded bias c[o]. Context vector s (0 = bottom output) interacts as global vector ctx[s];
-// candidate vector q as cand[q] (global vector f + 1 for field f).
+// folded bias c[o]. Context vector s (0 = the bottom output when the model has one) interacts as
+// global vector ctx[s]; candidate vector q as cand[q] (global vector f + 1 for field f, or f
+// without a bottom MLP). The top input starts with the `lead` values of the bottom output.
 
 // p: FoldParams: the prelude (contract.rs).
 @group(0) @binding(1) var<storage, read> index: array<u32>;   // ctx[nctx] then cand[nq]
@@ -15,7 +16,7 @@
 fn pair_column(i: u32, j: u32) -> u32 {
     let hi = max(i, j);
     let lo = min(i, j);
-    return p.d + hi * (hi - 1u) / 2u + lo;
+    return p.lead + hi * (hi - 1u) / 2u + lo;
 }
 
 @compute @workgroup_size(GROUP)
@@ -45,7 +46,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         folded[o * p.width + k] = w1[wrow + pair_column(index[p.nctx + a], index[p.nctx + q])];
     } else {
         var s = b1[o];
-        for (var t = 0u; t < p.d; t += 1u) {
+        for (var t = 0u; t < p.lead; t += 1u) {
             s += w1[wrow + t] * ctxv[t];
         }
         for (var a = 1u; a < p.nctx; a += 1u) {

@@ -112,10 +112,15 @@ pub(super) struct Rows<'a> {
 }
 
 impl<'a> Mlp<'a> {
-    /// The weight and bias buffers of a model's MLP; `relu_last` as [`Mlp::relu_last`].
-    pub(super) fn of(layers: &'a [(wgpu::Buffer, wgpu::Buffer)], widths: &'a [usize], relu_last: bool) -> Mlp<'a> {
-        let (w, b) = &layers[0];
-        Mlp { first: (w, b), rest: &layers[1..], widths: (widths[0], &widths[1..]), relu_last }
+    /// The weight and bias buffers of a model's MLP; `relu_last` as [`Mlp::relu_last`]. `None`
+    /// for an MLP with no layers (the bottom MLP of a model without dense features).
+    pub(super) fn of(
+        layers: &'a [(wgpu::Buffer, wgpu::Buffer)],
+        widths: &'a [usize],
+        relu_last: bool,
+    ) -> Option<Mlp<'a>> {
+        let ((w, b), rest) = layers.split_first()?;
+        Some(Mlp { first: (w, b), rest, widths: (widths[0], &widths[1..]), relu_last })
     }
 
     /// Appends the dispatches of every layer on `at`.

@@ -132,26 +132,37 @@ impl GpuBackend {
         let model = &self.model;
         let act = [&s.act[0].buffer, &s.act[1].buffer];
         let log1p = cfg.dense_transform == crate::DenseTransform::Log1p;
-        let mut ds = vec![dense_transform(&k.dense, log1p, [&s.dense_raw.buffer, &s.dense_x.buffer], rows * nd)];
         let bottom = Mlp::of(&model.bottom, &cfg.bottom, true);
-        let top = Mlp::of(&model.top, &cfg.top, false);
+        let mut ds = Vec::new();
+        if bottom.is_some() {
+            ds.push(dense_transform(&k.dense, log1p, [&s.dense_raw.buffer, &s.dense_x.buffer], rows * nd));
+        }
+        let top = Mlp::of(&model.top, &cfg.top, false).expect("the top MLP has layers");
         let width = cfg.top[0];
+        // Vector 0 of each row is the bottom output, when there is one; the fields' follow.
+        let first_field = cfg.field_vector(0);
         let mut start = 0;
         while start < rows {
             let m = chunk.min(rows - start);
-            // Bottom MLP; the last layer writes vector 0 of each row.
-            bottom.plan(
-                &mut ds,
-                k,
-                &Rows { rows: m, input: (&s.dense_x.buffer, start * nd), act, out: (&s.vectors.buffer, 0, nvec * d) },
-            );
+            if let Some(bottom) = &bottom {
+                bottom.plan(
+                    &mut ds,
+                    k,
+                    &Rows {
+                        rows: m,
+                        input: (&s.dense_x.buffer, start * nd),
+                        act,
+                        out: (&s.vectors.buffer, 0, nvec * d),
+                    },
+                );
+            }
             let bufs = [&s.fields_a.buffer, &s.offsets.buffer, &s.values.buffer, &model.embedding, &s.vectors.buffer];
-            ds.push(embed(&k.embed, &self.layout, bufs, [m, cfg.fields.len(), d, nvec, 1, start]));
+            ds.push(embed(&k.embed, &self.layout, bufs, [m, cfg.fields.len(), d, nvec, first_field, start]));
             let params = InteractParams {
                 rows: m as u32,
                 nvec: nvec as u32,
                 d: d as u32,
-                ncopy: 1,
+                ncopy: first_field as u32,
                 npairs: (nvec * (nvec - 1) / 2) as u32,
                 width: width as u32,
             };
@@ -244,11 +255,14 @@ impl GpuBackend {
         let (rows, nd, d) = (candidates.rows, cfg.dense.len(), cfg.dim);
         let cand_fields = rank::candidate_fields(context);
         let nq = cand_fields.len();
-        // Context vectors: 0 = bottom output, then the context fields; their global indices.
+        // Context vectors: the bottom output (when there is one), then the context fields; their
+        // indices among the interacting vectors.
         let ctx_fields: Vec<usize> = (0..cfg.fields.len()).filter(|f| context.fields[*f].is_some()).collect();
-        let nctx = ctx_fields.len() + 1;
-        let mut fold_index: Vec<u32> = std::iter::once(0).chain(ctx_fields.iter().map(|&f| f as u32 + 1)).collect();
-        fold_index.extend(cand_fields.iter().map(|&f| f as u32 + 1));
+        let first_field = cfg.field_vector(0);
+        let nctx = ctx_fields.len() + first_field;
+        let global = |f: &usize| cfg.field_vector(*f) as u32;
+        let mut fold_index: Vec<u32> = (0..first_field as u32).chain(ctx_fields.iter().map(global)).collect();
+        fold_index.extend(cand_fields.iter().map(global));
         let width = nq * d + nq * nq.saturating_sub(1) / 2;
         let top1 = cfg.top[1];
         let mut prof = Profiler::start(&mut self.profiler);
@@ -309,21 +323,24 @@ impl GpuBackend {
         let act = [&s.act[0].buffer, &s.act[1].buffer];
         // Once per request: the context's bottom MLP, embeddings, and the fold.
         let log1p = cfg.dense_transform == crate::DenseTransform::Log1p;
-        let mut ds = vec![dense_transform(&k.dense, log1p, [&s.dense_raw.buffer, &s.dense_x.buffer], nd)];
-        let bottom = Mlp::of(&model.bottom, &cfg.bottom, true);
-        bottom.plan(
-            &mut ds,
-            k,
-            &Rows { rows: 1, input: (&s.dense_x.buffer, 0), act, out: (&s.ctx_vectors.buffer, 0, nctx * d) },
-        );
+        let mut ds = Vec::new();
+        if let Some(bottom) = Mlp::of(&model.bottom, &cfg.bottom, true) {
+            ds.push(dense_transform(&k.dense, log1p, [&s.dense_raw.buffer, &s.dense_x.buffer], nd));
+            bottom.plan(
+                &mut ds,
+                k,
+                &Rows { rows: 1, input: (&s.dense_x.buffer, 0), act, out: (&s.ctx_vectors.buffer, 0, nctx * d) },
+            );
+        }
         if !ctx_fields.is_empty() {
             let bufs =
                 [&s.fields_a.buffer, &s.offsets.buffer, &s.values.buffer, &model.embedding, &s.ctx_vectors.buffer];
-            ds.push(embed(&k.embed, &self.layout, bufs, [1, ctx_fields.len(), d, nctx, 1, 0]));
+            ds.push(embed(&k.embed, &self.layout, bufs, [1, ctx_fields.len(), d, nctx, first_field, 0]));
         }
         let fold = FoldParams {
             top1: top1 as u32,
             d: d as u32,
+            lead: cfg.bottom_width() as u32,
             nctx: nctx as u32,
             nq: nq as u32,
             width: width as u32,
