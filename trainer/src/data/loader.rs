@@ -5,7 +5,7 @@
 
 use super::parse::{BadReason, Row, RowParser, is_header};
 use super::rng::Rng;
-use super::{BadLine, KEPT_BAD_LINES, LoaderOptions, MAX_LINE_BYTES, ReadStats, Schema};
+use super::{BadLine, Columns, KEPT_BAD_LINES, LoaderOptions, MAX_LINE_BYTES, Mapping, ReadStats, Schema};
 use anyhow::{Context, anyhow, bail};
 use flate2::bufread::MultiGzDecoder;
 use pocketrec::Batch;
@@ -22,9 +22,11 @@ enum Message {
     Fail(anyhow::Error),
 }
 
-/// Streams batches from a Criteo or schema TSV file (plain or gzip) or from stdin (`-`).
+/// Streams batches from a Criteo or schema TSV file, or a mapped CSV/TSV (plain or gzip), or from
+/// stdin (`-`).
 pub struct Loader {
     schema: Schema,
+    mapping: Option<Mapping>,
     receiver: Receiver<Message>,
     stats: ReadStats,
     finished: bool,
@@ -49,15 +51,27 @@ impl Loader {
         let (input, gzip) = open_input(path, &name)?;
         let mut lines = Lines { input, gzip, name, line_no: 0, bytes: 0 };
         let mut first = Vec::new();
-        let (schema, parser, pending) = match lines.next(&mut first)? {
-            Line::Eof => bail!("{} is empty: it holds no rows", lines.name),
-            Line::Text if is_header(&first) => {
+        let kind = lines.next(&mut first)?;
+        let mut mapping = None;
+        let (schema, parser, pending) = match (kind, &opts.columns) {
+            (Line::Eof, _) => bail!("{} is empty: it holds no rows", lines.name),
+            (Line::TooLong, Columns::Map(_) | Columns::Model(_)) => {
+                bail!("{}: line 1: the header is longer than {MAX_LINE_BYTES} bytes", lines.name)
+            }
+            (Line::Text, Columns::Map(m) | Columns::Model(m)) => {
+                let from_model = matches!(opts.columns, Columns::Model(_));
+                let (schema, parser, exact) = m
+                    .resolve(&first, opts.labels, from_model)
+                    .map_err(|e| anyhow!("{}: line 1 (the header): {e}", lines.name))?;
+                mapping = Some(exact);
+                (schema, parser, None)
+            }
+            (Line::Text, Columns::Detect) if is_header(&first) => {
                 let (schema, parser) =
                     RowParser::from_header(&first, opts.labels).map_err(|e| anyhow!("{}: line 1: {e}", lines.name))?;
                 (schema, parser, None)
             }
-            Line::Text => (Schema::criteo(), RowParser::criteo().with_labels(opts.labels), Some(Line::Text)),
-            Line::TooLong => (Schema::criteo(), RowParser::criteo().with_labels(opts.labels), Some(Line::TooLong)),
+            (kind, Columns::Detect) => (Schema::criteo(), RowParser::criteo().with_labels(opts.labels), Some(kind)),
         };
         let (sender, receiver) = sync_channel(BATCHES_IN_FLIGHT);
         let n_fields = schema.fields.len();
@@ -71,7 +85,7 @@ impl Loader {
                 }
             })
             .context("cannot start the loader thread")?;
-        Ok(Loader { schema, receiver, stats: ReadStats::default(), finished: false, gzip })
+        Ok(Loader { schema, mapping, receiver, stats: ReadStats::default(), finished: false, gzip })
     }
 
     /// Whether the input is gzip (its read bytes then count decompressed data).
@@ -81,6 +95,12 @@ impl Loader {
 
     pub fn schema(&self) -> &Schema {
         &self.schema
+    }
+
+    /// The column mapping resolved against the header, with exact names (what a model stores);
+    /// `None` for Criteo or schema TSV.
+    pub fn mapping(&self) -> Option<&Mapping> {
+        self.mapping.as_ref()
     }
 
     /// The next batch (the last one may be short), `None` at the end of the data.
