@@ -180,14 +180,17 @@ fn an_avazu_style_csv_trains_scores_and_evaluates_by_its_mapping() {
     assert!((eval_auc(&model, eval) - dlrm).abs() < 1e-6);
 
     // Scoring reads stdin, here without the label and ignored columns: one score per row, in
-    // input order, giving the same AUC as eval.
+    // input order, giving the same AUC as eval. Two files concatenated read as one (the second
+    // header is skipped).
     let eval_csv = std::fs::read_to_string(eval).unwrap();
     let features = ["hour", "C1", "banner_pos", "site_id", "site_category", "app_id", "device_id", "device_model"];
-    let out = score_stdin(&model, &select(&eval_csv, &features));
+    let unlabelled = select(&eval_csv, &features);
+    let out = score_stdin(&model, &format!("{unlabelled}{unlabelled}"));
     let probs: Vec<f32> = String::from_utf8_lossy(&ok(out).stdout).lines().map(|l| l.parse().unwrap()).collect();
     let labels: Vec<f32> = eval_csv.lines().skip(1).map(|l| cells(l)[1].parse().unwrap()).collect();
-    assert_eq!(probs.len(), 5000);
-    assert!((auc(&probs, &labels) - dlrm).abs() < 1e-6);
+    assert_eq!(probs.len(), 10_000);
+    assert_eq!(probs[..5000], probs[5000..]);
+    assert!((auc(&probs[..5000], &labels) - dlrm).abs() < 1e-6);
 
     // The model's columns in another order: refused.
     let mut swapped = features;

@@ -75,11 +75,20 @@ impl Loader {
         };
         let (sender, receiver) = sync_channel(BATCHES_IN_FLIGHT);
         let n_fields = schema.fields.len();
+        let header = mapping.is_some().then(|| first.strip_suffix(b"\r").unwrap_or(&first).to_vec());
         std::thread::Builder::new()
             .name("pocketrec-loader".into())
             .spawn(move || {
-                let mut reader =
-                    Reader { lines, parser, opts, sender, n_fields, stats: ReadStats::default(), stopped: false };
+                let mut reader = Reader {
+                    lines,
+                    parser,
+                    opts,
+                    sender,
+                    n_fields,
+                    header,
+                    stats: ReadStats::default(),
+                    stopped: false,
+                };
                 if let Err(e) = reader.run(pending.map(|p| (p, first))) {
                     let _ = reader.sender.send(Message::Fail(e));
                 }
@@ -234,6 +243,9 @@ struct Reader {
     opts: LoaderOptions,
     sender: SyncSender<Message>,
     n_fields: usize,
+    /// A mapped input's header: lines equal to it are skipped, so files concatenated on stdin
+    /// (`cat a.csv b.csv`) read as one.
+    header: Option<Vec<u8>>,
     stats: ReadStats,
     /// The loader was dropped: stop reading.
     stopped: bool,
@@ -260,6 +272,7 @@ impl Reader {
             };
             let parsed = match kind {
                 Line::Eof => break,
+                Line::Text if self.is_header(&line) => continue,
                 _ if data_lines < opts.skip_rows => {
                     data_lines += 1;
                     continue;
@@ -303,6 +316,11 @@ impl Reader {
         }
         self.send(Message::End(self.stats.clone()));
         Ok(())
+    }
+
+    /// Whether `line` repeats a mapped input's header.
+    fn is_header(&self, line: &[u8]) -> bool {
+        self.header.as_deref().is_some_and(|h| line.strip_suffix(b"\r").unwrap_or(line) == h)
     }
 
     fn new_batch(&self) -> Batch {
