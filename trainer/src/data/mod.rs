@@ -1,5 +1,6 @@
-//! Training data: streaming readers for Criteo TSV, schema TSV and mapped CSV/TSV, the threaded loader with its
-//! seeded shuffle buffer, and the synthetic Criteo-format generator with a planted ground truth.
+//! Training data: streaming readers for Criteo TSV, schema TSV and mapped CSV/TSV, the threaded
+//! loader with its seeded shuffle buffer, and the synthetic Criteo-format generator with a planted
+//! ground truth.
 //!
 //! Raw categorical values are hashed straight to u32 keys as they are read (Criteo's 8 hex digits
 //! are the u32; other strings go through FNV-1a-32), so there is no vocabulary pass and memory does
@@ -8,9 +9,9 @@
 //! Input rules, in one place:
 //! - With a column mapping ([`Columns::Map`] from the trainer's flags, [`Columns::Model`] from a
 //!   model file) the first line is a CSV/TSV header whose columns the mapping names (see
-//!   [`mapping`]). Without one, the format is detected from the first line: a line whose first cell is `label` (or, for
-//!   unlabelled data, a feature column such as `dense:age`) is a schema header, anything else is a
-//!   Criteo row.
+//!   [`mapping`]). Without one, the format is detected from the first line: a line whose first
+//!   cell is `label` (or, for unlabelled data, a feature column such as `dense:age`) is a schema
+//!   header, anything else is a Criteo row.
 //! - Training and evaluation need a label on every row ([`Labels::Required`]). Scoring reads
 //!   [`Labels::Optional`]: a row with exactly one column fewer than a labelled row (39 for Criteo,
 //!   the header's feature columns for a schema TSV) has no label, and the header may omit `label`. Gzip is detected by its magic bytes; `-` reads stdin.

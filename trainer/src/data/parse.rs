@@ -481,9 +481,11 @@ fn parse_schema(columns: &[Column], mut cells: Cells, first: usize, row: &mut Ro
 }
 
 /// A number (anything Rust's `f32` parser takes, spaces trimmed) that is finite; empty is 0.
+/// Plain integers take the fast path (the same value: both round to the nearest f32).
+#[inline]
 fn parse_number(cell: &[u8]) -> Option<f32> {
-    if cell.is_empty() {
-        return Some(0.0);
+    if let Some(x) = parse_int(cell) {
+        return Some(x);
     }
     std::str::from_utf8(cell).ok().and_then(|s| s.trim().parse::<f32>().ok()).filter(|x| x.is_finite())
 }
@@ -580,6 +582,16 @@ mod tests {
         for bad in [&b"zz"[..], b"0000000g", b"1234567", b"123456789", b"-1234567", b"1234 567"] {
             assert_eq!(parse_hex8(bad), None, "{:?}", String::from_utf8_lossy(bad));
         }
+    }
+
+    #[test]
+    fn numbers_read_integers_as_the_float_parser_does() {
+        for text in ["0", "7", "-3", "16777217", "123456789012345678", "-999999999999999999"] {
+            assert_eq!(parse_number(text.as_bytes()), text.parse::<f32>().ok(), "{text}");
+        }
+        assert_eq!(parse_number(b""), Some(0.0));
+        assert_eq!(parse_number(b" 2.5e1 "), Some(25.0));
+        assert_eq!(parse_number(b"inf"), None);
     }
 
     #[test]
