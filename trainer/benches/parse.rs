@@ -1,11 +1,12 @@
 //! Parser throughput in bytes/s on one thread (issue 3 asks >= 150 MB/s per core on Criteo rows),
-//! plus the whole loader (reader thread, batching) over a plain file for reference.
+//! the same rows as a mapped CSV (the `--label/--dense/--cat` path), plus the whole loader (reader
+//! thread, batching) over a plain file for reference.
 //!
 //! `cargo bench -p pocketrec-trainer --bench parse`
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use pocketrec_trainer::data::synth::Synth;
-use pocketrec_trainer::data::{Loader, LoaderOptions, Row, RowParser};
+use pocketrec_trainer::data::{Labels, Loader, LoaderOptions, Mapping, Row, RowParser};
 use std::hint::black_box;
 
 /// Parses every line of `text` as the loader does; returns a checksum so nothing is optimised out.
@@ -37,6 +38,21 @@ fn bench_parse(c: &mut Criterion) {
         let mut row = Row::default();
         group.bench_function(*name, |b| b.iter(|| parse_all(&parser, black_box(text), &mut row)));
     }
+
+    // The synthetic rows as CSV under a header, read by a column mapping.
+    let names: Vec<String> = std::iter::once("label".to_string())
+        .chain((1..=13).map(|i| format!("I{i}")))
+        .chain((1..=26).map(|i| format!("C{i}")))
+        .collect();
+    let header = names.join(",");
+    let mapping =
+        Mapping { label: Some("label".into()), dense: vec!["I*".into()], cat: vec!["C*".into()], ..Mapping::default() };
+    let (_, mapped, _) = mapping.resolve(header.as_bytes(), Labels::Required, false).unwrap();
+    let csv: Vec<u8> = synthetic.iter().map(|&b| if b == b'\t' { b',' } else { b }).collect();
+    group.throughput(Throughput::Bytes(csv.len() as u64));
+    let mut row = Row::default();
+    group
+        .bench_function("synthetic_criteo_as_mapped_csv", |b| b.iter(|| parse_all(&mapped, black_box(&csv), &mut row)));
     group.finish();
 
     let path = std::env::temp_dir().join(format!("pocketrec-parse-bench-{}.tsv", std::process::id()));

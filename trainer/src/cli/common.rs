@@ -4,14 +4,15 @@ use anyhow::{Context as _, Result, bail};
 use clap::{Args, ValueEnum};
 use pocketrec::config::{EmbeddingConfig, parse_bytes};
 use pocketrec::{FieldKind, HashVariant, KeyMode, ModelConfig, OptimizerKind, Preset, StoredDtype};
-use pocketrec_trainer::data::{Loader, LoaderOptions, Schema};
+use pocketrec_trainer::data::{Columns, Loader, LoaderOptions, Mapping, Rest, Schema, mapping};
 use pocketrec_trainer::train::BatchStream;
 use pocketrec_trainer::vocab::Vocabulary;
 use std::sync::Arc;
 
 #[derive(Args, Clone, Debug)]
 pub struct DataArgs {
-    /// Training data: Criteo TSV or schema TSV, plain or gzip. "-" reads stdin once: training reads
+    /// Training data: Criteo TSV, schema TSV, or a CSV/TSV with a header whose columns the
+    /// mapping flags below name; plain or gzip. "-" reads stdin once: training reads
     /// its data more than once, so stdin is first copied to a hidden temporary file beside the
     /// output (.NAME.stdin.tmpPID, as large as the input), removed when the run ends
     #[arg(long)]
@@ -37,6 +38,75 @@ pub struct DataArgs {
     /// Stop at the first malformed line instead of counting and skipping it
     #[arg(long)]
     pub strict: bool,
+    #[command(flatten)]
+    pub mapping: MappingArgs,
+}
+
+/// The roles of the columns of a CSV/TSV with a header (docs/rows.md). Any of them reads the first
+/// line as the header; the model stores the result, so `score` and `eval` need none of them.
+#[derive(Args, Clone, Debug, Default)]
+pub struct MappingArgs {
+    /// The label column: NAME (cells 0 or 1), or a threshold on a number: NAME>=X, NAME>X,
+    /// NAME<=X or NAME<X (e.g. 'rating>=4')
+    #[arg(long, help_heading = "Column mapping")]
+    pub label: Option<String>,
+    /// Columns to leave out: names or globs (* and ?), comma-separated
+    #[arg(long, value_delimiter = ',', help_heading = "Column mapping")]
+    pub ignore: Vec<String>,
+    /// Dense (numeric) columns: names or globs, comma-separated; an empty cell is 0
+    #[arg(long, value_delimiter = ',', help_heading = "Column mapping")]
+    pub dense: Vec<String>,
+    /// Categorical columns: names or globs, comma-separated; any text, hashed
+    #[arg(long, value_delimiter = ',', help_heading = "Column mapping")]
+    pub cat: Vec<String>,
+    /// Bag columns (several tokens per cell, pooled by mean): NAME:SEP, e.g. 'tags:|' (SEP defaults to ,)
+    #[arg(long, value_delimiter = ',', help_heading = "Column mapping")]
+    pub bag: Vec<String>,
+    /// Bag columns pooled by sum: as --bag
+    #[arg(long, value_delimiter = ',', help_heading = "Column mapping")]
+    pub bagsum: Vec<String>,
+    /// What the columns no flag names are (default: they are an error that lists them)
+    #[arg(long, value_enum, help_heading = "Column mapping")]
+    pub rest: Option<Rest>,
+    /// The cell separator: one character, or tab (default: detected from the header)
+    #[arg(long, value_parser = mapping::parse_delimiter, help_heading = "Column mapping")]
+    pub delimiter: Option<char>,
+    /// A mapping file instead of the flags: lines `ROLE PATTERNS` (label, ignore, dense, cat, bag,
+    /// bagsum, rest, delimiter), e.g. `cat C*,site_*`; # starts a comment
+    #[arg(long, help_heading = "Column mapping")]
+    pub mapping: Option<std::path::PathBuf>,
+}
+
+impl MappingArgs {
+    /// The mapping the flags or the file give, `None` when neither does.
+    pub fn mapping(&self) -> Result<Option<Mapping>> {
+        let m = Mapping {
+            delimiter: self.delimiter,
+            label: self.label.clone(),
+            ignore: self.ignore.clone(),
+            dense: self.dense.clone(),
+            cat: self.cat.clone(),
+            bag: self.bag.clone(),
+            bagsum: self.bagsum.clone(),
+            rest: self.rest,
+        };
+        let flags = m != Mapping::default();
+        match &self.mapping {
+            Some(path) if flags => {
+                bail!("--mapping {} and mapping flags both given: use one or the other", path.display())
+            }
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+                Mapping::parse_file(&text).map(Some).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+            }
+            None => Ok(flags.then_some(m)),
+        }
+    }
+
+    /// How the loader learns the columns of the training and evaluation data.
+    pub fn columns(&self) -> Result<Columns> {
+        Ok(self.mapping()?.map_or(Columns::Detect, Columns::Map))
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -113,29 +183,33 @@ impl TrainArgs {
     }
 }
 
-/// The schema of the training data, from its first line.
-pub fn train_schema(train: &Input, data: &DataArgs) -> Result<Schema> {
-    let opts = LoaderOptions { batch_size: 1, strict: data.strict, max_rows: Some(1), ..LoaderOptions::default() };
-    Ok(Loader::open_named(&train.path, &train.name, opts)?.schema().clone())
+/// The schema of the training data, from its first line (or header), and the column mapping
+/// resolved against it when the data is mapped.
+pub fn train_schema(train: &Input, data: &DataArgs) -> Result<(Schema, Option<Mapping>)> {
+    let opts = LoaderOptions { max_rows: Some(1), ..data.train_rows(1)? };
+    let loader = Loader::open_named(&train.path, &train.name, opts)?;
+    Ok((loader.schema().clone(), loader.mapping().cloned()))
 }
 
 impl DataArgs {
-    /// Reads the training rows the flags select (`--skip-rows`, `--max-rows`, `--strict`), unshuffled.
-    pub fn train_rows(&self, batch_size: usize) -> LoaderOptions {
-        LoaderOptions {
+    /// Reads the training rows the flags select (`--skip-rows`, `--max-rows`, `--strict`, the
+    /// column mapping), unshuffled.
+    pub fn train_rows(&self, batch_size: usize) -> Result<LoaderOptions> {
+        Ok(LoaderOptions {
             batch_size,
             strict: self.strict,
             skip_rows: self.skip_rows,
             max_rows: self.max_rows,
+            columns: self.mapping.columns()?,
             ..LoaderOptions::default()
-        }
+        })
     }
 }
 
 impl ModelArgs {
     /// The model config for the schema of the training data.
     pub fn config(&self, train: &Input, data: &DataArgs, vocab: Option<&Vocabulary>) -> Result<ModelConfig> {
-        self.config_for(train_schema(train, data)?, vocab)
+        self.config_for(train_schema(train, data)?.0, vocab)
             .with_context(|| format!("--preset {} --memory {}", self.preset.name(), self.memory))
     }
 
@@ -161,7 +235,7 @@ impl ModelArgs {
         if self.embedding != EmbeddingKind::Full {
             return Ok(None);
         }
-        let mut stream = open_stream(train, data.train_rows(8192), None)?;
+        let mut stream = open_stream(train, data.train_rows(8192)?, None)?;
         let mut vocab = Vocabulary::default();
         while let Some(batch) = stream.next_batch()? {
             vocab.add(&batch);
@@ -278,7 +352,21 @@ pub fn check_schema(source: &str, schema: &Schema, model: &ModelConfig) -> Resul
     )
 }
 
-/// A stream of the rows of `path` for scoring or evaluating `model`, whose schema it must match.
+/// How to read data for a model: by the column mapping its provenance stores (a model trained on
+/// a mapped CSV/TSV), else by detecting Criteo or schema TSV as before.
+pub fn model_columns(provenance: &serde_json::Value) -> Result<Columns> {
+    match provenance.get("input") {
+        None => Ok(Columns::Detect),
+        Some(input) => {
+            let m: Mapping = serde_json::from_value(input.clone())
+                .context("the model's stored column mapping (provenance \"input\") is unreadable")?;
+            Ok(Columns::Model(m))
+        }
+    }
+}
+
+/// A stream of the rows of `path` for scoring or evaluating `model`, whose schema it must match;
+/// `opts.columns` should come from [`model_columns`].
 pub fn open_for_model(path: &str, opts: LoaderOptions, model: &ModelConfig) -> Result<Box<dyn BatchStream>> {
     let max_rows = opts.max_rows;
     let input = Input::new(path);

@@ -1,6 +1,6 @@
 //! `pocketrec eval`: AUC, logloss, calibration and speed of a model file on labelled data.
 
-use crate::cli::common::open_for_model;
+use crate::cli::common::{model_columns, open_for_model};
 use crate::cli::verify::VerifyArgs;
 use anyhow::{Context as _, Result};
 use clap::Args as ClapArgs;
@@ -14,7 +14,8 @@ pub struct Args {
     /// Model file (safetensors)
     #[arg(long)]
     pub model: PathBuf,
-    /// Labelled data: Criteo TSV or schema TSV, plain or gzip; "-" reads stdin
+    /// Labelled data: Criteo TSV or schema TSV, plain or gzip; "-" reads stdin. A model trained on
+    /// a mapped CSV/TSV reads data with the same header, mapped as in training
     #[arg(long)]
     pub data: String,
     #[arg(long, default_value_t = 0)]
@@ -35,6 +36,7 @@ pub fn run(args: Args) -> Result<()> {
         batch_size: 4096,
         skip_rows: args.skip_rows,
         max_rows: args.max_rows,
+        columns: model_columns(&file.provenance)?,
         ..LoaderOptions::default()
     };
     let mut stream = open_for_model(&args.data, opts, &file.model.config)?;

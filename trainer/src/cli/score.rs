@@ -1,7 +1,7 @@
 //! `pocketrec score`: batch inference, one click probability per input row, in input order. It is
 //! also the native reference the browser tests compare the wasm engine against.
 
-use crate::cli::common::open_for_model;
+use crate::cli::common::{model_columns, open_for_model};
 use crate::cli::verify::VerifyArgs;
 use anyhow::Context as _;
 use pocketrec::backend::{BackendChoice, Scorer};
@@ -15,7 +15,9 @@ pub struct Args {
     /// Model file (safetensors) written by `pocketrec train`.
     #[arg(long)]
     model: PathBuf,
-    /// Rows to score: Criteo TSV or schema TSV (header line), plain or gzip; "-" reads stdin.
+    /// Rows to score: Criteo TSV or schema TSV (header line), plain or gzip; "-" reads stdin. A
+    /// model trained on a mapped CSV/TSV reads data with the same header (the label and ignored
+    /// columns may be left out), mapped as in training.
     /// The label column is optional: a row one column short of a labelled row (39 columns for
     /// Criteo, the header's feature columns for a schema TSV) has none, and a schema header may
     /// leave out `label`. Labels are not used. Scoring stops at the first malformed row, since
@@ -43,6 +45,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         batch_size: a.batch.max(1),
         strict: true,
         labels: Labels::Optional,
+        columns: model_columns(&file.provenance)?,
         ..LoaderOptions::default()
     };
     let mut stream = open_for_model(&a.data, opts, &file.model.config)?;

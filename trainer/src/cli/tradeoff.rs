@@ -52,7 +52,7 @@ pub fn run(args: Args) -> Result<()> {
         std::fs::create_dir_all(&args.out_dir).with_context(|| format!("creating {}", args.out_dir.display()))?;
     }
     let inputs = Inputs::prepare(&args.data, &args.out_dir.join("tradeoff"))?;
-    let schema = train_schema(&inputs.train, &args.data)?;
+    let (schema, _) = train_schema(&inputs.train, &args.data)?;
     let budgets = if args.budgets.is_empty() {
         default_budgets(args.model.preset.mlp_bytes(schema.dense.len(), schema.fields.len(), args.model.dtype))
     } else {

@@ -5,7 +5,7 @@
 //! checks the checkpoint's digest and options, and every file goes through [`io::AtomicFile`].
 //! The checkpoint is removed once the model is written, unless `--keep-checkpoint`.
 
-use crate::cli::common::{DataArgs, Input, ModelArgs, TrainArgs, open_stream, set_threads};
+use crate::cli::common::{DataArgs, Input, ModelArgs, TrainArgs, open_stream, set_threads, train_schema};
 use anyhow::{Context as _, Result, bail};
 use clap::Args as ClapArgs;
 use pocketrec::{Dlrm, Optimizer};
@@ -144,6 +144,8 @@ fn resume_options(args: &Args, inputs: &Inputs) -> Options {
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
+    // The column mapping, only when given, so checkpoints of unmapped runs still match.
+    .chain(d.mapping.mapping().ok().flatten().map(|m| ("column mapping".to_string(), serde_json::json!(m).to_string())))
     .collect()
 }
 
@@ -233,7 +235,7 @@ pub fn train_and_write(args: &Args, inputs: &Inputs) -> Result<Outcome> {
     let seed = args.train.seed;
     let batch = args.train.batch;
     let mut open = |epoch: u64| -> Result<Box<dyn BatchStream>> {
-        let opts = LoaderOptions { shuffle_buffer: data.shuffle_buffer, seed: seed ^ epoch, ..data.train_rows(batch) };
+        let opts = LoaderOptions { shuffle_buffer: data.shuffle_buffer, seed: seed ^ epoch, ..data.train_rows(batch)? };
         open_stream(&inputs.train, opts, vocab.clone())
     };
     let eval_opts = LoaderOptions {
@@ -241,6 +243,7 @@ pub fn train_and_write(args: &Args, inputs: &Inputs) -> Result<Outcome> {
         strict: data.strict,
         skip_rows: data.eval_skip_rows,
         max_rows: data.eval_max_rows,
+        columns: data.mapping.columns()?,
         ..LoaderOptions::default()
     };
     let mut open_eval = || -> Result<Option<Box<dyn BatchStream>>> {
@@ -249,7 +252,7 @@ pub fn train_and_write(args: &Args, inputs: &Inputs) -> Result<Outcome> {
     let mut observer = reporter.observer(&mut saver);
     let (pos, eval) = train(&mut model, &mut opt, start, &opts, &mut open, &mut open_eval, &mut observer)?;
 
-    let provenance = serde_json::json!({
+    let mut provenance = serde_json::json!({
         "data": data.train,
         "eval_data": data.eval,
         "steps": pos.step,
@@ -262,6 +265,10 @@ pub fn train_and_write(args: &Args, inputs: &Inputs) -> Result<Outcome> {
         "eval": eval,
         "vocabulary": if vocab.is_some() { "built from the training data; not stored: score remapped ids only" } else { "none (raw keys)" },
     });
+    // The column mapping with exact names: `score` and `eval` read their data by it.
+    if let Some(mapping) = train_schema(&inputs.train, data)?.1 {
+        provenance["input"] = serde_json::to_value(mapping)?;
+    }
     let bytes = pocketrec::file::to_bytes(&model, args.model.dtype, &provenance)?;
     io::write_atomic(&args.output, &bytes).with_context(|| format!("writing {}", args.output.display()))?;
     if !args.keep_checkpoint {

@@ -5,7 +5,7 @@
 
 use super::parse::{BadReason, Row, RowParser, is_header};
 use super::rng::Rng;
-use super::{BadLine, KEPT_BAD_LINES, LoaderOptions, MAX_LINE_BYTES, ReadStats, Schema};
+use super::{BadLine, Columns, KEPT_BAD_LINES, LoaderOptions, MAX_LINE_BYTES, Mapping, ReadStats, Schema};
 use anyhow::{Context, anyhow, bail};
 use flate2::bufread::MultiGzDecoder;
 use pocketrec::Batch;
@@ -22,9 +22,11 @@ enum Message {
     Fail(anyhow::Error),
 }
 
-/// Streams batches from a Criteo or schema TSV file (plain or gzip) or from stdin (`-`).
+/// Streams batches from a Criteo or schema TSV file, or a mapped CSV/TSV (plain or gzip), or from
+/// stdin (`-`).
 pub struct Loader {
     schema: Schema,
+    mapping: Option<Mapping>,
     receiver: Receiver<Message>,
     stats: ReadStats,
     finished: bool,
@@ -49,29 +51,50 @@ impl Loader {
         let (input, gzip) = open_input(path, &name)?;
         let mut lines = Lines { input, gzip, name, line_no: 0, bytes: 0 };
         let mut first = Vec::new();
-        let (schema, parser, pending) = match lines.next(&mut first)? {
-            Line::Eof => bail!("{} is empty: it holds no rows", lines.name),
-            Line::Text if is_header(&first) => {
+        let kind = lines.next(&mut first)?;
+        let mut mapping = None;
+        let (schema, parser, pending) = match (kind, &opts.columns) {
+            (Line::Eof, _) => bail!("{} is empty: it holds no rows", lines.name),
+            (Line::TooLong, Columns::Map(_) | Columns::Model(_)) => {
+                bail!("{}: line 1: the header is longer than {MAX_LINE_BYTES} bytes", lines.name)
+            }
+            (Line::Text, Columns::Map(m) | Columns::Model(m)) => {
+                let from_model = matches!(opts.columns, Columns::Model(_));
+                let (schema, parser, exact) = m
+                    .resolve(&first, opts.labels, from_model)
+                    .map_err(|e| anyhow!("{}: line 1 (the header): {e}", lines.name))?;
+                mapping = Some(exact);
+                (schema, parser, None)
+            }
+            (Line::Text, Columns::Detect) if is_header(&first) => {
                 let (schema, parser) =
                     RowParser::from_header(&first, opts.labels).map_err(|e| anyhow!("{}: line 1: {e}", lines.name))?;
                 (schema, parser, None)
             }
-            Line::Text => (Schema::criteo(), RowParser::criteo().with_labels(opts.labels), Some(Line::Text)),
-            Line::TooLong => (Schema::criteo(), RowParser::criteo().with_labels(opts.labels), Some(Line::TooLong)),
+            (kind, Columns::Detect) => (Schema::criteo(), RowParser::criteo().with_labels(opts.labels), Some(kind)),
         };
         let (sender, receiver) = sync_channel(BATCHES_IN_FLIGHT);
         let n_fields = schema.fields.len();
+        let header = mapping.is_some().then(|| first.strip_suffix(b"\r").unwrap_or(&first).to_vec());
         std::thread::Builder::new()
             .name("pocketrec-loader".into())
             .spawn(move || {
-                let mut reader =
-                    Reader { lines, parser, opts, sender, n_fields, stats: ReadStats::default(), stopped: false };
+                let mut reader = Reader {
+                    lines,
+                    parser,
+                    opts,
+                    sender,
+                    n_fields,
+                    header,
+                    stats: ReadStats::default(),
+                    stopped: false,
+                };
                 if let Err(e) = reader.run(pending.map(|p| (p, first))) {
                     let _ = reader.sender.send(Message::Fail(e));
                 }
             })
             .context("cannot start the loader thread")?;
-        Ok(Loader { schema, receiver, stats: ReadStats::default(), finished: false, gzip })
+        Ok(Loader { schema, mapping, receiver, stats: ReadStats::default(), finished: false, gzip })
     }
 
     /// Whether the input is gzip (its read bytes then count decompressed data).
@@ -81,6 +104,12 @@ impl Loader {
 
     pub fn schema(&self) -> &Schema {
         &self.schema
+    }
+
+    /// The column mapping resolved against the header, with exact names (what a model stores);
+    /// `None` for Criteo or schema TSV.
+    pub fn mapping(&self) -> Option<&Mapping> {
+        self.mapping.as_ref()
     }
 
     /// The next batch (the last one may be short), `None` at the end of the data.
@@ -214,6 +243,9 @@ struct Reader {
     opts: LoaderOptions,
     sender: SyncSender<Message>,
     n_fields: usize,
+    /// A mapped input's header: lines equal to it are skipped, so files concatenated on stdin
+    /// (`cat a.csv b.csv`) read as one.
+    header: Option<Vec<u8>>,
     stats: ReadStats,
     /// The loader was dropped: stop reading.
     stopped: bool,
@@ -240,6 +272,7 @@ impl Reader {
             };
             let parsed = match kind {
                 Line::Eof => break,
+                Line::Text if self.is_header(&line) => continue,
                 _ if data_lines < opts.skip_rows => {
                     data_lines += 1;
                     continue;
@@ -283,6 +316,11 @@ impl Reader {
         }
         self.send(Message::End(self.stats.clone()));
         Ok(())
+    }
+
+    /// Whether `line` repeats a mapped input's header.
+    fn is_header(&self, line: &[u8]) -> bool {
+        self.header.as_deref().is_some_and(|h| line.strip_suffix(b"\r").unwrap_or(line) == h)
     }
 
     fn new_batch(&self) -> Batch {

@@ -1,14 +1,17 @@
-//! Training data: streaming readers for Criteo TSV and schema TSV, the threaded loader with its
-//! seeded shuffle buffer, and the synthetic Criteo-format generator with a planted ground truth.
+//! Training data: streaming readers for Criteo TSV, schema TSV and mapped CSV/TSV, the threaded
+//! loader with its seeded shuffle buffer, and the synthetic Criteo-format generator with a planted
+//! ground truth.
 //!
 //! Raw categorical values are hashed straight to u32 keys as they are read (Criteo's 8 hex digits
 //! are the u32; other strings go through FNV-1a-32), so there is no vocabulary pass and memory does
 //! not grow with the file: the loader holds one shuffle buffer and a few batches in flight.
 //!
 //! Input rules, in one place:
-//! - The format is detected from the first line: a line whose first cell is `label` (or, for
-//!   unlabelled data, a feature column such as `dense:age`) is a schema header, anything else is a
-//!   Criteo row.
+//! - With a column mapping ([`Columns::Map`] from the trainer's flags, [`Columns::Model`] from a
+//!   model file) the first line is a CSV/TSV header whose columns the mapping names (see
+//!   [`mapping`]). Without one, the format is detected from the first line: a line whose first
+//!   cell is `label` (or, for unlabelled data, a feature column such as `dense:age`) is a schema
+//!   header, anything else is a Criteo row.
 //! - Training and evaluation need a label on every row ([`Labels::Required`]). Scoring reads
 //!   [`Labels::Optional`]: a row with exactly one column fewer than a labelled row (39 for Criteo,
 //!   the header's feature columns for a schema TSV) has no label, and the header may omit `label`. Gzip is detected by its magic bytes; `-` reads stdin.
@@ -23,11 +26,13 @@
 //!   is an error naming the file, never silently fewer rows.
 
 mod loader;
+pub mod mapping;
 pub mod parse;
 pub mod rng;
 pub mod synth;
 
 pub use loader::Loader;
+pub use mapping::{Columns, Mapping, Rest};
 pub use parse::{BadReason, Row, RowParser};
 
 /// Whether rows must start with a label column.
@@ -75,6 +80,8 @@ pub struct LoaderOptions {
     /// Data lines (good or bad) to read after the skipped ones; `None` reads to the end.
     pub max_rows: Option<usize>,
     pub labels: Labels,
+    /// How the columns of the input are learnt.
+    pub columns: Columns,
 }
 
 impl Default for LoaderOptions {
@@ -87,6 +94,7 @@ impl Default for LoaderOptions {
             skip_rows: 0,
             max_rows: None,
             labels: Labels::Required,
+            columns: Columns::Detect,
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Line parsers: one Criteo or schema TSV line into a [`Row`], byte by byte.
+//! Line parsers: one Criteo, schema TSV or mapped CSV line into a [`Row`], byte by byte.
 //!
 //! Parsing is the loader's hot loop (it must do >= 150 MB/s per core), so it works on raw bytes,
 //! reuses the row's buffers and allocates nothing per field. A bad line gives a [`BadLine`] reason
@@ -41,25 +41,64 @@ impl Row {
 /// Why a line was skipped.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BadReason {
-    Columns { expected: usize, got: usize },
+    Columns {
+        expected: usize,
+        got: usize,
+    },
     Label(String),
-    Integer { column: usize, text: String },
-    Hex { column: usize, text: String },
-    Float { column: usize, text: String },
-    TooLong { limit: usize },
+    Integer {
+        column: usize,
+        text: String,
+    },
+    Hex {
+        column: usize,
+        text: String,
+    },
+    Float {
+        column: usize,
+        text: String,
+    },
+    TooLong {
+        limit: usize,
+    },
     Blank,
+    /// A cell of a mapped column (see [`super::mapping`]) that is not what its role needs.
+    Value {
+        column: usize,
+        name: String,
+        text: String,
+        expected: &'static str,
+    },
+    /// A mapped line with another number of cells than its header.
+    Cells {
+        expected: usize,
+        got: usize,
+    },
+    /// A quoted cell without its closing quote, or with text after it.
+    Quote {
+        column: usize,
+    },
 }
 
 impl std::fmt::Display for BadReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             BadReason::Columns { expected, got } => write!(f, "expected {expected} tab-separated columns, got {got}"),
+            BadReason::Cells { expected, got } => write!(f, "expected {expected} columns as in the header, got {got}"),
             BadReason::Label(t) => write!(f, "label {t:?} is not 0 or 1"),
             BadReason::Integer { column, text } => write!(f, "column {column}: {text:?} is not an integer"),
             BadReason::Hex { column, text } => write!(f, "column {column}: {text:?} is not 8 hex digits"),
             BadReason::Float { column, text } => write!(f, "column {column}: {text:?} is not a finite number"),
             BadReason::TooLong { limit } => write!(f, "line is longer than {limit} bytes"),
             BadReason::Blank => write!(f, "blank line"),
+            BadReason::Value { column, name, text, expected } => {
+                write!(f, "column {column} ({name}): {text:?} is not {expected}")
+            }
+            BadReason::Quote { column } => write!(
+                f,
+                "column {column}: unbalanced quotes (a quoted cell ends with a quote right before the next \
+                 delimiter, and cannot span lines)"
+            ),
         }
     }
 }
@@ -178,12 +217,97 @@ impl<'a> Iterator for Cells<'a> {
     }
 }
 
-/// The column kinds of a schema TSV, in file order after the label.
+/// The feature column kinds, in file order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Column {
+pub(crate) enum Column {
     Dense,
     Cat,
-    Bag,
+    /// A bag whose tokens are separated by this byte.
+    Bag(u8),
+}
+
+/// What a mapped column holds.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Slot {
+    Label(Option<Label>),
+    Ignore,
+    Feature(Column),
+}
+
+/// A label read as a threshold on a number: the row is a click when the comparison holds.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Label {
+    AtLeast(f32),
+    Above(f32),
+    AtMost(f32),
+    Below(f32),
+}
+
+/// Splits a line of a delimited file into cells, RFC 4180 quoting included: a cell that starts
+/// with `"` runs to the next `"` not doubled, `""` inside it is one `"`, and the delimiter inside
+/// it is text. A quote inside an unquoted cell is text. Borrows unless a cell holds `""`. An
+/// `Err` (unbalanced quotes) ends the line.
+pub(crate) fn split_cells(line: &[u8], delimiter: u8) -> SplitCells<'_> {
+    SplitCells { rest: line, delimiter, done: false }
+}
+
+pub(crate) struct SplitCells<'a> {
+    rest: &'a [u8],
+    delimiter: u8,
+    done: bool,
+}
+
+impl<'a> Iterator for SplitCells<'a> {
+    type Item = Result<std::borrow::Cow<'a, [u8]>, ()>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        use std::borrow::Cow;
+        if self.done {
+            return None;
+        }
+        let Some(body) = self.rest.strip_prefix(b"\"") else {
+            return Some(Ok(Cow::Borrowed(match self.rest.iter().position(|&b| b == self.delimiter) {
+                Some(i) => {
+                    let cell = &self.rest[..i];
+                    self.rest = &self.rest[i + 1..];
+                    cell
+                }
+                None => {
+                    self.done = true;
+                    self.rest
+                }
+            })));
+        };
+        let mut owned: Option<Vec<u8>> = None;
+        let mut start = 0;
+        loop {
+            let Some(q) = body[start..].iter().position(|&b| b == b'"').map(|p| start + p) else {
+                self.done = true;
+                return Some(Err(()));
+            };
+            if body.get(q + 1) == Some(&b'"') {
+                owned.get_or_insert_with(Vec::new).extend_from_slice(&body[start..=q]);
+                start = q + 2;
+                continue;
+            }
+            let cell = match owned {
+                Some(mut v) => {
+                    v.extend_from_slice(&body[start..q]);
+                    Cow::Owned(v)
+                }
+                None => Cow::Borrowed(&body[..q]),
+            };
+            match body.get(q + 1) {
+                None => self.done = true,
+                Some(&d) if d == self.delimiter => self.rest = &body[q + 2..],
+                Some(_) => {
+                    self.done = true;
+                    return Some(Err(()));
+                }
+            }
+            return Some(Ok(cell));
+        }
+    }
 }
 
 /// Parses lines of one format into rows.
@@ -199,6 +323,8 @@ enum Format {
     Criteo,
     /// Columns after the label, in file order; dense and sparse outputs follow that order.
     Schema(Vec<Column>),
+    /// A header mapped column by column; the label is where the header has it, or absent.
+    Mapped { delimiter: u8, slots: Vec<Slot>, names: Vec<String> },
 }
 
 /// Criteo's column count: label + 13 + 26.
@@ -252,8 +378,8 @@ impl RowParser {
             let (column, field_kind) = match kind {
                 "dense" => (Column::Dense, None),
                 "cat" => (Column::Cat, Some(FieldKind::Categorical)),
-                "bag" => (Column::Bag, Some(FieldKind::BagMean)),
-                "bagsum" => (Column::Bag, Some(FieldKind::BagSum)),
+                "bag" => (Column::Bag(b','), Some(FieldKind::BagMean)),
+                "bagsum" => (Column::Bag(b','), Some(FieldKind::BagSum)),
                 _ => {
                     return Err(format!(
                         "header column {column}: unknown kind {kind:?}: use dense, cat, bag or bagsum"
@@ -272,11 +398,17 @@ impl RowParser {
         Ok((schema, RowParser { format: Format::Schema(columns), labels }))
     }
 
+    /// A parser for a mapped header (see [`super::mapping`]): one slot and name per column.
+    pub(crate) fn mapped(delimiter: u8, slots: Vec<Slot>, names: Vec<String>) -> RowParser {
+        RowParser { format: Format::Mapped { delimiter, slots, names }, labels: Labels::Optional }
+    }
+
     /// Columns of a row after its label.
     fn feature_columns(&self) -> usize {
         match &self.format {
             Format::Criteo => CRITEO_COLUMNS - 1,
             Format::Schema(columns) => columns.len(),
+            Format::Mapped { slots, .. } => slots.len(),
         }
     }
 
@@ -285,6 +417,9 @@ impl RowParser {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
             return Err(BadReason::Blank);
+        }
+        if let Format::Mapped { delimiter, slots, names } = &self.format {
+            return parse_mapped(*delimiter, slots, names, line, row);
         }
         let labelled = self.labels == Labels::Required || Cells::new(line).count_rest() != self.feature_columns();
         let mut cells = Cells::new(line);
@@ -299,6 +434,7 @@ impl RowParser {
         match &self.format {
             Format::Criteo => parse_criteo(cells, first, row),
             Format::Schema(columns) => parse_schema(columns, cells, first, row),
+            Format::Mapped { .. } => unreachable!("parsed above"),
         }
     }
 }
@@ -336,28 +472,79 @@ fn parse_schema(columns: &[Column], mut cells: Cells, first: usize, row: &mut Ro
     for (i, column) in columns.iter().enumerate() {
         let got = first - 1 + i + cells.count_rest();
         let cell = cells.next().ok_or(BadReason::Columns { expected, got })?;
-        match column {
-            Column::Dense => {
-                let x = if cell.is_empty() {
-                    0.0
-                } else {
-                    std::str::from_utf8(cell)
-                        .ok()
-                        .and_then(|s| s.trim().parse::<f32>().ok())
-                        .filter(|x| x.is_finite())
-                        .ok_or_else(|| BadReason::Float { column: first + i, text: excerpt(cell) })?
-                };
-                row.dense.push(x);
-            }
-            Column::Cat => row.values.push(token_value(cell)),
-            Column::Bag => row.values.extend(cell.split(|&b| b == b',').filter(|t| !t.is_empty()).map(fnv1a32)),
-        }
-        if *column != Column::Dense {
-            row.ends.push(row.values.len() as u32);
-        }
+        push_feature(*column, cell, row).map_err(|()| BadReason::Float { column: first + i, text: excerpt(cell) })?;
     }
     if !cells.done {
         return Err(BadReason::Columns { expected, got: expected + cells.count_rest() });
+    }
+    Ok(())
+}
+
+/// A number (anything Rust's `f32` parser takes, spaces trimmed) that is finite; empty is 0.
+/// Plain integers take the fast path (the same value: both round to the nearest f32).
+#[inline]
+fn parse_number(cell: &[u8]) -> Option<f32> {
+    if let Some(x) = parse_int(cell) {
+        return Some(x);
+    }
+    std::str::from_utf8(cell).ok().and_then(|s| s.trim().parse::<f32>().ok()).filter(|x| x.is_finite())
+}
+
+/// Adds one feature cell to the row; `Err` for a dense cell that is not a finite number.
+#[inline]
+fn push_feature(column: Column, cell: &[u8], row: &mut Row) -> Result<(), ()> {
+    match column {
+        Column::Dense => row.dense.push(parse_number(cell).ok_or(())?),
+        Column::Cat => row.values.push(token_value(cell)),
+        Column::Bag(sep) => row.values.extend(cell.split(|&b| b == sep).filter(|t| !t.is_empty()).map(fnv1a32)),
+    }
+    if column != Column::Dense {
+        row.ends.push(row.values.len() as u32);
+    }
+    Ok(())
+}
+
+/// A mapped line: one cell per slot, the label where the header has it (or none).
+fn parse_mapped(delimiter: u8, slots: &[Slot], names: &[String], line: &[u8], row: &mut Row) -> Result<(), BadReason> {
+    row.dense.clear();
+    row.values.clear();
+    row.ends.clear();
+    row.label = None;
+    let mut cells = split_cells(line, delimiter);
+    let value = |i: usize, cell: &[u8], expected| BadReason::Value {
+        column: i + 1,
+        name: names[i].clone(),
+        text: excerpt(cell),
+        expected,
+    };
+    for (i, slot) in slots.iter().enumerate() {
+        let cell = match cells.next() {
+            None => return Err(BadReason::Cells { expected: slots.len(), got: i }),
+            Some(Err(())) => return Err(BadReason::Quote { column: i + 1 }),
+            Some(Ok(cell)) => cell,
+        };
+        match slot {
+            Slot::Ignore => {}
+            Slot::Label(None) => row.label = Some(parse_label(&cell).ok_or_else(|| value(i, &cell, "0 or 1"))?),
+            Slot::Label(Some(rule)) => {
+                let x = (!cell.is_empty()).then(|| parse_number(&cell)).flatten();
+                let x = x.ok_or_else(|| value(i, &cell, "a number (the label is a threshold on it)"))?;
+                let click = match *rule {
+                    Label::AtLeast(t) => x >= t,
+                    Label::Above(t) => x > t,
+                    Label::AtMost(t) => x <= t,
+                    Label::Below(t) => x < t,
+                };
+                row.label = Some(if click { 1.0 } else { 0.0 });
+            }
+            Slot::Feature(column) => {
+                push_feature(*column, &cell, row).map_err(|()| value(i, &cell, "a finite number"))?;
+            }
+        }
+    }
+    let extra = cells.count();
+    if extra > 0 {
+        return Err(BadReason::Cells { expected: slots.len(), got: slots.len() + extra });
     }
     Ok(())
 }
@@ -395,6 +582,16 @@ mod tests {
         for bad in [&b"zz"[..], b"0000000g", b"1234567", b"123456789", b"-1234567", b"1234 567"] {
             assert_eq!(parse_hex8(bad), None, "{:?}", String::from_utf8_lossy(bad));
         }
+    }
+
+    #[test]
+    fn numbers_read_integers_as_the_float_parser_does() {
+        for text in ["0", "7", "-3", "16777217", "123456789012345678", "-999999999999999999"] {
+            assert_eq!(parse_number(text.as_bytes()), text.parse::<f32>().ok(), "{text}");
+        }
+        assert_eq!(parse_number(b""), Some(0.0));
+        assert_eq!(parse_number(b" 2.5e1 "), Some(25.0));
+        assert_eq!(parse_number(b"inf"), None);
     }
 
     #[test]
@@ -471,5 +668,78 @@ mod tests {
         assert!(matches!(p.parse(b"0\t1\tu", &mut row), Err(BadReason::Columns { expected: 6, got: 3 })));
         assert!(RowParser::from_header(b"label\tfoo:x", Labels::Required).is_err());
         assert!(RowParser::from_header(b"label", Labels::Required).is_err());
+    }
+
+    fn split(line: &str, delimiter: u8) -> Result<Vec<String>, ()> {
+        split_cells(line.as_bytes(), delimiter).map(|c| c.map(|c| String::from_utf8(c.into_owned()).unwrap())).collect()
+    }
+
+    #[test]
+    fn csv_cells_follow_rfc_4180_quoting() {
+        assert_eq!(
+            split("a,\"b,c\",,\"say \"\"hi\"\"\",\"\"", b','),
+            Ok(vec!["a".into(), "b,c".into(), "".into(), "say \"hi\"".into(), "".into()])
+        );
+        assert_eq!(split("", b','), Ok(vec![String::new()]));
+        assert_eq!(
+            split("a\"b,c", b','),
+            Ok(vec!["a\"b".into(), "c".into()]),
+            "a quote inside an unquoted cell is text"
+        );
+        assert_eq!(split("x\t\"a\tb\"", b'\t'), Ok(vec!["x".into(), "a\tb".into()]));
+        for bad in ["\"open", "a,\"open,b", "\"ab\"c,d", "\"\"\""] {
+            assert_eq!(split(bad, b','), Err(()), "{bad}");
+        }
+    }
+
+    /// Random cells over an alphabet of the characters that matter, written as a CSV writer would
+    /// (quoted when needed, and sometimes when not), split back to the same cells.
+    #[test]
+    fn csv_cells_round_trip_random_rows() {
+        let mut rng = crate::data::rng::Rng::new(11);
+        let alphabet = ['a', 'b', ',', '"', ' ', ';'];
+        for _ in 0..2000 {
+            let cells: Vec<String> = (0..1 + rng.below(5))
+                .map(|_| (0..rng.below(6)).map(|_| alphabet[rng.below(alphabet.len())]).collect())
+                .collect();
+            let line: Vec<String> = cells
+                .iter()
+                .map(|c| {
+                    if c.contains([',', '"']) || c.starts_with(' ') || rng.below(4) == 0 {
+                        format!("\"{}\"", c.replace('"', "\"\""))
+                    } else {
+                        c.clone()
+                    }
+                })
+                .collect();
+            let line = line.join(",");
+            assert_eq!(split(&line, b','), Ok(cells), "{line}");
+        }
+    }
+
+    #[test]
+    fn mapped_lines_read_their_slots_and_name_bad_cells() {
+        let slots = vec![
+            Slot::Ignore,
+            Slot::Label(Some(Label::AtLeast(4.0))),
+            Slot::Feature(Column::Dense),
+            Slot::Feature(Column::Cat),
+            Slot::Feature(Column::Bag(b'|')),
+        ];
+        let names = ["id", "rating", "age", "city", "tags"].map(String::from).to_vec();
+        let p = RowParser::mapped(b',', slots, names);
+        let mut row = Row::default();
+        p.parse(b"7,4.5,,\"Paris, FR\",a|b||c\r", &mut row).unwrap();
+        assert_eq!((row.label, row.dense.as_slice()), (Some(1.0), &[0.0f32][..]));
+        assert_eq!(row.field(0), &[fnv1a32(b"Paris, FR")]);
+        assert_eq!(row.field(1), &[fnv1a32(b"a"), fnv1a32(b"b"), fnv1a32(b"c")]);
+        p.parse(b"7,3.5,2,x,", &mut row).unwrap();
+        assert_eq!((row.label, row.field(1)), (Some(0.0), &[][..]));
+        let e = p.parse(b"7,4,abc,x,y", &mut row).unwrap_err();
+        assert_eq!(e.to_string(), "column 3 (age): \"abc\" is not a finite number");
+        assert!(p.parse(b"7,,1,x,y", &mut row).unwrap_err().to_string().contains("column 2 (rating)"));
+        assert_eq!(p.parse(b"7,4,1,x", &mut row), Err(BadReason::Cells { expected: 5, got: 4 }));
+        assert_eq!(p.parse(b"7,4,1,x,y,z", &mut row), Err(BadReason::Cells { expected: 5, got: 6 }));
+        assert_eq!(p.parse(b"7,4,1,\"x,y", &mut row), Err(BadReason::Quote { column: 4 }));
     }
 }
