@@ -69,9 +69,12 @@ pub struct LearnOptions {
     pub anchor: f32,
 }
 
+/// Adagrad at 0.05 (the rate the demo model was trained at), 3 steps, every parameter, anchor
+/// 0.01: among the best of the settings tried with `pocketrec bench personalize` (README,
+/// "Personalization"), where 0.01 learned less by 20 clicks and 0.3 was no better than no learning.
 impl Default for LearnOptions {
     fn default() -> Self {
-        LearnOptions { lr: 0.01, steps: 3, optimizer: OptimizerKind::Adagrad, scope: Scope::All, anchor: 0.01 }
+        LearnOptions { lr: 0.05, steps: 3, optimizer: OptimizerKind::Adagrad, scope: Scope::All, anchor: 0.01 }
     }
 }
 

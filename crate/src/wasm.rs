@@ -12,7 +12,7 @@
 //! engine.info().backend;                          // "webgpu" or "cpu", and .backend_reason says why
 //! const top = await engine.rank({ hour: 20, device: "mobile", ... }, [{ item: "i00042", ... }], 10);
 //! // On-device learning (crate::learn): rows as for score, labels 0/1, options optional.
-//! const { loss, steps, ms } = await engine.learn(rows, [1, 0, 0], { lr: 0.01, steps: 3, scope: "top" });
+//! const { loss, steps, ms } = await engine.learn(rows, [1, 0, 0], { lr: 0.05, steps: 3, scope: "top" });
 //! const personalized = await engine.save();      // a model file: Engine.load(personalized) takes it back
 //! ```
 
@@ -42,7 +42,7 @@ export interface Columns { rows: number; dense?: Float32Array; fields: Record<st
 export interface Ranked { index: number; logit: number; score: number; }
 /** Options of `rank`: `diversity` re-ranks the top by maximal marginal relevance (strength 0 = plain ranking). */
 export interface RankOptions { diversity?: { strength: number; features?: string | string[] }; }
-/** Options of engine.learn, each optional (defaults: lr 0.01, steps 3, adagrad, scope "all", anchor 0.01). */
+/** Options of engine.learn, each optional (defaults: lr 0.05, steps 3, adagrad, scope "all", anchor 0.01). */
 export interface LearnOptions {
   lr?: number;
   /** Passes over the given rows, one optimizer step each. */

@@ -212,30 +212,32 @@ const CATEGORIES: [(&str, &str, usize, usize, [&str; 20]); 12] = [
     ]),
 ];
 
-/// The hidden truth of a synthetic item, beside its catalog entry.
+/// The hidden truth of a synthetic item, beside its catalog entry (indices into the word lists).
 #[derive(Clone, Copy, Debug)]
-struct ItemTruth {
-    category: usize,
-    color: usize,
-    style: usize,
-    price: usize,
-    quality: f32,
+pub struct ItemTruth {
+    pub category: usize,
+    pub color: usize,
+    pub style: usize,
+    pub price: usize,
+    pub quality: f32,
 }
 
 /// A synthetic user's planted tastes.
 #[derive(Clone, Debug)]
-struct Taste {
+pub struct Taste {
     /// Liked categories with their weight.
-    categories: Vec<(usize, f32)>,
-    color: usize,
-    style: usize,
-    price: usize,
-    device: usize,
-    time: usize,
+    pub categories: Vec<(usize, f32)>,
+    pub color: usize,
+    pub style: usize,
+    pub price: usize,
+    /// The device and time-of-day bucket the user is usually on (indices of [`DEVICES`], [`TIMES`]).
+    pub device: usize,
+    pub time: usize,
 }
 
-/// Planted utility of an item for a user in a context; the choice model is a softmax over it.
-fn utility(t: &Taste, it: &ItemTruth, time: usize, device: usize, last_category: Option<usize>) -> f32 {
+/// Planted utility of an item for a user in a context (time bucket, device, category of the last
+/// chosen item); the choice model is a softmax over it: argmax of utility plus [`gumbel`] noise.
+pub fn utility(t: &Taste, it: &ItemTruth, time: usize, device: usize, last_category: Option<usize>) -> f32 {
     let mut u = it.quality;
     if let Some(&(_, w)) = t.categories.iter().find(|(c, _)| *c == it.category) {
         u += 2.5 * w;
@@ -250,7 +252,8 @@ fn utility(t: &Taste, it: &ItemTruth, time: usize, device: usize, last_category:
     u
 }
 
-fn gumbel(rng: &mut StdRng) -> f32 {
+/// A standard Gumbel draw.
+pub fn gumbel(rng: &mut StdRng) -> f32 {
     let u: f32 = rng.random_range(1e-7f32..1.0);
     -(-u.ln()).ln()
 }
@@ -305,11 +308,27 @@ fn synthetic_catalog(n: usize, rng: &mut StdRng) -> anyhow::Result<(Catalog, Vec
     Ok((catalog, truth))
 }
 
+/// The synthetic catalog `write_demo` writes for `opts` (only `seed` and `items` matter), and its
+/// hidden truth; with the random source, positioned where `write_demo` goes on to draw the events.
+fn seeded_catalog(opts: &DemoOptions) -> anyhow::Result<(Catalog, Vec<ItemTruth>, StdRng)> {
+    let mut rng = StdRng::seed_from_u64(opts.seed);
+    let (catalog, truth) = synthetic_catalog(opts.items, &mut rng)?;
+    Ok((catalog, truth, rng))
+}
+
+/// The synthetic world of `write_demo(_, opts, None)` without its users: the catalog (exactly the
+/// `catalog.json` written) and each item's hidden truth, for simulating new users of that world.
+pub fn synthetic_world(opts: &DemoOptions) -> anyhow::Result<(Catalog, Vec<ItemTruth>)> {
+    let (catalog, truth, _) = seeded_catalog(opts)?;
+    Ok((catalog, truth))
+}
+
 fn times() -> Vec<TimeOfDay> {
     TIMES.iter().map(|&(id, _, hour)| TimeOfDay { id: id.into(), hour }).collect()
 }
 
-fn random_taste(rng: &mut StdRng) -> Taste {
+/// A user's tastes as the synthetic world draws them.
+pub fn random_taste(rng: &mut StdRng) -> Taste {
     let mut cats: Vec<usize> = (0..CATEGORIES.len()).collect();
     cats.shuffle(rng);
     let k = rng.random_range(2..=3);
@@ -547,6 +566,11 @@ fn rows(catalog: &Catalog, events: &[Event], opts: &DemoOptions, rng: &mut StdRn
     (train, eval)
 }
 
+/// The bytes of `catalog.json`.
+pub fn catalog_json(catalog: &Catalog) -> anyhow::Result<String> {
+    Ok(serde_json::to_string(catalog)?)
+}
+
 fn write_lines(path: &Path, lines: &[String]) -> anyhow::Result<()> {
     let mut w = crate::io::AtomicFile::create(path)?;
     writeln!(w, "{}", SCHEMA.join("\t"))?;
@@ -561,22 +585,23 @@ pub fn write_demo(out: &Path, opts: &DemoOptions, movielens_dir: Option<&Path>) 
     if !(0.0..1.0).contains(&opts.eval_fraction) {
         bail!("the eval fraction must be in [0, 1)");
     }
-    let mut rng = StdRng::seed_from_u64(opts.seed);
-    let (catalog, events, users) = match movielens_dir {
-        Some(dir) => movielens(dir)?,
+    let (catalog, events, users, mut rng) = match movielens_dir {
+        Some(dir) => {
+            let (catalog, events, users) = movielens(dir)?;
+            (catalog, events, users, StdRng::seed_from_u64(opts.seed))
+        }
         None => {
             if opts.users == 0 || opts.events_per_user == 0 {
                 bail!("the synthetic world needs at least 1 user and 1 event per user");
             }
-            let (catalog, truth) = synthetic_catalog(opts.items, &mut rng)?;
+            let (catalog, truth, mut rng) = seeded_catalog(opts)?;
             let events = synthetic_events(opts, &truth, &mut rng);
-            (catalog, events, opts.users)
+            (catalog, events, opts.users, rng)
         }
     };
     let (train, eval) = rows(&catalog, &events, opts, &mut rng);
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let json = serde_json::to_string(&catalog)?;
-    crate::io::write_atomic(out.join("catalog.json"), json.as_bytes())?;
+    crate::io::write_atomic(out.join("catalog.json"), catalog_json(&catalog)?.as_bytes())?;
     write_lines(&out.join("train.tsv"), &train)?;
     write_lines(&out.join("eval.tsv"), &eval)?;
     Ok(DemoSummary {
@@ -651,6 +676,10 @@ mod tests {
         let cat: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("catalog.json")).unwrap()).unwrap();
         assert_eq!(cat["items"].as_array().unwrap().len(), 500);
         assert_eq!(cat["schema"][4], "bag:recent_items");
+        // The personalization benchmark regenerates the world without its users: the same catalog.
+        let (world, truth) = synthetic_world(&opts).unwrap();
+        assert_eq!(std::fs::read_to_string(dir.join("catalog.json")).unwrap(), catalog_json(&world).unwrap());
+        assert_eq!(truth.len(), 500);
         std::fs::remove_dir_all(dir).unwrap();
     }
 

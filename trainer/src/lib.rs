@@ -8,6 +8,7 @@ pub mod demo;
 pub mod io;
 pub mod logreg;
 pub mod metrics;
+pub mod personalize;
 pub mod progress;
 pub mod serve;
 pub mod train;

@@ -1,5 +1,6 @@
 //! The CLI's edges: options that cannot work are refused before any training (a missing --eval,
-//! a budget that cannot hold the preset's MLPs), and counts read as English ("1 step").
+//! a budget that cannot hold the preset's MLPs, a demo model whose world is not the one the
+//! personalization benchmark regenerates), and counts read as English ("1 step").
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -91,4 +92,36 @@ fn one_step_is_one_step() {
     ]));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("trained 1 step, 256 samples"), "{stderr}");
+}
+
+#[test]
+fn bench_personalize_refuses_a_model_of_another_world() {
+    let dir = scratch("personalize");
+    let args = ["demo-data", "--out", s(&dir), "--items", "300", "--users", "20", "--events-per-user", "5"];
+    ok(pocketrec(&args));
+    let model = dir.join("model.safetensors");
+    let train = dir.join("train.tsv");
+    ok(pocketrec(&[
+        "train",
+        "--train",
+        s(&train),
+        "--preset",
+        "small",
+        "--memory",
+        "200KB",
+        "--quiet",
+        "-o",
+        s(&model),
+    ]));
+    // catalog.json beside the model is a 300-item world, not the default 10,000-item one.
+    let out = pocketrec(&["bench", "personalize", "--model", s(&model), "--users", "2"]);
+    let stderr = failure(&out);
+    assert!(stderr.contains("is not the synthetic demo world of seed 7 with 10000 items"), "{stderr}");
+    assert!(stderr.contains("make demo-model"), "{stderr}");
+    // Given its world, it runs and reports each variant.
+    let args = ["bench", "personalize", "--model", s(&model), "--items", "300", "--users", "3", "--at", "1,2"];
+    let stdout = String::from_utf8(ok(pocketrec(&args)).stdout).unwrap();
+    for variant in ["(a) base model", "(b) learning, scope all", "(c) learning, scope top", "(b) without diversity"] {
+        assert!(stdout.contains(variant), "{variant} missing from:\n{stdout}");
+    }
 }

@@ -1,20 +1,27 @@
 //! `pocketrec bench train`: training throughput on synthetic data, set against this machine's
-//! GEMM rate measured in the same run.
+//! GEMM rate measured in the same run. `pocketrec bench personalize`: on-device learning against
+//! the base model, with simulated users of the demo world ([`pocketrec_trainer::personalize`]).
 
 use crate::cli::common::set_threads;
-use anyhow::Result;
+use anyhow::{Context as _, Result, bail};
 use clap::{Args as ClapArgs, Subcommand};
 use ndarray::Array2;
+use pocketrec::LearnOptions;
 use pocketrec::config::criteo_schema;
 use pocketrec::{Dlrm, HashVariant, ModelConfig, Optimizer, OptimizerKind, Preset, StoredDtype};
 use pocketrec_trainer::count;
+use pocketrec_trainer::demo::{DemoOptions, catalog_json, synthetic_world};
+use pocketrec_trainer::personalize::{Estimate, Measure, Sim, SimOptions, estimate, scope_name, standard_variants};
 use pocketrec_trainer::train::{BatchStream, LoopOptions, Observer, Position, train};
+use std::path::PathBuf;
 use std::time::Instant;
 
 #[derive(Subcommand)]
 pub enum Bench {
     /// Training samples/s and GFLOP/s of the kaggle preset against a same-run GEMM
     Train(TrainBench),
+    /// Hit rate of planted tastes in the demo page's top 24, with and without on-device learning
+    Personalize(PersonalizeBench),
 }
 
 #[derive(ClapArgs)]
@@ -39,6 +46,7 @@ pub struct TrainBench {
 pub fn run(bench: Bench) -> Result<()> {
     match bench {
         Bench::Train(b) => train_bench(b),
+        Bench::Personalize(b) => personalize_bench(b),
     }
 }
 
@@ -178,4 +186,210 @@ fn train_bench(b: TrainBench) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[derive(ClapArgs)]
+pub struct PersonalizeBench {
+    /// The demo model (`make demo-model`)
+    #[arg(long, default_value = "out/demo/model.safetensors")]
+    pub model: PathBuf,
+    /// The catalog it was trained on [default: catalog.json beside the model]; it must be the
+    /// synthetic world of --world-seed and --items
+    #[arg(long)]
+    pub catalog: Option<PathBuf>,
+    /// Seed of the demo world (`pocketrec demo-data --seed`)
+    #[arg(long, default_value_t = DemoOptions::default().seed)]
+    pub world_seed: u64,
+    /// Items of the demo world (`pocketrec demo-data --items`)
+    #[arg(long, default_value_t = DemoOptions::default().items)]
+    pub items: usize,
+    /// Simulated users
+    #[arg(long, default_value_t = SimOptions::default().users)]
+    pub users: usize,
+    /// Seed of the simulated users' tastes and choices
+    #[arg(long, default_value_t = SimOptions::default().seed)]
+    pub seed: u64,
+    /// Measure after these many clicks
+    #[arg(long, value_delimiter = ',', default_values_t = SimOptions::default().at)]
+    pub at: Vec<usize>,
+    /// Items shown, as on the page
+    #[arg(long, default_value_t = SimOptions::default().shown)]
+    pub shown: usize,
+    /// Negatives per like, drawn from the other shown items, as on the page
+    #[arg(long, default_value_t = SimOptions::default().negatives)]
+    pub negatives: usize,
+    /// Share of the catalog planted as liked by each user (by planted utility in its context)
+    #[arg(long, default_value_t = SimOptions::default().liked_share)]
+    pub liked_share: f64,
+    /// Diversity strength of the list, as on the page (its cost is measured against 0)
+    #[arg(long, default_value_t = 0.3)]
+    pub diversity: f32,
+    /// Learning options [default: the engine's defaults, LearnOptions::default()]
+    #[arg(long)]
+    pub lr: Option<f32>,
+    #[arg(long)]
+    pub steps: Option<u32>,
+    #[arg(long)]
+    pub optimizer: Option<OptimizerKind>,
+    #[arg(long)]
+    pub anchor: Option<f32>,
+    #[arg(long)]
+    pub scope: Option<pocketrec::Scope>,
+    /// Only (a) and (b): no other scopes, no run without diversity (for tuning)
+    #[arg(long)]
+    pub quick: bool,
+    #[arg(long)]
+    pub threads: Option<usize>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// One number of a shown list, per user.
+type Metric = fn(&Measure) -> f64;
+
+fn personalize_bench(b: PersonalizeBench) -> Result<()> {
+    set_threads(b.threads)?;
+    let bytes = std::fs::read(&b.model)
+        .with_context(|| format!("reading {} (build it with `make demo-model`)", b.model.display()))?;
+    let model = pocketrec::file::from_bytes(&bytes).with_context(|| format!("loading {}", b.model.display()))?.model;
+    let world = DemoOptions { seed: b.world_seed, items: b.items, ..DemoOptions::default() };
+    let (catalog, truth) = synthetic_world(&world)?;
+    let catalog_path = b.catalog.clone().unwrap_or_else(|| b.model.with_file_name("catalog.json"));
+    let on_disk = std::fs::read(&catalog_path).with_context(|| {
+        format!("reading {}, the catalog the model was trained on (give it with --catalog)", catalog_path.display())
+    })?;
+    if on_disk != catalog_json(&catalog)?.as_bytes() {
+        bail!(
+            "{} is not the synthetic demo world of seed {} with {} items, so its planted tastes are unknown: \
+             rebuild the model with `make demo-model`, or give the --world-seed and --items of `pocketrec demo-data`",
+            catalog_path.display(),
+            b.world_seed,
+            b.items
+        );
+    }
+    let defaults = LearnOptions::default();
+    let learn = LearnOptions {
+        lr: b.lr.unwrap_or(defaults.lr),
+        steps: b.steps.unwrap_or(defaults.steps),
+        optimizer: b.optimizer.unwrap_or(defaults.optimizer),
+        scope: b.scope.unwrap_or(defaults.scope),
+        anchor: b.anchor.unwrap_or(defaults.anchor),
+    };
+    learn.validate()?;
+    let mut variants = standard_variants(&learn, b.diversity);
+    if b.quick {
+        variants.truncate(2);
+    }
+    let opts = SimOptions {
+        users: b.users,
+        seed: b.seed,
+        at: b.at.clone(),
+        shown: b.shown,
+        negatives: b.negatives,
+        liked_share: b.liked_share,
+    };
+    let sim = Sim::new(&model, &catalog, &truth)?;
+    let t = Instant::now();
+    let results = sim.run(&model, &variants, &opts)?;
+    let secs = t.elapsed().as_secs_f64();
+
+    // Per variant and click count: the estimate of each measure, and of its paired difference.
+    let metric = |v: usize, a: usize, f: Metric| -> Vec<f64> { results.iter().map(|u| f(&u[v][a])).collect() };
+    let measures: [(&str, Metric); 2] = [("hit_rate", |m| m.hit_rate), ("ndcg", |m| m.ndcg)];
+    let summary = |v: usize, f: Metric| -> Vec<(Estimate, Option<Estimate>)> {
+        (0..opts.at.len())
+            .map(|a| {
+                let own = metric(v, a, f);
+                let diff = variants[v]
+                    .against
+                    .map(|w| estimate(&own.iter().zip(metric(w, a, f)).map(|(x, y)| x - y).collect::<Vec<_>>()));
+                (estimate(&own), diff)
+            })
+            .collect()
+    };
+    let liked_items = ((b.liked_share * b.items as f64).round() as usize).clamp(1, b.items);
+    if b.json {
+        let variants_json: Vec<_> = variants
+            .iter()
+            .enumerate()
+            .map(|(v, var)| {
+                let mut o = serde_json::json!({
+                    "name": var.name,
+                    "learn": var.learn.as_ref().map(learn_json),
+                    "diversity": var.diversity,
+                    "against": var.against.map(|w| &variants[w].name),
+                });
+                for (name, f) in measures {
+                    let s = summary(v, f);
+                    o[name] = serde_json::json!(s.iter().map(|e| e.0).collect::<Vec<_>>());
+                    o[format!("{name}_difference")] = serde_json::json!(s.iter().map(|e| e.1).collect::<Vec<_>>());
+                }
+                o
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({"users": b.users, "seed": b.seed, "at": opts.at, "shown": b.shown,
+                "negatives": b.negatives, "liked_share": b.liked_share, "liked_items": liked_items,
+                "learn": learn_json(&learn), "secs": secs, "variants": variants_json})
+        );
+        return Ok(());
+    }
+    println!(
+        "{} of the demo world ({}), each with a fixed time of day and device; top {} shown; \
+         planted-liked = the top {:.0}% of the catalog by planted utility ({}); {} per like",
+        count(b.users as u64, "simulated user"),
+        count(b.items as u64, "item"),
+        b.shown,
+        100.0 * b.liked_share,
+        count(liked_items as u64, "item"),
+        count(b.negatives as u64, "negative"),
+    );
+    println!(
+        "learning: {}; {:.1} s, {}",
+        learn_text(&learn),
+        secs,
+        count(rayon::current_num_threads() as u64, "thread")
+    );
+    let width = variants.iter().map(|v| v.name.len()).max().unwrap_or(0).max(28);
+    let titles = [format!("hit rate in the top {}", b.shown), format!("NDCG@{}", b.shown)];
+    for (title, (_, f)) in titles.iter().zip(measures) {
+        println!();
+        let head: String = opts.at.iter().map(|a| format!("{:>16}", count(*a as u64, "click"))).collect();
+        println!("{:width$}{head}", format!("{title} (mean ±95% CI)"));
+        for (v, var) in variants.iter().enumerate() {
+            let s = summary(v, f);
+            let cells: String =
+                s.iter().map(|(e, _)| format!("{:>16}", format!("{:.3} ±{:.3}", e.mean, e.ci95))).collect();
+            println!("{:width$}{cells}", var.name);
+            if let Some(w) = var.against {
+                let cells: String = s
+                    .iter()
+                    .map(|(_, d)| {
+                        d.map_or(String::new(), |d| format!("{:>16}", format!("{:+.3} ±{:.3}", d.mean, d.ci95)))
+                    })
+                    .collect();
+                println!(
+                    "{:width$}{cells}",
+                    format!("    minus {}", variants[w].name.split(' ').next().unwrap_or_default())
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn learn_json(o: &LearnOptions) -> serde_json::Value {
+    serde_json::json!({"lr": o.lr, "steps": o.steps, "optimizer": o.optimizer, "scope": scope_name(o.scope), "anchor": o.anchor})
+}
+
+fn learn_text(o: &LearnOptions) -> String {
+    format!(
+        "lr {}, {}, {}, scope {}, anchor {}",
+        o.lr,
+        count(o.steps as u64, "step"),
+        serde_json::to_value(o.optimizer).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
+        scope_name(o.scope),
+        o.anchor
+    )
 }
