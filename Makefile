@@ -90,11 +90,18 @@ test-browser: setup build wasm package
 	  POCKETREC_EXPECT_WEBGPU=$(if $(findstring --gpu,$(WASM_FLAGS)),1,0) npm test --silent
 
 # Browser benchmark (not part of `make test`): kaggle preset at 10 MB in headless Chromium, wasm-CPU
-# against WebGPU (SwiftShader): cold start, rank() of 1k/10k/100k candidates, score() of 1k full rows.
-# Then the native single-thread CPU path on the same work (criterion, crate/benches/rank.rs, 1,000
-# candidates) and the native GEMM rate, for the wasm-vs-native ratios. Output: tests/out/bench-browser.txt, tests/out/bench-native-rank.txt.
+# against WebGPU (SwiftShader): cold start, rank() of 1k/10k/100k candidates, score() of 1k full rows,
+# learn() of one like (5 rows, default options); the demo model learning one like and re-ranking its
+# 10,000-item catalog. First the native single-thread learning bench (crate/benches/learn.rs, same
+# rows), whose times the browser lines divide by; then the native single-thread CPU path on the
+# ranking work (crate/benches/rank.rs, 1,000 candidates) and the native GEMM rate, for the
+# wasm-vs-native ratios. Output: tests/out/bench-browser.txt, tests/out/bench-native-{learn,rank}.txt.
 NATIVE_RANK_FILTER ?= gemm|cpu (context-once|full rows)/1000$$
 bench-browser: setup build wasm
-	cd tests/browser && POCKETREC_BIN=$(CURDIR)/$(BIN) node bench-browser.mjs
+	@[ -f $(DEMO_DIR)/model.safetensors ] || $(MAKE) demo-model
+	@mkdir -p tests/out
+	set -o pipefail; POCKETREC_DEMO=$(CURDIR)/$(DEMO_DIR) RAYON_NUM_THREADS=1 \
+	  $(CARGO) bench -p pocketrec --no-default-features --bench learn | tee tests/out/bench-native-learn.txt
+	cd tests/browser && POCKETREC_BIN=$(CURDIR)/$(BIN) POCKETREC_DEMO=$(CURDIR)/$(DEMO_DIR) node bench-browser.mjs
 	set -o pipefail; RAYON_NUM_THREADS=1 $(CARGO) bench -p pocketrec --no-default-features --bench rank -- '$(NATIVE_RANK_FILTER)' \
 	  | tee tests/out/bench-native-rank.txt

@@ -129,6 +129,17 @@ impl Optimizer {
         self.state.kind()
     }
 
+    /// Each kind of state buffer (none for SGD, the sums of squares for Adagrad, both moments for
+    /// Adam), each one buffer per tensor in [`tensor_names`] order.
+    pub fn state_buffers(&self) -> Vec<&Vec<Vec<f32>>> {
+        self.state.buffers().into_iter().map(|(_, b)| b).collect()
+    }
+
+    /// [`Optimizer::state_buffers`], writable.
+    pub fn state_buffers_mut(&mut self) -> Vec<&mut Vec<Vec<f32>>> {
+        self.state.buffers_mut().into_iter().map(|(_, b)| b).collect()
+    }
+
     /// The state buffers with their checkpoint names (`sum_sq.robe.weight`, `m.top.0.bias`...),
     /// in a fixed order.
     pub fn named_state(&self, model: &Dlrm) -> Vec<(String, &[f32])> {

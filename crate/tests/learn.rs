@@ -9,7 +9,7 @@ mod common;
 use common::reference::{Reference, assert_gradients_match, param, reference_loss};
 use pocketrec::learn::add_anchor_gradient;
 use pocketrec::passes::{Gradients, Workspace, bce_with_logits};
-use pocketrec::{Batch, Dlrm, LearnOptions, Learner, ModelConfig, OptimizerKind, Scope};
+use pocketrec::{Batch, Dlrm, LearnOptions, Learner, ModelConfig, Optimizer, OptimizerKind, Scope, TrainStep};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
@@ -327,23 +327,145 @@ fn bad_input_rejects_and_changes_nothing() {
     }
 }
 
-/// Learning through a GPU scorer rewrites the GPU's copy of the weights: afterwards it scores the
-/// learned model as the CPU does (within the parity tests' 1e-4), not the loaded one; with dense
-/// features and without.
-#[cfg(feature = "gpu")]
-#[test]
-fn gpu_scores_the_learned_weights() {
-    for dense in [true, false] {
-        gpu_scores_learned(dense);
+/// The learning steps as a pass over all of `W` takes them: the anchor's gradient from
+/// [`add_anchor_gradient`], frozen parameters zeroed, a fresh optimizer when the kind or scope
+/// changes. The reference the learner's tracked slots are checked against.
+struct DenseLearner {
+    base: Dlrm,
+    opt: Option<(Optimizer, Scope)>,
+    step: TrainStep,
+}
+
+impl DenseLearner {
+    fn learn(&mut self, model: &mut Dlrm, batch: &Batch, labels: &[f32], opts: &LearnOptions) {
+        let mut rows = batch.clone();
+        rows.labels = labels.to_vec();
+        if self.opt.as_ref().is_none_or(|(o, s)| o.kind() != opts.optimizer || *s != opts.scope) {
+            self.opt = Some((Optimizer::new(opts.optimizer, opts.lr, model), opts.scope));
+        }
+        let opt = &mut self.opt.as_mut().unwrap().0;
+        opt.lr = opts.lr;
+        let scope = opts.scope;
+        for _ in 0..opts.steps {
+            self.step.step_with(model, opt, &rows, |model, grads| {
+                let (bottom, top) = (scope == Scope::All, scope != Scope::Embeddings);
+                for g in grads.iter_mut() {
+                    for (moves, layers) in [(bottom, &mut g.bottom), (top, &mut g.top)] {
+                        for l in layers.iter_mut().filter(|_| !moves) {
+                            l.weight.fill(0.0);
+                            l.bias.fill(0.0);
+                        }
+                    }
+                }
+                if scope == Scope::Top {
+                    grads[0].embedding.clear();
+                }
+                add_anchor_gradient(model, &self.base, scope, opts.anchor, grads[0]);
+            });
+        }
     }
 }
 
+/// The learner touches only the slots of `W` it tracks (the rows' blocks and what moved before),
+/// yet learns bit for bit the weights of the pass over all of `W`, over calls with new rows, each
+/// optimizer and changes of scope, from a model equal to its base or differing from it in a few
+/// slots; and [`Learner::changed`] names every slot and tensor that moved.
+#[test]
+fn tracked_slots_learn_the_dense_weights_bit_for_bit() {
+    let scopes = [Scope::All, Scope::All, Scope::Embeddings, Scope::Top, Scope::Embeddings, Scope::All];
+    for (k, kind) in OPTIMIZERS.into_iter().enumerate() {
+        for trial in 0..4u64 {
+            let mut rng = StdRng::seed_from_u64(70 + 10 * k as u64 + trial);
+            let base = common::random_model(&mut rng);
+            let mut model = base.clone();
+            if trial % 2 == 1 {
+                for _ in 0..5 {
+                    let s = rng.random_range(0..model.embedding.len());
+                    model.embedding[s] += 0.25;
+                }
+            }
+            let mut dense_model = model.clone();
+            let mut learner = Learner::new(&base);
+            let mut dense = DenseLearner { base: base.clone(), opt: None, step: TrainStep::new() };
+            for (call, scope) in scopes.into_iter().enumerate() {
+                let what = format!("{kind:?} trial {trial} call {call} {scope:?}");
+                let rows = rng.random_range(1..6);
+                let (batch, labels) = random_batch(&mut rng, &base.config, rows);
+                let opts = LearnOptions { lr: 0.05, steps: 2, optimizer: kind, scope, anchor: 0.5 };
+                let before = model.clone();
+                learner.learn(&mut model, &batch, &labels, &opts).unwrap();
+                dense.learn(&mut dense_model, &batch, &labels, &opts);
+                assert_eq!(bits(&model), bits(&dense_model), "{what}: differs from the dense pass");
+
+                let changed = learner.changed();
+                for s in (0..model.embedding.len()).filter(|&s| model.embedding[s] != before.embedding[s]) {
+                    assert!(changed.embedding.iter().any(|r| r.contains(&s)), "{what}: W[{s}] moved unreported");
+                }
+                let moved = |a: &[pocketrec::Linear], b: &[pocketrec::Linear]| a != b;
+                assert!(changed.bottom || !moved(&model.bottom, &before.bottom), "{what}: bottom moved unreported");
+                assert!(changed.top || !moved(&model.top, &before.top), "{what}: top moved unreported");
+            }
+        }
+    }
+}
+
+/// Learning through a GPU scorer rewrites the GPU's copy of what changed: after each call, with
+/// each scope, it scores the learned model as the CPU does (within the parity tests' 1e-4), on the
+/// rows of every call so far. The model is large enough (small preset, 4 MB) that `W` goes up in
+/// separate ranges, so a changed range left out would show.
 #[cfg(feature = "gpu")]
-fn gpu_scores_learned(dense: bool) {
+#[test]
+fn gpu_scores_the_learned_weights() {
+    use pocketrec::backend::gpu::upload_ranges;
+    use pocketrec::config::{Preset, StoredDtype, criteo_schema};
+    use pocketrec::{BackendChoice, Error, HashVariant, Scorer};
+    use pollster::block_on;
+    let mut rng = StdRng::seed_from_u64(40);
+    let (dense, fields) = criteo_schema();
+    let cfg =
+        ModelConfig::preset(Preset::Small, dense, fields, 4_000_000, 4, HashVariant::UmaV1, StoredDtype::F32).unwrap();
+    let base = Dlrm::init(cfg, 3).unwrap();
+    let mut scorer = match block_on(Scorer::new(base.clone(), BackendChoice::WebGpu)) {
+        Ok(s) => s,
+        Err(Error::NoAdapter(why)) => return common::no_gpu_adapter(&why),
+        Err(e) => panic!("GPU backend failed: {e}"),
+    };
+    let mut learner = Learner::new(&base);
+    let mut seen = Vec::new();
+    for (call, scope) in [Scope::All, Scope::Embeddings, Scope::Top, Scope::All].into_iter().enumerate() {
+        let mut batch = common::random_batch(&mut rng, &base.config, 3);
+        // Values all over u32, so the rows' blocks spread over W.
+        batch.fields.iter_mut().for_each(|f| f.values.iter_mut().for_each(|v| *v = rng.random()));
+        let labels = std::mem::take(&mut batch.labels);
+        seen.push(batch.clone());
+        let opts = LearnOptions { lr: 0.1, steps: 3, scope, ..Default::default() };
+        scorer.learn(&mut learner, &batch, &labels, &opts).unwrap();
+        let writes = upload_ranges(&learner.changed().embedding);
+        if scope != Scope::Top {
+            let sent: usize = writes.iter().map(|r| r.len()).sum();
+            assert!(writes.len() > 1 && sent < base.embedding.len() / 2, "call {call}: W went up whole ({sent} slots)");
+        } else {
+            assert!(writes.is_empty(), "call {call}: W is frozen");
+        }
+        for (b, rows) in seen.iter().enumerate() {
+            let want = common::forward(scorer.model(), rows);
+            let got = block_on(scorer.logits(rows)).unwrap();
+            common::assert_close(&got, &want, 1e-4, &format!("after call {call} ({scope:?}), rows of call {b}"));
+        }
+    }
+    let (first, now) = (common::forward(&base, &seen[0]), common::forward(scorer.model(), &seen[0]));
+    assert!(first.iter().zip(&now).any(|(a, b)| (a - b).abs() > 1e-2), "learning moved the scores");
+}
+
+/// A model without dense features (no bottom MLP) learns through a GPU scorer as well: afterwards
+/// the GPU scores the learned weights as the CPU does (within 1e-4), not the loaded ones.
+#[cfg(feature = "gpu")]
+#[test]
+fn gpu_scores_the_learned_weights_without_dense_features() {
     use pocketrec::{BackendChoice, Error, Scorer};
     use pollster::block_on;
     let mut rng = StdRng::seed_from_u64(40);
-    let base = common::random_model_with(&mut rng, dense);
+    let base = common::random_model_with(&mut rng, false);
     let mut scorer = match block_on(Scorer::new(base.clone(), BackendChoice::WebGpu)) {
         Ok(s) => s,
         Err(Error::NoAdapter(why)) => return common::no_gpu_adapter(&why),

@@ -3,13 +3,16 @@
 // (model bytes in memory -> Engine.load -> first rank of 1,000 candidates), the median latency of
 // context-once rank() of 1,000 / 10,000 / 100,000 candidates (top 10) and of full-row score() of
 // 1,000 rows, and the wasm GEMM rate. Context = I1..I13 and C1..C20, candidates = C21..C26 as
-// Uint32Array columns.
+// Uint32Array columns. On-device learning (issue 10, part 5): one like (a positive and four
+// negatives, default options) on the kaggle model and on the demo model, each beside the native
+// single-thread time of the same call (crate/benches/learn.rs, run first by `make bench-browser`),
+// and the demo catalog's re-ranking after learning.
 // Not a test (no timed assertions): prints `METRIC ...` lines and writes tests/out/bench-browser.txt.
-//   node tests/browser/bench-browser.mjs        (run by `make bench-browser`)
+//   node tests/browser/bench-browser.mjs        (run by `make bench-browser`; BENCH_BACKENDS=cpu for one)
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { serve, browser, BIN, OUT, ROOT } from "./harness.mjs";
+import { serve, browser, BIN, OUT, ROOT, MODEL as DEMO_MODEL, CATALOG } from "./harness.mjs";
 
 const BENCH_DIR = path.join(OUT, "bench");
 const MODEL = path.join(BENCH_DIR, "kaggle.safetensors");
@@ -20,11 +23,16 @@ const MAX_RUNS = 7;
 const BUDGET_S = 15;
 /** Skip a size whose predicted single call (10x the previous size) is longer than this. */
 const MAX_CALL_S = 60;
+/** The engine backends to measure: $BENCH_BACKENDS (comma-separated), else both. */
+const BACKENDS = (process.env.BENCH_BACKENDS || "cpu,webgpu").split(",");
+/** One like: a positive and four negatives. */
+const LIKE_LABELS = [1, 0, 0, 0, 0];
 
 function need() {
   if (!existsSync(path.join(ROOT, "web/pkg/pocketrec_bg.wasm"))) return "web/pkg is not built: run make wasm";
   if (!BIN) return "no pocketrec binary: run cargo build --release -p pocketrec-trainer";
   if (!existsSync("/usr/bin/chromium")) return "no /usr/bin/chromium";
+  if (!existsSync(DEMO_MODEL) || !existsSync(CATALOG)) return `no demo model at ${DEMO_MODEL}: run make demo-model`;
   return null;
 }
 
@@ -108,6 +116,14 @@ async function pageBench({ backend, modelPath, sizes, k, maxRuns, budgetS, maxCa
     const p = await engine.score({ rows, dense, fields });
     if (p.length !== rows || !p.every(Number.isFinite)) throw new Error("bad scores");
   });
+
+  // One like: five full rows (a positive and four negatives), default options.
+  const like = { rows: 5, dense: dense.slice(0, 5 * 13), fields: {} };
+  for (let i = 1; i <= 26; i++) like.fields[`C${i}`] = fields[`C${i}`].slice(0, 5);
+  const learn = await time(async () => {
+    const r = await engine.learn(like, LIKE_LABELS);
+    if (!Number.isFinite(r.loss)) throw new Error("bad learning loss");
+  });
   engine.free();
 
   // The wasm GEMM rate on the top MLP's largest layer (compare: `cargo bench --bench rank`, gemm).
@@ -117,7 +133,73 @@ async function pageBench({ backend, modelPath, sizes, k, maxRuns, budgetS, maxCa
   if (!Number.isFinite(benchMatmul(gm, gk, gn, reps))) throw new Error("bad GEMM checksum");
   const gemmGflops = (2 * gm * gk * gn * reps) / ((performance.now() - g0) * 1e6);
   return { gemmGflops, info: { backend: info.backend, reason: info.backend_reason, simd128: info.simd128, bytes: info.model_bytes },
-    initMs, loadMs, coldMs, rank, score };
+    initMs, loadMs, coldMs, rank, score, learn };
+}
+
+/** Runs in the page: the demo model learns one like (the rows crate/benches/learn.rs builds), then
+ *  re-ranks the whole catalog (10,000 items, as the page's worker: hashed columns, top 24,
+ *  diversity 0.3). Each timed learn call is one more like on the same rows. */
+async function pageDemoBench({ backend, modelPath, catalogPath, maxRuns, budgetS }) {
+  const { default: init, Engine, tokenValue } = await import("/web/pkg/pocketrec.js");
+  await init();
+  const bytes = new Uint8Array(await (await fetch(modelPath)).arrayBuffer());
+  const catalog = await (await fetch(catalogPath)).json();
+  const engine = await Engine.load(bytes, backend);
+  const items = catalog.items;
+  const recent = items.slice(10, 20);
+  const context = { hour: 20, session_length: 1, history_length: 10, time_of_day: "evening", device: "mobile",
+    recent_items: recent.map((i) => i.id), recent_categories: recent.map((i) => i.category) };
+  const rows = items.slice(0, 5).map((it) => ({ ...context, item: it.id, category: it.category, attributes: it.attributes }));
+  const n = items.length;
+  const columns = { rows: n, fields: { item: new Uint32Array(n), category: new Uint32Array(n) } };
+  const offsets = new Uint32Array(n + 1);
+  const values = [];
+  items.forEach((it, i) => {
+    columns.fields.item[i] = tokenValue(it.id);
+    columns.fields.category[i] = tokenValue(it.category);
+    for (const a of it.attributes) values.push(tokenValue(a));
+    offsets[i + 1] = values.length;
+  });
+  columns.fields.attributes = { offsets, values: Uint32Array.from(values) };
+  const options = { diversity: { strength: 0.3, features: ["category", "attributes"] } };
+
+  async function time(f) {
+    const w = performance.now();
+    while (performance.now() - w < 1000) await f();
+    const runs = [];
+    const start = performance.now();
+    while (runs.length < maxRuns && performance.now() - start < budgetS * 1000) {
+      const t = performance.now();
+      await f();
+      runs.push(performance.now() - t);
+    }
+    const sorted = [...runs].sort((a, b) => a - b);
+    const mid = sorted.length >> 1;
+    return { median: sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2, runs };
+  }
+  const learn = await time(async () => {
+    const r = await engine.learn(rows, LIKE_LABELS);
+    if (!Number.isFinite(r.loss)) throw new Error("bad learning loss");
+  });
+  const rerank = await time(async () => {
+    const top = await engine.rank(context, columns, 24, options);
+    if (top.length !== 24) throw new Error(`rank: ${top.length} results`);
+  });
+  const info = engine.info();
+  engine.free();
+  return { backend: info.backend, items: n, learn, rerank };
+}
+
+/** Medians of the native single-thread learning bench (crate/benches/learn.rs) in ms, by case,
+ *  from the criterion output `make bench-browser` saves before this script runs. */
+function nativeLearnMs() {
+  const file = path.join(OUT, "bench-native-learn.txt");
+  if (!existsSync(file)) return {};
+  const unit = { ns: 1e-6, "µs": 1e-3, us: 1e-3, ms: 1, s: 1000 };
+  const out = {};
+  const re = /learn one like\/(.+?)\s+time:\s+\[\S+ \S+ (\S+) (\S+)/g;
+  for (const m of readFileSync(file, "utf8").matchAll(re)) out[m[1]] = Number(m[2]) * (unit[m[3]] ?? NaN);
+  return out;
 }
 
 async function main() {
@@ -126,17 +208,18 @@ async function main() {
   mkdirSync(BENCH_DIR, { recursive: true });
   execFileSync(BIN, ["init", "--preset", "kaggle", "--memory", "10MB", "--seed", "1", "-o", MODEL], { stdio: "inherit" });
   const server = await serve();
+  const native = nativeLearnMs();
   const lines = [];
   const metric = (s) => { const line = `METRIC ${s}`; console.log(line); lines.push(line); };
   const fmt = (ms) => ms.toFixed(ms < 10 ? 2 : 1);
   try {
-    for (const backend of ["cpu", "webgpu"]) {
+    for (const backend of BACKENDS) {
       const ctx = await browser({ webgpu: backend === "webgpu" });
       try {
         const page = await ctx.newPage();
         page.on("console", (m) => { if (m.type() === "error") console.error(`[${backend}] console: ${m.text()}`); });
         await page.goto(`${server.url}tests/browser/engine.html`);
-        const r = await page.evaluate(`(${pageBench})(${JSON.stringify({
+        const r = await page.evaluate(`const LIKE_LABELS = ${JSON.stringify(LIKE_LABELS)}; (${pageBench})(${JSON.stringify({
           backend, modelPath: "/" + path.relative(ROOT, MODEL), sizes: SIZES, k: K, maxRuns: MAX_RUNS, budgetS: BUDGET_S,
           maxCallS: MAX_CALL_S,
         })})`);
@@ -154,6 +237,17 @@ async function main() {
         metric(`${tag} score 1000 full rows (typed-array columns): median ${fmt(r.score.median)} ms ` +
           `(runs ${r.score.runs.map(fmt).join(", ")})`);
         metric(`${tag} wasm GEMM 1000x512x256 (SIMD128, one thread): ${r.gemmGflops.toFixed(1)} GFLOP/s`);
+        const ratio = (ms, name) => native[name] ? ` = ${(ms / native[name]).toFixed(1)}x native ${fmt(native[name])} ms` : "";
+        metric(`${tag} learn one like, kaggle 10 MB (5 rows, default options): median ${fmt(r.learn.median)} ms` +
+          `${ratio(r.learn.median, "kaggle 10MB")} (runs ${r.learn.runs.map(fmt).join(", ")})`);
+        const d = await page.evaluate(`const LIKE_LABELS = ${JSON.stringify(LIKE_LABELS)}; (${pageDemoBench})(${JSON.stringify({
+          backend, modelPath: "/" + path.relative(ROOT, DEMO_MODEL), catalogPath: "/" + path.relative(ROOT, CATALOG),
+          maxRuns: 15, budgetS: BUDGET_S,
+        })})`);
+        metric(`${tag} learn one like, demo 1 MB (5 rows, default options): median ${fmt(d.learn.median)} ms` +
+          `${ratio(d.learn.median, "demo 1MB")} (runs ${d.learn.runs.map(fmt).join(", ")})`);
+        metric(`${tag} re-rank the demo catalog after learning (${d.items} items, top 24, diversity 0.3): ` +
+          `median ${fmt(d.rerank.median)} ms (runs ${d.rerank.runs.map(fmt).join(", ")})`);
       } finally {
         await ctx.close();
       }

@@ -120,7 +120,7 @@ impl Scorer {
     }
 
     /// [`Learner::learn`] on this scorer's model; afterwards the backend scores the new weights
-    /// (the GPU's copy is rewritten). On error nothing changed.
+    /// (the GPU's copy takes what changed, [`Learner::changed`]). On error nothing changed.
     pub fn learn(
         &mut self,
         learner: &mut Learner,
@@ -132,7 +132,7 @@ impl Scorer {
         match &mut self.backend {
             Backend::Cpu(_) => {}
             #[cfg(feature = "gpu")]
-            Backend::Gpu(g) => g.write_weights(&self.model)?,
+            Backend::Gpu(g) => g.write_weights(&self.model, learner.changed())?,
         }
         Ok(report)
     }

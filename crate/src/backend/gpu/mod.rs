@@ -32,12 +32,14 @@
 
 use crate::Error;
 use crate::config::{EmbeddingConfig, FieldKind, ModelConfig};
+use crate::learn::Changed;
 use crate::model::{Dlrm, Linear};
 use crate::robe::limbs;
 use contract::{FieldEntry, KeyCode, Kind};
 use pipelines::Kernels;
 use profile::Profiler;
 use scratch::Scratch;
+use std::ops::Range;
 use submit::Transfer;
 use wgpu::util::DeviceExt;
 
@@ -258,23 +260,68 @@ impl GpuBackend {
         &self.config
     }
 
-    /// Uploads new values of the model's parameters (after learning): the whole of every tensor.
-    /// `model` must have the config the backend was built from.
-    pub fn write_weights(&mut self, model: &Dlrm) -> Result<(), Error> {
+    /// Uploads what learning changed ([`Changed`]; [`Changed::everything`] for all of it): the
+    /// MLP tensors that moved, and of `W` the writes [`upload_ranges`] plans. `model` must have
+    /// the config the backend was built from.
+    pub fn write_weights(&mut self, model: &Dlrm, changed: &Changed) -> Result<(), Error> {
         if model.config != self.config {
             return Err(Error::Config("new weights are for another model than the backend's".into()));
         }
-        let write = |buf: &wgpu::Buffer, data: &[f32]| {
+        let write = |buf: &wgpu::Buffer, at: usize, data: &[f32]| {
             if !data.is_empty() {
-                self.queue.write_buffer(buf, 0, bytemuck::cast_slice(data));
+                self.queue.write_buffer(buf, (at * 4) as u64, bytemuck::cast_slice(data));
             }
         };
-        write(&self.model.embedding, &model.embedding);
-        let bufs = self.model.bottom.iter().chain(&self.model.top);
-        for ((w, b), l) in bufs.zip(model.layers()) {
-            write(w, l.weight.as_slice().expect("standard layout"));
-            write(b, l.bias.as_slice().expect("contiguous"));
+        for r in upload_ranges(&changed.embedding) {
+            write(&self.model.embedding, r.start, &model.embedding[r]);
+        }
+        for (moved, bufs, layers) in
+            [(changed.bottom, &self.model.bottom, &model.bottom), (changed.top, &self.model.top, &model.top)]
+        {
+            for ((w, b), l) in bufs.iter().zip(layers).filter(|_| moved) {
+                write(w, 0, l.weight.as_slice().expect("standard layout"));
+                write(b, 0, l.bias.as_slice().expect("contiguous"));
+            }
         }
         Ok(())
+    }
+}
+
+/// What one more write costs beside its bytes, in slots (4 KiB): a guess at the fixed cost of a
+/// `queue.write_buffer` (a staging allocation and a copy command; in the browser also a call out
+/// of wasm), not measured.
+pub const WRITE_COST_SLOTS: usize = 1024;
+
+/// The writes that send the slot `ranges` (sorted, disjoint) of a tensor: ranges closer than
+/// [`WRITE_COST_SLOTS`] are merged, since sending the gap costs less than another write. So the
+/// writes never cost more than the whole tensor in one, and where the changes cover it, they are
+/// that one write.
+pub fn upload_ranges(ranges: &[Range<usize>]) -> Vec<Range<usize>> {
+    let mut out: Vec<Range<usize>> = Vec::new();
+    for r in ranges.iter().filter(|r| !r.is_empty()) {
+        match out.last_mut() {
+            Some(last) if r.start <= last.end + WRITE_COST_SLOTS => last.end = last.end.max(r.end),
+            _ => out.push(r.clone()),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{WRITE_COST_SLOTS as C, upload_ranges};
+
+    #[test]
+    fn uploads_the_changed_ranges_merging_near_ones() {
+        // Near ranges merge, far ones stay apart.
+        assert_eq!(upload_ranges(&[0..4, 8..12, 20 * C..20 * C + 4]), vec![0..12, 20 * C..20 * C + 4]);
+        assert_eq!(
+            upload_ranges(&[10..20, 20 + C..24 + C, 25 + 2 * C..30 + 2 * C]),
+            vec![10..24 + C, 25 + 2 * C..30 + 2 * C]
+        );
+        assert_eq!(upload_ranges(&[]), vec![]);
+        // Changes all over the tensor, each gap shorter than a write: one write of all of it.
+        let dense: Vec<_> = (0..100).map(|i| i * C..i * C + 4).collect();
+        assert_eq!(upload_ranges(&dense), vec![0..99 * C + 4]);
     }
 }
