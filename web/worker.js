@@ -113,45 +113,56 @@ const writePersonal = (record) => personal("readwrite", (s) => s.put(record, KEY
 const deletePersonal = () =>
   personal("readwrite", (s) => s.delete(KEY)).catch((e) => console.warn("the personal model could not be deleted", e));
 
-/** Loads the wasm module and the model, then the personal model if one was learned from this
- * model; runs while the page is still fetching the catalog. */
+/** The digest a model file records in its header (safetensors: a u64 length, then JSON), or
+ * null. It only names the file here; Engine.load checks it against the bytes. */
+function recordedDigest(bytes) {
+  try {
+    const n = Number(new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true));
+    return JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n))).__metadata__.digest ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/** Loads the wasm module and the model, or in its place the personal model when one was learned
+ * from it (one engine built, not two: with WebGPU each costs seconds); runs while the page is
+ * still fetching the catalog. */
 async function load({ modelUrl, backend }) {
   const t0 = performance.now();
   await init();
   const response = await fetch(modelUrl);
   if (!response.ok) throw new Error(`cannot fetch the model ${modelUrl}: HTTP ${response.status}; run "make demo-model"`);
   const bytes = new Uint8Array(await response.arrayBuffer());
-  engine = await Engine.load(bytes, backend || "auto");
-  base = { bytes, digest: engine.info().digest, backend: backend || "auto" };
+  base = { bytes, digest: recordedDigest(bytes), backend: backend || "auto" };
+  engine = (await restore()) || (await Engine.load(bytes, base.backend));
   config = engine.info().config;
-  await restore();
   return performance.now() - t0;
 }
 
-/** Swaps in the personal model from IndexedDB when it was learned from the loaded base model;
- * a record of another base model (the model was retrained) is deleted. */
+/** The personal model from IndexedDB when it was learned from the base model, else null; a
+ * record of another base model (the model was retrained) is deleted. */
 async function restore() {
   let saved = null;
   try {
     saved = await readPersonal();
   } catch (e) {
     console.warn("no personal model: IndexedDB is not available", e);
-    return;
+    return null;
   }
-  if (!saved) return;
+  if (!saved) return null;
   if (!base.digest || saved.baseDigest !== base.digest) {
     console.info(`discarded the personal model: it was learned from the model ${saved.baseDigest}, not from the loaded ${base.digest}`);
     await deletePersonal();
-    return;
+    return null;
   }
   try {
     const mine = await Engine.load(saved.bytes, base.backend);
-    engine.free();
-    engine = mine;
     learning = { signals: saved.signals, restored: true, loss: null, ms: null };
+    return mine;
   } catch (e) {
     console.warn("discarded the personal model: it does not load", e);
     await deletePersonal();
+    return null;
   }
 }
 
