@@ -1,6 +1,6 @@
 // Scoring worker: owns the wasm engine, so ranking and learning never block the page.
-// Messages in:  {type: "init", modelUrl, backend}  starts loading the wasm module, the model and
-//                                                  the personal model saved on this device;
+// Messages in:  {type: "init", modelUrl, backend}  starts loading the wasm module and the model (or,
+//                                                  in its place, the personal model saved here);
 //               {type: "catalog", catalog}         ->  {type: "learning", ...}, {type: "ready", info, loadMs}
 //               {type: "rank", id, context, k, diversity}  ->  {type: "ranked", id, ranked, ms}
 //               (diversity: the strength of the re-ranking for variety over category and attributes)
