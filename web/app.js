@@ -1,27 +1,32 @@
-// The demo page: catalog, "For you" ranking, likes and context. All scoring happens in a Web
-// Worker (worker.js) on this device; the history lives only in localStorage.
+// The demo page: catalog, "For you" ranking, likes and context. All scoring and learning happen in
+// a Web Worker (worker.js) on this device; the history lives only in localStorage, the model
+// learned from it only in IndexedDB (the worker keeps it).
 //
 // URL parameters: ?model=URL&catalog=URL (default: the demo model in out/demo/), ?backend=auto|webgpu|cpu,
 // ?diversity=S: the strength in [0, 1] of the re-ranking for variety over category and attributes
 // (maximal marginal relevance; 0 = by score alone).
-// Tests read window.pocketrec: {ready, info, coldStartMs, rankCount, diversity, last: {context, ids, scores, logits, ms}}.
+// Tests read window.pocketrec: {ready, info, coldStartMs, rankCount, diversity, last: {context, ids, scores, logits, ms},
+// learning: {enabled, signals, lastLoss, lastMs, restored}}.
 
 const params = new URLSearchParams(location.search);
 const MODEL = params.get("model") || "out/demo/model.safetensors";
 const CATALOG = params.get("catalog") || "out/demo/catalog.json";
 const BACKEND = params.get("backend") || "auto";
-// 0.3: a new user at night sees 3 categories instead of 24 games (4 to 6 at other times), and
-// what the user liked still wins: three liked books still fill the list, their scores stand far
-// above the rest. Mixing those takes 0.65, which spreads a new user's list over all 12 categories.
-const DIVERSITY = params.has("diversity") ? Number(params.get("diversity")) : 0.3;
+// 0.45: a new user sees 9 to 10 categories with the time of day's one first, and three liked books
+// stay the most common category (16 to 18 of 24) without filling the list; 0.4 leaves them 21 to 22 (MMR
+// relevance is mostly by rank, see crate/src/diversity.rs).
+const DIVERSITY = params.has("diversity") ? Number(params.get("diversity")) : 0.45;
 const SHOWN = 24;
 const PAGE = 48;
 const STORE = "pocketrec.v1";
+// The "Learn on this device" switch: a preference, so "Forget me" keeps it.
+const LEARN = "pocketrec.learn";
 
 const $ = (id) => document.getElementById(id);
 const status = (msg) => { $("status").textContent = msg; };
 
 const api = (window.pocketrec = { ready: false, rankCount: 0, coldStartMs: null, requests: 0, last: null, error: null, diversity: DIVERSITY });
+api.learning = { enabled: localStorage.getItem(LEARN) !== "off", signals: 0, lastLoss: null, lastMs: null, restored: false };
 
 let catalog = null;
 let byId = new Map();
@@ -185,12 +190,16 @@ function showRanking({ id, ranked, ms }) {
   document.dispatchEvent(new CustomEvent("pocketrec:ranked"));
 }
 
+/** A like teaches the model (in the worker, before the re-ranking that follows); an unlike does not. */
 function toggleLike(id) {
   const clickedAt = performance.now();
   const i = state.likes.indexOf(id);
   if (i >= 0) {
     state.likes.splice(i, 1);
   } else {
+    if (api.learning.enabled && api.ready) {
+      worker.postMessage({ type: "learn", context: context(), item: id, shown: api.last ? api.last.ids : [], liked: state.likes.slice() });
+    }
     state.likes.push(id);
     sessionLikes += 1;
   }
@@ -232,6 +241,13 @@ function renderLikes() {
   $("history-summary").textContent = state.likes.length
     ? `${state.likes.length} like${state.likes.length > 1 ? "s" : ""} stored only in this browser.`
     : "No history stored.";
+}
+
+function showLearning() {
+  const { enabled, signals } = api.learning;
+  $("learn").checked = enabled;
+  $("learning").textContent = (signals ? `Model updated on this device with ${signals.toLocaleString("en")} of your signals` : "Using the base model") +
+    (enabled ? "." : ". Learning is off.");
 }
 
 function renderCatalog() {
@@ -286,14 +302,21 @@ function setupControls() {
   const updated = "Recommendations updated.";
   $("time").addEventListener("change", (e) => { state.time = e.target.value; saveState(); rerank(undefined, updated); });
   $("device").addEventListener("change", (e) => { state.device = e.target.value; saveState(); rerank(undefined, updated); });
+  $("learn").addEventListener("change", (e) => {
+    api.learning.enabled = e.target.checked;
+    localStorage.setItem(LEARN, e.target.checked ? "on" : "off");
+    showLearning();
+  });
   $("forget").addEventListener("click", () => {
     localStorage.removeItem(STORE);
     state = { likes: [], time: state.time, device: state.device };
     sessionLikes = 0;
+    // The worker deletes the learned model and loads the base model again before it re-ranks.
+    worker.postMessage({ type: "forget" });
     renderLikes();
     renderCatalog();
     rerank();
-    status("Forgotten: your likes were erased from this browser.");
+    status("Forgotten: your likes and the model learned from them were erased from this browser.");
   });
   let searchTimer = 0;
   $("search").addEventListener("input", (e) => {
@@ -353,6 +376,10 @@ async function main() {
     if (data.type === "ready") onReady(data.info, data.loadMs);
     else if (data.type === "ranked") showRanking(data);
     else if (data.type === "requests") { requestsWorker = data.count; showRequests(); }
+    else if (data.type === "learning") {
+      Object.assign(api.learning, { signals: data.signals, restored: data.restored, lastLoss: data.loss, lastMs: data.ms });
+      showLearning();
+    }
     else if (data.type === "error") fail(`Scoring failed: ${data.message}`);
   };
   worker.onerror = (e) => fail(`The scoring worker failed: ${e.message || "see the console"}`);
@@ -371,6 +398,7 @@ async function main() {
     ? "The catalog and its shoppers are synthetic."
     : `Catalog: ${catalog.source} (GroupLens, non-commercial use).`;
   setupControls();
+  showLearning();
   saveState();
   renderLikes();
   renderCategoryChips();

@@ -1,5 +1,6 @@
 //! Diversity re-ranking (MMR): strength 0 is the plain ranking exactly, a list dominated by one
-//! category becomes varied, the result is a consistent top-k, and bad options are clear errors.
+//! category becomes varied, however far above the rest its scores stand (relevance is by rank),
+//! the result is a consistent top-k, and bad options are clear errors.
 
 mod common;
 
@@ -108,18 +109,49 @@ fn the_diverse_top_k_is_a_consistent_subset_of_the_candidates() {
     }
 }
 
+/// The shapes of the demo's lists: a new user's scores are flat (the time of day lifts one
+/// category by about 0.25 logit), three liked books stand about 2 logits above the rest. One
+/// strength varies both: the lifted category stays the most common with 3 others at least, and
+/// the further it stands above the rest, the more of the list it keeps.
+#[test]
+fn the_top_category_makes_room_and_keeps_more_the_stronger_the_taste() {
+    // 400 candidates: the 60 best are category 20 (`lift` logits above the rest), the rest cycle
+    // through 0..20; each has its own attribute, so two of a category are half alike, as in the demo.
+    let rows = 400;
+    let category: Vec<u32> = (0..rows as u32).map(|i| if i < 60 { 20 } else { i % 20 }).collect();
+    let own = FieldValues::single((0..rows as u32).collect());
+    let cands = Candidates { rows, fields: vec![FieldValues::single(category.clone()), own] };
+    let (k, strength) = (24, 0.5);
+    let top_category = |lift: f32| {
+        let logits: Vec<f32> =
+            (0..rows).map(|i| if i < 60 { lift - i as f32 * 1e-3 } else { -(i as f32) * 5e-3 }).collect();
+        let top = diversity::rerank(&rank::top_k(&logits, rows), &cands, &[0, 1], strength, k);
+        let mut counts = [0usize; 21];
+        top.iter().for_each(|r| counts[category[r.index] as usize] += 1);
+        let most = counts.iter().enumerate().max_by_key(|&(c, n)| (n, std::cmp::Reverse(c))).unwrap().0;
+        assert_eq!(most, 20, "lift {lift}: the lifted category stays the most common: {counts:?}");
+        let others = counts.iter().filter(|&&n| n > 0).count() - 1;
+        assert!(others >= 3, "lift {lift}: 3 other categories at least: {counts:?}");
+        counts[20]
+    };
+    let (flat, taste, stronger) = (top_category(0.25), top_category(2.0), top_category(3.0));
+    assert!(flat < taste && taste < stronger && stronger < k, "{flat} < {taste} < {stronger} < {k}");
+}
+
 /// MMR by its definition: every step scores every candidate left (the library stops its scan early).
 fn mmr_by_definition(pool: &[Ranked], category: &[u32], strength: f32, k: usize) -> Vec<usize> {
-    let (hi, lo) = (pool[0].score, pool[pool.len() - 1].score);
+    let k = k.min(pool.len());
+    let (hi, lo) = (pool[0].logit, pool[pool.len() - 1].logit);
     let span = if hi > lo { hi - lo } else { 1.0 };
+    let relevance = |i: usize| 0.8 / (1.0 + 2.0 * i as f32 / k as f32) + 0.2 * (pool[i].logit - lo) / span;
     let mut picked: Vec<usize> = Vec::new();
-    while picked.len() < k.min(pool.len()) {
+    while picked.len() < k {
         let value = |i: usize| {
             let near = picked
                 .iter()
                 .map(|&p| f32::from(category[pool[p].index] == category[pool[i].index]))
                 .fold(0.0, f32::max);
-            (1.0 - strength) * (pool[i].score - lo) / span - strength * near
+            (1.0 - strength) * relevance(i) - strength * near
         };
         let left = (0..pool.len()).filter(|i| !picked.contains(i));
         let best =
