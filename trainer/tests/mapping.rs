@@ -344,7 +344,6 @@ fn a_mapping_file_is_the_same_as_the_flags_and_gzip_and_tsv_read_alike() {
 }
 
 #[test]
-#[ignore = "needs models without dense features (branch nodense)"]
 fn an_avazu_style_csv_without_dense_columns_trains_scores_and_evaluates() {
     let dir = scratch();
     let (train, eval) = (dir.join("nodense-train.csv"), dir.join("nodense-eval.csv"));
@@ -362,7 +361,6 @@ fn an_avazu_style_csv_without_dense_columns_trains_scores_and_evaluates() {
 }
 
 #[test]
-#[ignore = "needs models without dense features (branch nodense)"]
 fn movielens_ratings_train_through_the_mapping_alone() {
     let test = "movielens_ratings_train_through_the_mapping_alone";
     let Some(ratings) = pocketrec_trainer::shared_data_for_test("movielens-small/ratings.csv", test) else { return };
