@@ -2,22 +2,12 @@
 //! a budget that cannot hold the preset's MLPs, a demo model whose world is not the one the
 //! personalization benchmark regenerates), and counts read as English ("1 step").
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::PathBuf;
+use std::process::Output;
 use std::sync::OnceLock;
 
-fn pocketrec(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pocketrec")).args(args).output().expect("run pocketrec")
-}
-
-fn ok(out: Output) -> Output {
-    assert!(out.status.success(), "pocketrec failed: {}", String::from_utf8_lossy(&out.stderr));
-    out
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+mod common;
+use common::{ok, pocketrec, s};
 
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("pocketrec-cli-edges-{}", std::process::id()));

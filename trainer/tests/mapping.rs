@@ -14,14 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
-fn pocketrec(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pocketrec")).args(args).output().expect("run pocketrec")
-}
-
-fn ok(out: Output) -> Output {
-    assert!(out.status.success(), "pocketrec failed: {}", String::from_utf8_lossy(&out.stderr));
-    out
-}
+mod common;
+use common::{ok, pocketrec, s};
 
 fn failed(out: Output) -> String {
     assert!(!out.status.success(), "pocketrec should have failed: {}", String::from_utf8_lossy(&out.stdout));
@@ -32,10 +26,6 @@ fn scratch() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("pocketrec-mapping-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 /// A seeded xorshift, so the data is the same on every run.

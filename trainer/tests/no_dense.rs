@@ -7,21 +7,10 @@ use pocketrec::passes::sigmoid;
 use pocketrec_trainer::data::{Loader, LoaderOptions};
 use serde_json::Value;
 use std::fmt::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::PathBuf;
 
-fn pocketrec(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pocketrec")).args(args).output().expect("run pocketrec")
-}
-
-fn ok(out: Output) -> Output {
-    assert!(out.status.success(), "pocketrec failed: {}", String::from_utf8_lossy(&out.stderr));
-    out
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+mod common;
+use common::{ok, pocketrec, s};
 
 /// `rows` rows of `label, cat:user, cat:item, cat:site, bag:tags`, from a seeded generator. Users
 /// and items fall into 4 groups; a click is likely (0.8) when the groups match, else unlikely

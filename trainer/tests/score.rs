@@ -5,16 +5,9 @@
 use pocketrec::passes::sigmoid;
 use pocketrec_trainer::data::{Loader, LoaderOptions};
 use std::path::PathBuf;
-use std::process::{Command, Output};
 
-fn pocketrec(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pocketrec")).args(args).output().expect("run pocketrec")
-}
-
-fn ok(out: Output) -> Output {
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    out
-}
+mod common;
+use common::{ok, pocketrec};
 
 #[test]
 fn score_equals_the_library_forward_pass_row_for_row() {

@@ -4,26 +4,16 @@
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::OnceLock;
 
-fn pocketrec(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pocketrec")).args(args).output().expect("run pocketrec")
-}
-
-fn ok(out: Output) -> Output {
-    assert!(out.status.success(), "pocketrec failed: {}", String::from_utf8_lossy(&out.stderr));
-    out
-}
+mod common;
+use common::{ok, pocketrec, s};
 
 fn scratch() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("pocketrec-train-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 /// 60k training rows and 20k held-out rows of the same synthetic world, written once.
