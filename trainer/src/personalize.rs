@@ -58,7 +58,7 @@ pub struct Variant {
     pub name: String,
     /// `None`: the base model, never updated (the page without learning).
     pub learn: Option<LearnOptions>,
-    /// MMR strength (the page uses 0.3).
+    /// MMR strength (the page uses 0.45).
     pub diversity: f32,
     /// The variant whose per-user results this one is compared against.
     pub against: Option<usize>,

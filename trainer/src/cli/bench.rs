@@ -222,7 +222,7 @@ pub struct PersonalizeBench {
     #[arg(long, default_value_t = SimOptions::default().liked_share)]
     pub liked_share: f64,
     /// Diversity strength of the list, as on the page (its cost is measured against 0)
-    #[arg(long, default_value_t = 0.3)]
+    #[arg(long, default_value_t = 0.45)]
     pub diversity: f32,
     /// Learning options [default: the engine's defaults, LearnOptions::default()]
     #[arg(long)]
