@@ -330,11 +330,12 @@ test("demo page: learning on the device (cpu-fallback)", { skip: why || false },
     assert.equal(await page.textContent("#learning"), "Model updated on this device with 15 of your signals.");
     const onCount = count(on);
     console.log(`[learning] three liked books, learning on: ${JSON.stringify(Object.fromEntries(onCount))}; last learn ${l.lastMs.toFixed(1)} ms, loss ${l.lastLoss.toFixed(4)}`);
-    // Not yet true with the engine's default learning options (lr 0.01, 3 Adagrad steps): once a
-    // book is liked "For you" is mostly books, so most negatives are books, and learning lowered
-    // the books' share by 1 to 2 items in the runs of 2026-12-02. The defaults are being tuned
-    // (crate/src/learn.rs) with a simulated-user benchmark that learns the same way.
-    await t.test("learning raises the books' share more than the same likes without it", { todo: "learning defaults being tuned" }, () => {
+    // Not true yet (issue 10 stays open on it): once a book is liked "For you" is mostly books, so
+    // most of the uniformly drawn negatives are books and learning lowers their share (16 -> 14
+    // in the runs of 2026-12-02). Negatives from other categories raised it in one run
+    // (16 -> 19) but cost hit rate in `pocketrec bench personalize --negatives-from` and move with
+    // the random draws; see the README, Personalization.
+    await t.test("learning raises the books' share more than the same likes without it", { todo: "negatives that raise the liked category without costing hit rate" }, () => {
       assert.ok(onCount.get("books") > offCount.get("books"), `books: ${onCount.get("books")} learning on, ${offCount.get("books")} off`);
     });
 

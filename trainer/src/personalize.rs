@@ -9,8 +9,9 @@
 //! over category and attributes as the page does, and shows the top `shown` items not yet liked.
 //! The user likes one shown item by the planted choice model: the largest utility plus Gumbel
 //! noise, a softmax over utility. With learning on, each like is one learn call, as on the page:
-//! the liked item with label 1 and `negatives` other shown items, drawn uniformly, with label 0,
-//! all in the context of just before the like.
+//! the liked item with label 1 and `negatives` other shown items with label 0 (by default drawn
+//! uniformly, as the page draws them; [`NegativesFrom`] has other ways), all in the context of
+//! just before the like.
 //!
 //! A user's planted-liked items are the top `liked_share` of the catalog by planted utility in
 //! the user's context (no last category: the lasting taste, not the pull of the last click).
@@ -42,14 +43,37 @@ pub struct SimOptions {
     pub shown: usize,
     /// Negatives per like, from the other shown items (the page samples 4).
     pub negatives: usize,
+    /// Which shown items the negatives are drawn from.
+    pub negatives_from: NegativesFrom,
     /// The share of the catalog each user plants as liked.
     pub liked_share: f64,
 }
 
 impl Default for SimOptions {
     fn default() -> Self {
-        SimOptions { users: 200, seed: 1, at: vec![5, 10, 20], shown: 24, negatives: 4, liked_share: 0.02 }
+        SimOptions {
+            users: 200,
+            seed: 1,
+            at: vec![5, 10, 20],
+            shown: 24,
+            negatives: 4,
+            negatives_from: NegativesFrom::Shown,
+            liked_share: 0.02,
+        }
     }
+}
+
+/// Where a like's negatives come from, among the other shown items.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum NegativesFrom {
+    /// Any other shown item, uniformly (the page's way).
+    Shown,
+    /// Shown items of other categories than the liked one's, uniformly; items of its category
+    /// only when too few others were shown.
+    OtherCategories,
+    /// One shown item of the liked item's category, the rest of other categories (each uniformly;
+    /// whatever is left when one kind runs short).
+    OneOfItsCategory,
 }
 
 /// One way of serving the list.
@@ -223,10 +247,10 @@ impl<'a> Sim<'a> {
                 .map(|(_, i)| i)
                 .context("nothing was shown")?;
             if let Some((model, learner, learn)) = &mut learning {
-                let mut others: Vec<usize> = shown.iter().copied().filter(|&i| i != pick).collect();
-                let (negatives, _) = others.partial_shuffle(&mut negative_rng, opts.negatives);
+                let category = |i: usize| self.truth[i].category;
+                let negatives = draw_negatives(&shown, pick, category, opts, &mut negative_rng);
                 let rows: Vec<Value> = std::iter::once(&pick)
-                    .chain(negatives.iter())
+                    .chain(&negatives)
                     .map(|&i| {
                         let mut row = context.clone();
                         row.as_object_mut()
@@ -277,12 +301,61 @@ fn item_json(item: &demo::Item) -> Value {
     json!({ "item": item.id, "category": item.category, "attributes": item.attributes })
 }
 
+/// A like's negatives: `opts.negatives` of the `shown` items other than `pick`, in the way
+/// `opts.negatives_from` says (`category`: a catalog item's category).
+fn draw_negatives(
+    shown: &[usize],
+    pick: usize,
+    category: impl Fn(usize) -> usize,
+    opts: &SimOptions,
+    rng: &mut StdRng,
+) -> Vec<usize> {
+    let mut others: Vec<usize> = shown.iter().copied().filter(|&i| i != pick).collect();
+    others.shuffle(rng);
+    let (mut same, other): (Vec<usize>, Vec<usize>) = others.iter().partition(|&&i| category(i) == category(pick));
+    let mut ordered: Vec<usize> = match opts.negatives_from {
+        NegativesFrom::Shown => others,
+        NegativesFrom::OtherCategories => other.into_iter().chain(same).collect(),
+        NegativesFrom::OneOfItsCategory => {
+            let rest = same.split_off(same.len().min(1));
+            same.into_iter().chain(other).chain(rest).collect()
+        }
+    };
+    ordered.truncate(opts.negatives);
+    ordered
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::data::{Loader, LoaderOptions};
     use crate::demo::{DemoOptions, synthetic_world, write_demo};
     use pocketrec::{HashVariant, ModelConfig, Optimizer, OptimizerKind, Preset, StoredDtype, TrainStep};
+
+    #[test]
+    fn negatives_are_drawn_from_the_shown_items_the_named_way() {
+        // Items 0..12 of category i % 3; the user liked item 0 (category 0) of the 12 shown.
+        let categories: Vec<usize> = (0..12).map(|i| i % 3).collect();
+        let shown: Vec<usize> = (0..12).collect();
+        let draw = |from, negatives, seed| {
+            let opts = SimOptions { negatives, negatives_from: from, ..SimOptions::default() };
+            draw_negatives(&shown, 0, |i| categories[i], &opts, &mut StdRng::seed_from_u64(seed))
+        };
+        let same = |list: &[usize]| list.iter().filter(|&&i| categories[i] == 0).count();
+        for seed in 0..20 {
+            let any = draw(NegativesFrom::Shown, 4, seed);
+            assert_eq!(any.len(), 4);
+            assert!(any.iter().all(|&i| i != 0 && shown.contains(&i)), "{any:?}");
+            assert_eq!(same(&draw(NegativesFrom::OtherCategories, 4, seed)), 0);
+            // 8 others exist: the 9th and 10th come from the liked category.
+            assert_eq!(same(&draw(NegativesFrom::OtherCategories, 10, seed)), 2);
+            assert_eq!(same(&draw(NegativesFrom::OneOfItsCategory, 4, seed)), 1);
+            let all = draw(NegativesFrom::Shown, 50, seed);
+            assert_eq!(all.len(), 11, "at most every other shown item");
+        }
+        // Uniform draws do reach the liked category.
+        assert!((0..20).any(|seed| same(&draw(NegativesFrom::Shown, 4, seed)) > 0));
+    }
 
     #[test]
     fn metrics_of_hand_made_lists() {

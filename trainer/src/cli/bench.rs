@@ -11,7 +11,9 @@ use pocketrec::config::criteo_schema;
 use pocketrec::{Dlrm, HashVariant, ModelConfig, Optimizer, OptimizerKind, Preset, StoredDtype};
 use pocketrec_trainer::count;
 use pocketrec_trainer::demo::{DemoOptions, catalog_json, synthetic_world};
-use pocketrec_trainer::personalize::{Estimate, Measure, Sim, SimOptions, estimate, scope_name, standard_variants};
+use pocketrec_trainer::personalize::{
+    Estimate, Measure, NegativesFrom, Sim, SimOptions, estimate, scope_name, standard_variants,
+};
 use pocketrec_trainer::train::{BatchStream, LoopOptions, Observer, Position, train};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -218,6 +220,10 @@ pub struct PersonalizeBench {
     /// Negatives per like, drawn from the other shown items, as on the page
     #[arg(long, default_value_t = SimOptions::default().negatives)]
     pub negatives: usize,
+    /// Which shown items the negatives are drawn from, as on the page: other categories than the
+    /// liked item's first, or any
+    #[arg(long, value_enum, default_value_t = SimOptions::default().negatives_from)]
+    pub negatives_from: NegativesFrom,
     /// Share of the catalog planted as liked by each user (by planted utility in its context)
     #[arg(long, default_value_t = SimOptions::default().liked_share)]
     pub liked_share: f64,
@@ -286,6 +292,7 @@ fn personalize_bench(b: PersonalizeBench) -> Result<()> {
         at: b.at.clone(),
         shown: b.shown,
         negatives: b.negatives,
+        negatives_from: b.negatives_from,
         liked_share: b.liked_share,
     };
     let sim = Sim::new(&model, &catalog, &truth)?;
@@ -330,20 +337,25 @@ fn personalize_bench(b: PersonalizeBench) -> Result<()> {
         println!(
             "{}",
             serde_json::json!({"users": b.users, "seed": b.seed, "at": opts.at, "shown": b.shown,
-                "negatives": b.negatives, "liked_share": b.liked_share, "liked_items": liked_items,
+                "negatives": b.negatives, "negatives_from": format!("{:?}", b.negatives_from), "liked_share": b.liked_share, "liked_items": liked_items,
                 "learn": learn_json(&learn), "secs": secs, "variants": variants_json})
         );
         return Ok(());
     }
     println!(
         "{} of the demo world ({}), each with a fixed time of day and device; top {} shown; \
-         planted-liked = the top {:.0}% of the catalog by planted utility ({}); {} per like",
+         planted-liked = the top {:.0}% of the catalog by planted utility ({}); {} per like, from {}",
         count(b.users as u64, "simulated user"),
         count(b.items as u64, "item"),
         b.shown,
         100.0 * b.liked_share,
         count(liked_items as u64, "item"),
         count(b.negatives as u64, "negative"),
+        match b.negatives_from {
+            NegativesFrom::Shown => "the other shown items",
+            NegativesFrom::OtherCategories => "the shown items of other categories first",
+            NegativesFrom::OneOfItsCategory => "one shown item of its category, the rest of others",
+        },
     );
     println!(
         "learning: {}; {:.1} s, {}",
