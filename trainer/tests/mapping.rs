@@ -15,7 +15,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
 mod common;
-use common::{ok, pocketrec, s};
+use common::{Rng, ok, pocketrec, s};
 
 fn failed(out: Output) -> String {
     assert!(!out.status.success(), "pocketrec should have failed: {}", String::from_utf8_lossy(&out.stdout));
@@ -26,23 +26,6 @@ fn scratch() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("pocketrec-mapping-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-/// A seeded xorshift, so the data is the same on every run.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
 }
 
 const HEADER: &str = "id,click,hour,C1,banner_pos,site_id,site_category,app_id,device_id,device_model";

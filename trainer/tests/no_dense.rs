@@ -10,20 +10,15 @@ use std::fmt::Write;
 use std::path::PathBuf;
 
 mod common;
-use common::{ok, pocketrec, s};
+use common::{Rng, ok, pocketrec, s};
 
 /// `rows` rows of `label, cat:user, cat:item, cat:site, bag:tags`, from a seeded generator. Users
 /// and items fall into 4 groups; a click is likely (0.8) when the groups match, else unlikely
 /// (0.1). Site and tags are noise. Each user, item and group is equally often clicked, so no
 /// single field predicts the label.
 fn click_log(rows: usize, seed: u64) -> String {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut next = move |n: u64| {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state % n
-    };
+    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let mut next = move |n: u64| rng.below(n);
     let mut out = String::from("label\tcat:user\tcat:item\tcat:site\tbag:tags\n");
     for _ in 0..rows {
         let (user, item, site) = (next(200), next(300), next(20));

@@ -5,16 +5,13 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
+
+mod common;
+use common::{Rng, ok, pocketrec};
 
 /// numpy sums in f64, pocketrec in f32: the probabilities agree to this much.
 const TOLERANCE: f64 = 1e-5;
-
-fn pocketrec(args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_pocketrec")).args(args).output().expect("run pocketrec");
-    assert!(out.status.success(), "pocketrec {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    out
-}
 
 /// The first interpreter on PATH or Debian's that imports numpy and safetensors.
 fn python() -> Option<&'static str> {
@@ -34,13 +31,8 @@ fn script_from_docs() -> String {
 /// Schema-TSV rows with every kind of column: dense counts (negative ones too, which log1p clamps),
 /// categoricals (some empty, some not ASCII), a mean bag and a sum bag (empty cells, empty tokens).
 fn write_rows(path: &Path, n: usize, seed: u64) {
-    let mut state = 0x2545_f491_4f6c_dd1d_u64 ^ seed;
-    let mut next = |k: u64| {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state % k
-    };
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d_u64 ^ seed);
+    let mut next = |k: u64| rng.below(k);
     let mut text = String::from("label\tdense:visits\tdense:delta\tcat:user\tcat:item\tbag:tags\tbagsum:words\n");
     for _ in 0..n {
         let user = format!("u{}", next(50));
@@ -79,7 +71,7 @@ fn the_python_example_scores_as_pocketrec_does() {
     // Each hash variant; Z = 3 does not divide d = 8 (a short last block), Z = 16 is longer than d.
     for (hash, z, dtype) in [("uma-v1", "4", "f32"), ("new-robez", "3", "f16"), ("independent", "16", "f32")] {
         let model = p(&format!("{hash}.safetensors"));
-        pocketrec(&[
+        ok(pocketrec(&[
             "train",
             "--train",
             &p("train.tsv"),
@@ -104,8 +96,8 @@ fn the_python_example_scores_as_pocketrec_does() {
             "--quiet",
             "-o",
             &model,
-        ]);
-        let native = pocketrec(&["score", "--model", &model, "--data", &p("rows.tsv"), "-o", "-"]);
+        ]));
+        let native = ok(pocketrec(&["score", "--model", &model, "--data", &p("rows.tsv"), "-o", "-"]));
         let out = Command::new(python).arg(p("score.py")).args([&model, &p("rows.tsv")]).output().unwrap();
         assert!(out.status.success(), "{python} score.py failed: {}", String::from_utf8_lossy(&out.stderr));
         let parse =
